@@ -1,0 +1,46 @@
+# Build, test and run edema. `make demo` and `make test` do all set-up on a
+# fresh Debian machine (see README.md).
+#
+# TORCH_PREFIX points CMake at another libtorch (an official download, or
+# pip PyTorch's torch.utils.cmake_prefix_path); empty means the system's.
+
+export PATH := /usr/local/go/bin:$(PATH)
+
+TORCH_PREFIX ?=
+BUILD        ?= build
+GO           ?= go
+FUZZTIME     ?= 10s
+
+SHIM := $(BUILD)/libedema_torch.so
+
+.PHONY: all deps shim build test demo bench clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(if $(TORCH_PREFIX),-DCMAKE_PREFIX_PATH=$(TORCH_PREFIX))
+
+$(SHIM): $(BUILD)/CMakeCache.txt $(wildcard torch/shim/*)
+	cmake --build $(BUILD) -j $$(nproc)
+
+shim: $(SHIM)
+
+build: deps $(SHIM)
+	$(GO) build -o bin/edema ./cmd/edema
+
+test: deps $(SHIM)
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./torch/pth
+
+demo: build
+	bin/edema demo
+
+bench: deps $(SHIM)
+	scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD) bin

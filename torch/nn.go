@@ -1,0 +1,164 @@
+package torch
+
+/*
+#include "edema_torch.h"
+*/
+import "C"
+
+import "unsafe"
+
+// Reduction says how a loss combines its per-element values.
+type Reduction int
+
+const (
+	ReductionNone Reduction = 0
+	ReductionMean Reduction = 1
+	ReductionSum  Reduction = 2
+)
+
+func pair(p *[2]int64) *C.int64_t { return (*C.int64_t)(unsafe.Pointer(&p[0])) }
+
+// Conv2dOptions are the settings of a 2-D convolution. The zero value means
+// PyTorch's defaults: stride 1, padding 0, dilation 1, one group.
+type Conv2dOptions struct {
+	Stride, Padding, Dilation [2]int64
+	OutputPadding             [2]int64 // transposed convolution only
+	Groups                    int64
+}
+
+func (o Conv2dOptions) withDefaults() Conv2dOptions {
+	for i := range 2 {
+		if o.Stride[i] == 0 {
+			o.Stride[i] = 1
+		}
+		if o.Dilation[i] == 0 {
+			o.Dilation[i] = 1
+		}
+	}
+	if o.Groups == 0 {
+		o.Groups = 1
+	}
+	return o
+}
+
+// Conv2d is torch.nn.functional.conv2d: x is N×Cin×H×W, w is
+// Cout×(Cin/groups)×kH×kW and bias (nil for none) has Cout entries.
+func Conv2d(x, w, bias *Tensor, o Conv2dOptions) *Tensor {
+	o = o.withDefaults()
+	var out C.et_tensor
+	check("conv2d", C.et_conv2d(x.handle("conv2d"), w.handle("conv2d"), optHandle("conv2d", bias),
+		pair(&o.Stride), pair(&o.Padding), pair(&o.Dilation), C.int64_t(o.Groups), &out))
+	return wrap(out)
+}
+
+// ConvTranspose2d is torch.nn.functional.conv_transpose2d: w is
+// Cin×(Cout/groups)×kH×kW.
+func ConvTranspose2d(x, w, bias *Tensor, o Conv2dOptions) *Tensor {
+	o = o.withDefaults()
+	var out C.et_tensor
+	check("conv_transpose2d", C.et_conv_transpose2d(x.handle("conv_transpose2d"), w.handle("conv_transpose2d"),
+		optHandle("conv_transpose2d", bias), pair(&o.Stride), pair(&o.Padding), pair(&o.OutputPadding),
+		C.int64_t(o.Groups), pair(&o.Dilation), &out))
+	return wrap(out)
+}
+
+// BatchNorm is torch.nn.functional.batch_norm. In training mode it
+// normalises with the batch statistics and, when running stats are given,
+// updates them in place (running = (1−momentum)·running + momentum·batch,
+// with the unbiased batch variance) exactly as PyTorch does. weight, bias and
+// the running stats may be nil.
+func BatchNorm(x, weight, bias, runningMean, runningVar *Tensor, training bool, momentum, eps float64) *Tensor {
+	var out C.et_tensor
+	check("batch_norm", C.et_batch_norm(x.handle("batch_norm"), optHandle("batch_norm", weight),
+		optHandle("batch_norm", bias), optHandle("batch_norm", runningMean), optHandle("batch_norm", runningVar),
+		cbool(training), C.double(momentum), C.double(eps), &out))
+	return wrap(out)
+}
+
+// MaxPool2d is torch.nn.functional.max_pool2d; a zero stride means the kernel size.
+func MaxPool2d(x *Tensor, kernel, stride, padding [2]int64, ceilMode bool) *Tensor {
+	if stride == [2]int64{} {
+		stride = kernel
+	}
+	dilation := [2]int64{1, 1}
+	var out C.et_tensor
+	check("max_pool2d", C.et_max_pool2d(x.handle("max_pool2d"), pair(&kernel), pair(&stride), pair(&padding),
+		pair(&dilation), cbool(ceilMode), &out))
+	return wrap(out)
+}
+
+// AdaptiveMaxPool2d pools every channel to an output of the given size.
+func AdaptiveMaxPool2d(x *Tensor, size [2]int64) *Tensor {
+	var out C.et_tensor
+	check("adaptive_max_pool2d", C.et_adaptive_max_pool2d(x.handle("adaptive_max_pool2d"), pair(&size), &out))
+	return wrap(out)
+}
+
+// AdaptiveAvgPool2d averages every channel to an output of the given size.
+func AdaptiveAvgPool2d(x *Tensor, size [2]int64) *Tensor {
+	var out C.et_tensor
+	check("adaptive_avg_pool2d", C.et_adaptive_avg_pool2d(x.handle("adaptive_avg_pool2d"), pair(&size), &out))
+	return wrap(out)
+}
+
+// Dropout zeroes elements with probability p and scales the rest by
+// 1/(1−p) in training mode; otherwise it returns x unchanged (a new handle).
+func Dropout(x *Tensor, p float64, training bool) *Tensor {
+	var out C.et_tensor
+	check("dropout", C.et_dropout(x.handle("dropout"), C.double(p), cbool(training), &out))
+	return wrap(out)
+}
+
+// Softmax normalises exp(x) along dim.
+func Softmax(x *Tensor, dim int64) *Tensor {
+	var out C.et_tensor
+	check("softmax", C.et_softmax(x.handle("softmax"), C.int64_t(dim), &out))
+	return wrap(out)
+}
+
+// LogSoftmax is log(softmax(x)) along dim, computed stably.
+func LogSoftmax(x *Tensor, dim int64) *Tensor {
+	var out C.et_tensor
+	check("log_softmax", C.et_log_softmax(x.handle("log_softmax"), C.int64_t(dim), &out))
+	return wrap(out)
+}
+
+// LossOptions are the settings of the classification losses. Weight (nil
+// for none) holds one weight per class; targets equal to IgnoreIndex do not
+// count. Use DefaultLossOptions for PyTorch's defaults.
+type LossOptions struct {
+	Weight      *Tensor
+	Reduction   Reduction
+	IgnoreIndex int64
+}
+
+// DefaultLossOptions are PyTorch's: no weights, mean, ignore_index −100.
+func DefaultLossOptions() LossOptions {
+	return LossOptions{Reduction: ReductionMean, IgnoreIndex: -100}
+}
+
+// NLLLoss is torch.nn.functional.nll_loss on log-probabilities N×C or
+// N×C×d1×..., with int64 targets N or N×d1×...
+func NLLLoss(logp, target *Tensor, o LossOptions) *Tensor {
+	var out C.et_tensor
+	check("nll_loss", C.et_nll_loss(logp.handle("nll_loss"), target.handle("nll_loss"), optHandle("nll_loss", o.Weight),
+		C.int64_t(o.Reduction), C.int64_t(o.IgnoreIndex), &out))
+	return wrap(out)
+}
+
+// CrossEntropy is torch.nn.functional.cross_entropy on unnormalised scores.
+func CrossEntropy(logits, target *Tensor, o LossOptions) *Tensor {
+	var out C.et_tensor
+	check("cross_entropy", C.et_cross_entropy(logits.handle("cross_entropy"), target.handle("cross_entropy"),
+		optHandle("cross_entropy", o.Weight), C.int64_t(o.Reduction), C.int64_t(o.IgnoreIndex), &out))
+	return wrap(out)
+}
+
+// BinaryCrossEntropy is torch.nn.functional.binary_cross_entropy on
+// probabilities p and targets of the same shape; weight may be nil.
+func BinaryCrossEntropy(p, target, weight *Tensor, reduction Reduction) *Tensor {
+	var out C.et_tensor
+	check("binary_cross_entropy", C.et_binary_cross_entropy(p.handle("binary_cross_entropy"),
+		target.handle("binary_cross_entropy"), optHandle("binary_cross_entropy", weight), C.int64_t(reduction), &out))
+	return wrap(out)
+}

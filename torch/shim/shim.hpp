@@ -1,0 +1,49 @@
+// Internal helpers shared by the shim's translation units.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+
+#include "edema_torch.h"
+
+struct et_tensor_s {
+  at::Tensor t;
+};
+
+// et_message copies msg into a malloc'd string for the Go side to free.
+inline char *et_message(const char *msg) {
+  size_t n = std::strlen(msg);
+  char *out = static_cast<char *>(std::malloc(n + 1));
+  if (out != nullptr) std::memcpy(out, msg, n + 1);
+  return out;
+}
+
+inline et_tensor et_wrap(at::Tensor t) { return new et_tensor_s{std::move(t)}; }
+
+// ET_TRY runs a body and turns any C++ exception into an error string, so
+// that no exception ever crosses into Go.
+#define ET_TRY(...)                                            \
+  try {                                                        \
+    __VA_ARGS__;                                               \
+    return nullptr;                                            \
+  } catch (const c10::Error &e) {                              \
+    return et_message(e.what_without_backtrace());             \
+  } catch (const std::exception &e) {                          \
+    return et_message(e.what());                               \
+  } catch (...) {                                              \
+    return et_message("unknown C++ exception");                \
+  }
+
+// An optional tensor argument: NULL stands for None. An undefined tensor is
+// what ATen's optional-tensor parameters treat as absent.
+inline at::Tensor et_opt(et_tensor t) { return t == nullptr ? at::Tensor() : t->t; }
+
+inline at::IntArrayRef et_dims(const int64_t *p, int64_t n) { return at::IntArrayRef(p, static_cast<size_t>(n)); }
+
+inline at::TensorOptions et_options(int dtype, int dev_type, int dev_index) {
+  auto device = dev_type == 1 ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(dev_index)) : at::Device(at::kCPU);
+  return at::TensorOptions().dtype(static_cast<at::ScalarType>(dtype)).device(device);
+}
