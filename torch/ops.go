@@ -58,14 +58,26 @@ func (t *Tensor) Matmul(u *Tensor) *Tensor { return t.binary("matmul", matmulC, 
 // PowTensor returns t raised element-wise to the powers in u.
 func (t *Tensor) PowTensor(u *Tensor) *Tensor { return t.binary("pow", powC, u) }
 
-func addScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error  { return C.et_add_scalar(a, s, o) }
-func subScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error  { return C.et_sub_scalar(a, s, o) }
-func mulScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error  { return C.et_mul_scalar(a, s, o) }
-func divScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error  { return C.et_div_scalar(a, s, o) }
-func rsubScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error { return C.et_rsub_scalar(a, s, o) }
-func powScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error  { return C.et_pow_scalar(a, s, o) }
-func clampMinC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error   { return C.et_clamp_min(a, s, o) }
-func clampMaxC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error   { return C.et_clamp_max(a, s, o) }
+func addScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error {
+	return C.et_add_scalar(a, s, o)
+}
+func subScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error {
+	return C.et_sub_scalar(a, s, o)
+}
+func mulScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error {
+	return C.et_mul_scalar(a, s, o)
+}
+func divScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error {
+	return C.et_div_scalar(a, s, o)
+}
+func rsubScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error {
+	return C.et_rsub_scalar(a, s, o)
+}
+func powScalarC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error {
+	return C.et_pow_scalar(a, s, o)
+}
+func clampMinC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error { return C.et_clamp_min(a, s, o) }
+func clampMaxC(a C.et_tensor, s C.double, o *C.et_tensor) C.et_error { return C.et_clamp_max(a, s, o) }
 
 // AddScalar returns t + s.
 func (t *Tensor) AddScalar(s float64) *Tensor { return t.scalar("add", addScalarC, s) }

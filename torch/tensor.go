@@ -316,7 +316,9 @@ func (t *Tensor) unary(op string, f unaryC) *Tensor {
 }
 
 // To converts the tensor to another dtype, keeping its device.
-func (t *Tensor) To(dtype DType) *Tensor { return t.ToOptions(Options{DType: dtype, Device: t.Device()}) }
+func (t *Tensor) To(dtype DType) *Tensor {
+	return t.ToOptions(Options{DType: dtype, Device: t.Device()})
+}
 
 // ToDevice moves the tensor to another device, keeping its dtype.
 func (t *Tensor) ToDevice(d Device) *Tensor { return t.ToOptions(Options{DType: t.DType(), Device: d}) }
