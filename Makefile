@@ -24,7 +24,8 @@ $(BUILD)/CMakeCache.txt: CMakeLists.txt
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(if $(TORCH_PREFIX),-DCMAKE_PREFIX_PATH=$(TORCH_PREFIX))
 
 $(SHIM): $(BUILD)/CMakeCache.txt $(wildcard torch/shim/*)
-	cmake --build $(BUILD) -j $$(nproc)
+	@mkdir -p $(BUILD)
+	flock $(BUILD)/.lock cmake --build $(BUILD) -j $$(nproc)
 
 shim: $(SHIM)
 
