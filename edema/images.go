@@ -1,0 +1,337 @@
+package edema
+
+import (
+	"bufio"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/image/bmp"
+)
+
+// Classes of the segmentation, as the networks number them.
+const (
+	Background = 0
+	REA        = 1 // retinal edema area
+	SRF        = 2 // subretinal fluid
+	PED        = 3 // pigment epithelial detachment
+
+	NumClasses = 4 // background and the three lesions
+	NumLesions = 3 // detection outputs, one per lesion class
+)
+
+// Grey levels of the lesion classes in the label BMPs.
+const (
+	LabelREA uint8 = 255
+	LabelSRF uint8 = 191
+	LabelPED uint8 = 128
+)
+
+// ClassOfLabel maps a label grey level to its class: 255 → REA, 191 → SRF,
+// 128 → PED; every other level is background.
+func ClassOfLabel(v uint8) uint8 {
+	switch v {
+	case LabelREA:
+		return REA
+	case LabelSRF:
+		return SRF
+	case LabelPED:
+		return PED
+	}
+	return Background
+}
+
+// LabelOfClass is the inverse of ClassOfLabel for the classes 0..3.
+func LabelOfClass(c uint8) uint8 {
+	switch c {
+	case REA:
+		return LabelREA
+	case SRF:
+		return LabelSRF
+	case PED:
+		return LabelPED
+	}
+	return 0
+}
+
+// LabelMap is the class of every pixel of one slice, row-major, 0..3.
+type LabelMap struct {
+	W, H  int
+	Class []uint8
+}
+
+// Targets returns the slice's detection target: 1 for each lesion class
+// (REA, SRF, PED) present in the map, else 0.
+func (m *LabelMap) Targets() [NumLesions]float32 {
+	return Presence(m.Class)
+}
+
+// Presence returns, for classes holding values 0..3, 1 for each lesion class
+// that occurs and 0 for each that does not.
+func Presence(classes []uint8) [NumLesions]float32 {
+	var seen [NumClasses]bool
+	for _, c := range classes {
+		if c < NumClasses {
+			seen[c] = true
+		}
+	}
+	var t [NumLesions]float32
+	for l := range NumLesions {
+		if seen[l+1] {
+			t[l] = 1
+		}
+	}
+	return t
+}
+
+// Stack is the 3-channel image of one slice as fed to the networks, channel
+// by channel: Pix[c*H*W + y*W + x]. Channel 0 (the PNG's red) is the next
+// slice, channel 1 (green) the slice itself and channel 2 (blue) the
+// previous slice.
+type Stack struct {
+	W, H int
+	Pix  []uint8
+}
+
+// NewStack returns a black stack of the given size.
+func NewStack(w, h int) *Stack {
+	return &Stack{W: w, H: h, Pix: make([]uint8, 3*w*h)}
+}
+
+// Channel returns channel c (0, 1 or 2) of the stack, row-major.
+func (s *Stack) Channel(c int) []uint8 {
+	n := s.W * s.H
+	return s.Pix[c*n : (c+1)*n]
+}
+
+// Grey returns the middle channel, the slice itself, as a grey image sharing
+// the stack's pixels.
+func (s *Stack) Grey() *image.Gray {
+	return &image.Gray{Pix: s.Channel(1), Stride: s.W, Rect: image.Rect(0, 0, s.W, s.H)}
+}
+
+// StackSlices builds the stack of a slice from the slice before it, the slice
+// and the slice after it, in the channel order the original preprocessing
+// produced: channel 0 = next, 1 = cur, 2 = prev. The three must be the same
+// size.
+func StackSlices(prev, cur, next *image.Gray) *Stack {
+	b := cur.Bounds()
+	s := NewStack(b.Dx(), b.Dy())
+	for c, g := range []*image.Gray{next, cur, prev} {
+		dst := s.Channel(c)
+		for y := range s.H {
+			copy(dst[y*s.W:(y+1)*s.W], g.Pix[y*g.Stride:y*g.Stride+s.W])
+		}
+	}
+	return s
+}
+
+// ReadSlice reads a B-scan BMP (8-bit grey or palette, 24- or 32-bit colour)
+// as grey levels.
+func ReadSlice(path string) (*image.Gray, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, err := bmp.Decode(bufio.NewReader(f))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return toGrey(img), nil
+}
+
+// ReadLabel reads a label BMP and maps its grey levels to classes (see
+// ClassOfLabel). When w and h are positive the label must be w×h.
+func ReadLabel(path string, w, h int) (*LabelMap, error) {
+	g, err := ReadSlice(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(path, g.Rect.Dx(), g.Rect.Dy(), w, h); err != nil {
+		return nil, err
+	}
+	m := &LabelMap{W: g.Rect.Dx(), H: g.Rect.Dy(), Class: g.Pix}
+	for i, v := range m.Class {
+		m.Class[i] = ClassOfLabel(v)
+	}
+	return m, nil
+}
+
+// checkSize reports a file whose size is not the expected w×h; w or h ≤ 0
+// accepts any size.
+func checkSize(path string, gotW, gotH, w, h int) error {
+	if w > 0 && h > 0 && (gotW != w || gotH != h) {
+		return fmt.Errorf("%s: image is %d×%d (width×height), want %d×%d", path, gotW, gotH, w, h)
+	}
+	return nil
+}
+
+// toGrey returns the grey level of every pixel. Grey pixels (R = G = B) keep
+// their value exactly; colour pixels get their luminance.
+func toGrey(img image.Image) *image.Gray {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if g, ok := img.(*image.Gray); ok && g.Stride == w && b.Min == (image.Point{}) {
+		return g
+	}
+	out := image.NewGray(image.Rect(0, 0, w, h))
+	switch m := img.(type) {
+	case *image.Paletted:
+		// A corrupt file may hold indices past the palette; they read as 0.
+		var lut [256]uint8
+		for i, c := range m.Palette {
+			lut[i] = color.GrayModel.Convert(c).(color.Gray).Y
+		}
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+w]
+			dst := out.Pix[y*w : (y+1)*w]
+			for x, v := range row {
+				dst[x] = lut[v]
+			}
+		}
+	case *image.RGBA:
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+			dst := out.Pix[y*w : (y+1)*w]
+			for x := range dst {
+				dst[x] = greyOf(row[4*x], row[4*x+1], row[4*x+2])
+			}
+		}
+	case *image.NRGBA:
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+			dst := out.Pix[y*w : (y+1)*w]
+			for x := range dst {
+				dst[x] = greyOf(row[4*x], row[4*x+1], row[4*x+2])
+			}
+		}
+	default:
+		for y := range h {
+			for x := range w {
+				out.Pix[y*w+x] = color.GrayModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.Gray).Y
+			}
+		}
+	}
+	return out
+}
+
+func greyOf(r, g, b uint8) uint8 {
+	if r == g && g == b {
+		return r
+	}
+	return color.GrayModel.Convert(color.RGBA{r, g, b, 255}).(color.Gray).Y
+}
+
+// ReadStack reads a 3-channel PNG of trans3channel_images. When w and h are
+// positive the image must be w×h. A grey PNG reads as three equal channels.
+func ReadStack(path string, w, h int) (*Stack, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, err := png.Decode(bufio.NewReader(f))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	b := img.Bounds()
+	if err := checkSize(path, b.Dx(), b.Dy(), w, h); err != nil {
+		return nil, err
+	}
+	return stackOf(img), nil
+}
+
+// stackOf splits an RGB image into the channels of a Stack.
+func stackOf(img image.Image) *Stack {
+	b := img.Bounds()
+	s := NewStack(b.Dx(), b.Dy())
+	r, g, bl := s.Channel(0), s.Channel(1), s.Channel(2)
+	switch m := img.(type) {
+	case *image.RGBA:
+		split4(m.Pix, m.Stride, s, r, g, bl)
+	case *image.NRGBA:
+		split4(m.Pix, m.Stride, s, r, g, bl)
+	case *image.Gray:
+		for y := range s.H {
+			row := m.Pix[y*m.Stride : y*m.Stride+s.W]
+			copy(r[y*s.W:], row)
+			copy(g[y*s.W:], row)
+			copy(bl[y*s.W:], row)
+		}
+	default:
+		for y := range s.H {
+			for x := range s.W {
+				c := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+				i := y*s.W + x
+				r[i], g[i], bl[i] = c.R, c.G, c.B
+			}
+		}
+	}
+	return s
+}
+
+func split4(pix []uint8, stride int, s *Stack, r, g, b []uint8) {
+	for y := range s.H {
+		row := pix[y*stride : y*stride+4*s.W]
+		i := y * s.W
+		for x := range s.W {
+			r[i+x], g[i+x], b[i+x] = row[4*x], row[4*x+1], row[4*x+2]
+		}
+	}
+}
+
+// WriteStack writes a stack as an 8-bit RGB PNG (red = channel 0), the way
+// the original preprocessing stored it, replacing path atomically.
+func WriteStack(path string, s *Stack) error {
+	img := image.NewRGBA(image.Rect(0, 0, s.W, s.H))
+	r, g, b := s.Channel(0), s.Channel(1), s.Channel(2)
+	for i := range s.W * s.H {
+		p := img.Pix[4*i : 4*i+4 : 4*i+4]
+		p[0], p[1], p[2], p[3] = r[i], g[i], b[i], 255
+	}
+	// Fast compression: the stacks are written once per slice of the whole
+	// data set and read back at every epoch; size matters less than time.
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	return WriteFileAtomic(path, func(w io.Writer) error { return enc.Encode(w, img) })
+}
+
+// WriteSlice writes a grey image as an 8-bit BMP with a grey palette,
+// replacing path atomically. Original B-scans and labels are stored so.
+func WriteSlice(path string, g *image.Gray) error {
+	return WriteFileAtomic(path, func(w io.Writer) error { return bmp.Encode(w, g) })
+}
+
+// WriteFileAtomic writes a file through a temporary file in the same folder
+// that replaces path only once write has succeeded, so that no half-written
+// file is ever left at path.
+func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<16)
+	if err = write(bw); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err = bw.Flush(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.Rename(f.Name(), path)
+}
