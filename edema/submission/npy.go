@@ -62,6 +62,7 @@ func (d dtype) String() string {
 // npyArray is an open .npy file whose header has been read.
 type npyArray struct {
 	r       *npyio.Reader
+	data    *bufio.Reader
 	closer  io.Closer
 	dtype   dtype
 	shape   []int
@@ -85,7 +86,9 @@ func openNPY(fsys fs.FS, name string) (arr *npyArray, err error) {
 			f.Close()
 		}
 	}()
-	r, err := newNPYReader(bufio.NewReaderSize(f, 1<<20))
+	data := bufio.NewReaderSize(f, 1<<20)
+	header := &countingReader{r: data}
+	r, err := newNPYReader(header)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid .npy file: %w", err)
 	}
@@ -93,21 +96,34 @@ func openNPY(fsys fs.FS, name string) (arr *npyArray, err error) {
 	if err != nil {
 		return nil, err
 	}
-	arr = &npyArray{r: r, closer: f, dtype: d, shape: r.Header.Descr.Shape, fortran: r.Header.Descr.Fortran}
+	arr = &npyArray{r: r, data: data, closer: f, dtype: d, shape: r.Header.Descr.Shape, fortran: r.Header.Descr.Fortran}
+	available := info.Size() - header.n
 	n := int64(1)
 	for _, dim := range arr.shape {
 		if dim < 0 {
 			return nil, fmt.Errorf("invalid shape %s", shapeString(arr.shape))
 		}
 		n *= int64(dim)
-		if n > info.Size() {
+		if n > available {
 			break
 		}
 	}
-	if n*int64(d.size) > info.Size() {
-		return nil, fmt.Errorf("file of %d bytes is too short for %s data of shape %s", info.Size(), d, shapeString(arr.shape))
+	if n*int64(d.size) > available {
+		return nil, fmt.Errorf("%d bytes of data are too few for %s data of shape %s", available, d, shapeString(arr.shape))
 	}
 	return arr, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // newNPYReader reads a .npy header. npyio slices the header text without
@@ -123,6 +139,15 @@ func newNPYReader(r io.Reader) (rd *npyio.Reader, err error) {
 }
 
 func (a *npyArray) Close() error { return a.closer.Close() }
+
+// finish reads the file to its end after the data has been decoded, so that
+// a zip entry's checksum is verified.
+func (a *npyArray) finish() error {
+	if _, err := io.Copy(io.Discard, a.data); err != nil {
+		return fmt.Errorf("reading past the data: %w", err)
+	}
+	return nil
+}
 
 func (a *npyArray) len() int {
 	n := 1
