@@ -297,13 +297,17 @@ func TestScoreMalformed(t *testing.T) {
 		modify func(t *testing.T, ref, sub string)
 		want   []string
 	}{{
-		name:   "missing cube",
-		modify: func(t *testing.T, ref, sub string) { require.NoError(t, os.Remove(filepath.Join(sub, VolumesFile(second)))) },
-		want:   []string{"lacks " + second + "_labelMark_volumes.npy (or " + second + "_volumes.npy)"},
+		name: "missing cube",
+		modify: func(t *testing.T, ref, sub string) {
+			require.NoError(t, os.Remove(filepath.Join(sub, VolumesFile(second))))
+		},
+		want: []string{"lacks " + second + "_labelMark_volumes.npy (or " + second + "_volumes.npy)"},
 	}, {
-		name:   "missing detections",
-		modify: func(t *testing.T, ref, sub string) { require.NoError(t, os.Remove(filepath.Join(sub, DetectionsFile(first)))) },
-		want:   []string{"lacks " + first + "_labelMark_detections.npy"},
+		name: "missing detections",
+		modify: func(t *testing.T, ref, sub string) {
+			require.NoError(t, os.Remove(filepath.Join(sub, DetectionsFile(first))))
+		},
+		want: []string{"lacks " + first + "_labelMark_detections.npy"},
 	}, {
 		name: "volume shape",
 		modify: func(t *testing.T, ref, sub string) {
@@ -367,9 +371,11 @@ func TestScoreMalformed(t *testing.T) {
 		},
 		want: []string{second + "_labelMark_detections.npy: not a valid .npy file"},
 	}, {
-		name:   "reference detections missing",
-		modify: func(t *testing.T, ref, sub string) { require.NoError(t, os.Remove(filepath.Join(ref, first+"_detections.npy"))) },
-		want:   []string{first + "_detections.npy"},
+		name: "reference detections missing",
+		modify: func(t *testing.T, ref, sub string) {
+			require.NoError(t, os.Remove(filepath.Join(ref, first+"_detections.npy")))
+		},
+		want: []string{first + "_detections.npy"},
 	}, {
 		name: "reference detections not 0 or 1",
 		modify: func(t *testing.T, ref, sub string) {
@@ -456,4 +462,3 @@ func TestScoreCorruptZipEntry(t *testing.T) {
 	_, err = Score(zipped, ref)
 	assert.NoError(t, err)
 }
-
