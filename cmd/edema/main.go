@@ -15,6 +15,7 @@ func main() {
 		Usage: "retinal edema segmentation and detection in OCT scans",
 		Commands: []*cli.Command{
 			// Each command lives in its own file of this package.
+			scoreCommand(),
 		},
 		// Errors are printed once, below, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -245,35 +245,35 @@ func scoreCube(eval *metrics.Evaluation, cube string, sub, ref *source) error {
 // Undefined figures read "n/a".
 func (r Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintf(tw, "class\tdetection AUC\tsegmentation Dice\t\n")
+	fmt.Fprintf(tw, "class\tdetection AUC\tsegmentation Dice\n")
 	for c, name := range metrics.LesionNames {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", name, figure(r.Detection[c]), figure(r.Segmentation[c]))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, figure(r.Detection[c]), figure(r.Segmentation[c]))
 	}
-	fmt.Fprintf(tw, "average\t%s\t%s\t\n", figure(r.AvgDetection), figure(r.AvgSegmentation))
-	fmt.Fprintf(tw, "score\t%s\t\t\n", figure(r.Score))
+	fmt.Fprintf(tw, "average\t%s\t%s\n", figure(r.AvgDetection), figure(r.AvgSegmentation))
+	fmt.Fprintf(tw, "score\t%s\n", figure(r.Score))
 	return tw.Flush()
 }
 
 // WriteCubeTable writes the figures of each cube as an aligned table.
 func (r Result) WriteCubeTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintf(tw, "cube\t")
+	header := []string{"cube"}
 	for _, name := range metrics.LesionNames {
-		fmt.Fprintf(tw, "AUC %s\t", name)
+		header = append(header, "AUC "+name)
 	}
 	for _, name := range metrics.LesionNames {
-		fmt.Fprintf(tw, "Dice %s\t", name)
+		header = append(header, "Dice "+name)
 	}
-	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, cube := range r.Cubes {
-		fmt.Fprintf(tw, "%s\t", cube.Name)
+		row := []string{cube.Name}
 		for _, v := range cube.AUC {
-			fmt.Fprintf(tw, "%s\t", figure(v))
+			row = append(row, figure(v))
 		}
 		for _, v := range cube.Dice {
-			fmt.Fprintf(tw, "%s\t", figure(v))
+			row = append(row, figure(v))
 		}
-		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()
 }

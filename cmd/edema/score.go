@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edema/edema/edema/submission"
+)
+
+// scoreCommand computes the challenge's official score of a submission.
+func scoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "score",
+		Usage: "compute the challenge's official score of a submission against a reference",
+		Description: "Scores a submission (submission.zip or a folder holding <CUBE>_labelMark_volumes.npy and\n" +
+			"<CUBE>_labelMark_detections.npy per cube) against a reference folder holding <CUBE>_volumes.npy\n" +
+			"and <CUBE>_detections.npy per cube, such as Edema_validationset/groundtruth. Per lesion class\n" +
+			"it prints the detection AUC (per cube, averaged over cubes) and the segmentation Dice, their\n" +
+			"averages and the leaderboard score, (detection + segmentation) / 2.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "submit", Aliases: []string{"s"}, Required: true, Usage: "submission: a .zip file or a folder"},
+			&cli.StringFlag{Name: "ref", Aliases: []string{"r"}, Required: true, Usage: "reference folder (ground truth)"},
+			&cli.BoolFlag{Name: "per-cube", Usage: "also print the figures of each cube"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("score: unexpected argument %q", c.Args().First())
+			}
+			r, err := submission.Score(c.String("submit"), c.String("ref"))
+			if err != nil {
+				return fmt.Errorf("score: %w", err)
+			}
+			out := c.App.Writer
+			if c.Bool("per-cube") {
+				if err := r.WriteCubeTable(out); err != nil {
+					return err
+				}
+				fmt.Fprintln(out)
+			}
+			return r.WriteTable(out)
+		},
+	}
+}
