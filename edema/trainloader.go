@@ -1,0 +1,237 @@
+package edema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image/png"
+	"iter"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// TrainOptions configures a TrainLoader.
+type TrainOptions struct {
+	BatchSize int    // slices per batch; the last incomplete batch is dropped
+	Workers   int    // goroutines decoding slices; all CPUs when ≤ 0
+	Prefetch  int    // batches decoded ahead of the consumer; 2 when ≤ 0
+	Seed      uint64 // seeds the order and flips of every epoch
+	NoFlip    bool   // turn off the random horizontal flip
+}
+
+// TrainLoader yields the training slices in shuffled batches, one epoch at a
+// time, with the original's augmentation: each slice and its label mirrored
+// left to right together with probability 1/2.
+//
+// The order and the flips of an epoch depend only on the seed and the
+// epoch number, never on the number of workers or on earlier epochs, so a run
+// resumed at epoch e sees what an uninterrupted run would have seen.
+type TrainLoader struct {
+	dataDir string
+	samples []Sample
+	norm    *Normalizer
+	opt     TrainOptions
+	w, h    int
+}
+
+// NewTrainLoader returns a loader of samples (paths relative to dataDir)
+// normalised with info. Every slice must have the size of the first one, a
+// multiple of 16 in both directions as the networks need.
+func NewTrainLoader(dataDir string, samples []Sample, info Info, opt TrainOptions) (*TrainLoader, error) {
+	if opt.BatchSize <= 0 {
+		return nil, fmt.Errorf("batch size %d must be positive", opt.BatchSize)
+	}
+	if len(samples) < opt.BatchSize {
+		return nil, fmt.Errorf("%d training slices do not fill one batch of %d", len(samples), opt.BatchSize)
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.NumCPU()
+	}
+	if opt.Prefetch <= 0 {
+		opt.Prefetch = 2
+	}
+	norm, err := NewNormalizer(info)
+	if err != nil {
+		return nil, err
+	}
+	first := inData(dataDir, samples[0].Image)
+	w, h, err := pngSize(first)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMultipleOf16(first, w, h); err != nil {
+		return nil, err
+	}
+	return &TrainLoader{dataDir: dataDir, samples: samples, norm: norm, opt: opt, w: w, h: h}, nil
+}
+
+// pngSize reads the size of a PNG from its header.
+func pngSize(path string) (w, h int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg.Width, cfg.Height, nil
+}
+
+func checkMultipleOf16(path string, w, h int) error {
+	if w%16 != 0 || h%16 != 0 || w == 0 || h == 0 {
+		return fmt.Errorf("%s: image is %d×%d (width×height); the networks need multiples of 16", path, w, h)
+	}
+	return nil
+}
+
+// Size is the width and height of every slice.
+func (l *TrainLoader) Size() (w, h int) { return l.w, l.h }
+
+// Len is the number of training slices.
+func (l *TrainLoader) Len() int { return len(l.samples) }
+
+// BatchesPerEpoch is the number of full batches of an epoch.
+func (l *TrainLoader) BatchesPerEpoch() int { return len(l.samples) / l.opt.BatchSize }
+
+// Plan returns the sample order of an epoch and whether each position of
+// that order is flipped. It depends only on the seed and the epoch.
+func (l *TrainLoader) Plan(epoch int) (order []int, flips []bool) {
+	rng := rand.New(rand.NewPCG(l.opt.Seed, 0x9e3779b97f4a7c15^uint64(epoch)))
+	order = rng.Perm(len(l.samples))
+	flips = make([]bool, len(order))
+	for i := range flips {
+		flips[i] = rng.Float64() < 0.5 && !l.opt.NoFlip
+	}
+	return order, flips
+}
+
+// pending is a batch being decoded by the workers.
+type pending struct {
+	batch     *Batch
+	remaining atomic.Int32
+	done      chan struct{}
+	errOnce   sync.Once
+	err       error
+}
+
+func (p *pending) finish(err error) {
+	if err != nil {
+		p.errOnce.Do(func() { p.err = err })
+	}
+	if p.remaining.Add(-1) == 0 {
+		close(p.done)
+	}
+}
+
+type decodeJob struct {
+	p    *pending
+	slot int
+	idx  int
+	flip bool
+}
+
+// Epoch yields the batches of an epoch in order. Workers decode up to
+// Prefetch batches ahead of the loop's body. The sequence ends early with
+// an error (a file that cannot be read, or ctx's error once ctx is done);
+// breaking out of the loop, or cancelling ctx, stops and waits for the
+// workers, so nothing is left running either way.
+//
+//	for b, err := range loader.Epoch(ctx, e) {
+//		if err != nil {
+//			return err
+//		}
+//		…
+//	}
+func (l *TrainLoader) Epoch(ctx context.Context, epoch int) iter.Seq2[*Batch, error] {
+	return func(yield func(*Batch, error) bool) {
+		order, flips := l.Plan(epoch)
+		bs, nb := l.opt.BatchSize, l.BatchesPerEpoch()
+
+		ctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+
+		jobs := make(chan decodeJob)
+		ready := make(chan *pending, l.opt.Prefetch)
+		for range l.opt.Workers {
+			wg.Go(func() {
+				for j := range jobs {
+					j.p.finish(l.decode(ctx, j))
+				}
+			})
+		}
+		wg.Go(func() {
+			defer close(jobs)
+			defer close(ready)
+			for b := range nb {
+				p := &pending{done: make(chan struct{})}
+				p.remaining.Store(int32(bs))
+				// Queue the batch before it exists, so that at most
+				// Prefetch batches wait for the consumer.
+				select {
+				case ready <- p:
+				case <-ctx.Done():
+					return
+				}
+				p.batch = newBatch(bs, l.w, l.h, true)
+				for k := range bs {
+					pos := b*bs + k
+					select {
+					case jobs <- decodeJob{p: p, slot: k, idx: order[pos], flip: flips[pos]}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		})
+
+		delivered := 0
+		for p := range ready {
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+				yield(nil, ctx.Err())
+				return
+			}
+			if p.err != nil {
+				yield(nil, p.err)
+				return
+			}
+			delivered++
+			if !yield(p.batch, nil) {
+				return
+			}
+		}
+		if delivered < nb {
+			err := ctx.Err()
+			if err == nil {
+				err = errors.New("training loader stopped early")
+			}
+			yield(nil, err)
+		}
+	}
+}
+
+// decode reads one sample into its slot of a batch.
+func (l *TrainLoader) decode(ctx context.Context, j decodeJob) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s := l.samples[j.idx]
+	stack, err := ReadStack(inData(l.dataDir, s.Image), l.w, l.h)
+	if err != nil {
+		return err
+	}
+	label, err := ReadLabel(inData(l.dataDir, s.Label), l.w, l.h)
+	if err != nil {
+		return err
+	}
+	j.p.batch.setSlice(j.slot, l.norm, stack, label, j.flip, s.Image)
+	return nil
+}
