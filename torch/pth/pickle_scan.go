@@ -146,7 +146,9 @@ func scanPickle(data []byte) (int, error) {
 			if err == nil {
 				n := binary.LittleEndian.Uint64(data[pos:])
 				pos += 8
-				err = need(n)
+				if err = need(n); err == nil {
+					cost += int64(n) // the frame is copied out whole
+				}
 			}
 		case 'T': // BINSTRING
 			err = counted(4, true)

@@ -38,18 +38,9 @@ func (t *Tensor) Validate() error {
 	if !t.DType.valid() {
 		return fmt.Errorf("invalid dtype %d", int(t.DType))
 	}
-	n, err := numel(t.Shape)
+	n, err := checkShape(t.Shape)
 	if err != nil {
 		return err
-	}
-	// Strides multiply the sizes with zeros counted as ones; they must fit
-	// an int64 too.
-	span := int64(1)
-	for _, d := range t.Shape {
-		var ok bool
-		if span, ok = mulInt64(span, max(d, 1)); !ok {
-			return fmt.Errorf("shape %v is too large", t.Shape)
-		}
 	}
 	want, ok := mulInt64(n, int64(t.DType.ElemSize()))
 	if !ok || int64(len(t.Data)) != want {
@@ -181,6 +172,25 @@ func numel(shape []int64) (int64, error) {
 		var ok bool
 		if n, ok = mulInt64(n, d); !ok {
 			return 0, fmt.Errorf("shape %v has more elements than an int64 counts", shape)
+		}
+	}
+	return n, nil
+}
+
+// checkShape returns the number of elements of a shape after checking
+// that no size is negative and that neither the number of elements nor the
+// strides of a contiguous tensor (sizes multiplied with zeros counted as
+// ones) overflow an int64.
+func checkShape(shape []int64) (int64, error) {
+	n, err := numel(shape)
+	if err != nil {
+		return 0, err
+	}
+	span := int64(1)
+	for _, d := range shape {
+		var ok bool
+		if span, ok = mulInt64(span, max(d, 1)); !ok {
+			return 0, fmt.Errorf("shape %v is too large", shape)
 		}
 	}
 	return n, nil

@@ -1,0 +1,34 @@
+// Package pth reads and writes the checkpoint files PyTorch users
+// exchange, in pure Go, so that trained models move between PyTorch and
+// this project in both directions without Python.
+//
+// It reads torch.save's zip format (PyTorch 1.6 and later), its legacy
+// format (PyTorch 0.4 to 1.5, in which the original models were saved),
+// plain pickles of tensors and safetensors files, whatever the file is
+// called: Load tells them apart by content. It writes the zip format
+// (loadable by every PyTorch since 1.6, also with weights_only=True), the
+// legacy format and safetensors.
+//
+// Reading is safe with untrusted files. The pickle in a checkpoint could
+// name any Python function; here only the handful of PyTorch types and
+// rebuild functions a checkpoint needs are allowed, each implemented in Go
+// as a data constructor, and any other global (os.system, builtins.eval,
+// a model class) is refused with an error naming it. Every length, size
+// and offset is checked against the file before anything is allocated:
+// storages cannot claim more bytes than the file holds, tensors cannot
+// reach outside their storage, and the memory a file makes the reader
+// allocate is bounded by a small multiple of its size. Corrupt input gives
+// an error, never a panic.
+//
+// Tensors come out contiguous: views (storage offsets, strides, several
+// tensors sharing a storage) are copied out element by element, and
+// nn.Parameters load as plain tensors, as state_dict() gives them anyway.
+// Writing gives every tensor its own storage (a *Tensor that appears twice
+// shares one).
+//
+// Checkpoint and Load/Save handle the checkpoint dicts of the original
+// training scripts, {'epoch', 'state_dict', 'dice_epoch', 'best_dice'},
+// with the "module." key prefix of their DataParallel models; ReadValue and
+// WriteValue give access to any pickled value made of the Python types
+// listed with Dict.
+package pth
