@@ -33,6 +33,16 @@ type Evaluation struct {
 // 1). A nil targets is derived from truth with SliceTargets. On an error the
 // evaluation is left unchanged.
 func (e *Evaluation) Add(name string, pred, truth []uint8, detections, targets []float32) error {
+	return addCube(e, name, pred, truth, detections, targets)
+}
+
+// Add64 is Add for float64 detection probabilities, such as a submission's:
+// rounding them to float32 could tie scores that differ and change an AUC.
+func (e *Evaluation) Add64(name string, pred, truth []uint8, detections, targets []float64) error {
+	return addCube(e, name, pred, truth, detections, targets)
+}
+
+func addCube[T float32 | float64](e *Evaluation, name string, pred, truth []uint8, detections, targets []T) error {
 	if len(detections) == 0 || len(detections)%NumLesions != 0 {
 		return fmt.Errorf("cube %s: %d detection probabilities do not make rows of %d", name, len(detections), NumLesions)
 	}
@@ -44,9 +54,13 @@ func (e *Evaluation) Add(name string, pred, truth []uint8, detections, targets [
 		return fmt.Errorf("cube %s: %d voxels do not split into the %d slices of its detections", name, len(truth), nslices)
 	}
 	if targets == nil {
-		var err error
-		if targets, err = SliceTargets(truth, nslices); err != nil {
+		derived, err := SliceTargets(truth, nslices)
+		if err != nil {
 			return fmt.Errorf("cube %s: %w", name, err)
+		}
+		targets = make([]T, len(derived))
+		for i, t := range derived {
+			targets[i] = T(t)
 		}
 	}
 	if len(targets) != len(detections) {
@@ -68,7 +82,7 @@ func (e *Evaluation) Add(name string, pred, truth []uint8, detections, targets [
 	cube := CubeScores{Name: name, Dice: dice}
 	for c := range NumLesions {
 		scores, positive := column(detections, c), positiveColumn(targets, c)
-		// Add has ruled out what ROC rejects (NaN, mismatched lengths).
+		// addCube has ruled out what ROC rejects (NaN, mismatched lengths).
 		curve, _ := ROC(scores, positive)
 		cube.AUC[c] = curve.AUC()
 		e.scores[c] = append(e.scores[c], scores...)
@@ -78,7 +92,7 @@ func (e *Evaluation) Add(name string, pred, truth []uint8, detections, targets [
 	return nil
 }
 
-func column(rows []float32, c int) []float64 {
+func column[T float32 | float64](rows []T, c int) []float64 {
 	col := make([]float64, len(rows)/NumLesions)
 	for s := range col {
 		col[s] = float64(rows[s*NumLesions+c])
@@ -86,7 +100,7 @@ func column(rows []float32, c int) []float64 {
 	return col
 }
 
-func positiveColumn(rows []float32, c int) []bool {
+func positiveColumn[T float32 | float64](rows []T, c int) []bool {
 	col := make([]bool, len(rows)/NumLesions)
 	for s := range col {
 		col[s] = rows[s*NumLesions+c] == 1

@@ -53,6 +53,19 @@ func TestEvaluation(t *testing.T) {
 	assert.Equal(t, []float64{0, 0.5, 0.5, 1, 1}, curves[0].TPR)
 }
 
+func TestEvaluationFloat64(t *testing.T) {
+	// Two slices whose REA probabilities differ below float32's precision.
+	truth := []uint8{0, 1}
+	detections := []float64{0.1, 0.5, 0.5, 0.1 + 1e-12, 0.5, 0.5}
+	var e Evaluation
+	require.NoError(t, e.Add64("A", truth, truth, detections, nil))
+	assertPerLesion(t, PerLesion{1, nan, nan}, e.Cubes()[0].AUC)
+
+	var e32 Evaluation
+	require.NoError(t, e32.Add("A", truth, truth, []float32{0.1, 0.5, 0.5, 0.1 + 1e-12, 0.5, 0.5}, nil))
+	assertPerLesion(t, PerLesion{0.5, nan, nan}, e32.Cubes()[0].AUC)
+}
+
 func TestEvaluationEmpty(t *testing.T) {
 	var e Evaluation
 	s := e.Summary()

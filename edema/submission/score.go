@@ -206,12 +206,10 @@ func scoreCube(eval *metrics.Evaluation, cube string, sub, ref *source) error {
 	if err != nil {
 		return err
 	}
-	targets := make([]float32, len(targetValues))
 	for i, v := range targetValues {
 		if v != 0 && v != 1 {
 			return fmt.Errorf("%s: %s: element %d is %g, want 0 or 1", ref.name, cube+detectionsSuffix, i, v)
 		}
-		targets[i] = float32(v)
 	}
 
 	name, err := sub.find(cube+labelMark+volumesSuffix, cube+volumesSuffix)
@@ -226,18 +224,16 @@ func scoreCube(eval *metrics.Evaluation, cube string, sub, ref *source) error {
 	if err != nil {
 		return err
 	}
-	probs, _, err := read(sub, name, anyFloat, "float32 or float64", []int{nslices, metrics.NumLesions}, readNumbers)
+	detections, _, err := read(sub, name, anyFloat, "float32 or float64", []int{nslices, metrics.NumLesions}, readNumbers)
 	if err != nil {
 		return err
 	}
-	detections := make([]float32, len(probs))
-	for i, p := range probs {
+	for i, p := range detections {
 		if math.IsNaN(p) || math.IsInf(p, 0) {
 			return fmt.Errorf("%s: %s: element %d is %g", sub.name, name, i, p)
 		}
-		detections[i] = float32(p)
 	}
-	return eval.Add(cube, pred, truth, detections, targets)
+	return eval.Add64(cube, pred, truth, detections, targetValues)
 }
 
 // WriteTable writes the figures of r as an aligned table: per lesion class
