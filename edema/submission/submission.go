@@ -124,6 +124,13 @@ func Zip(dir string, cubes []string) (string, error) {
 	if len(cubes) == 0 {
 		return "", fmt.Errorf("no cube to zip")
 	}
+	seen := make(map[string]bool, len(cubes))
+	for _, cube := range cubes {
+		if seen[cube] {
+			return "", fmt.Errorf("cube %s listed twice", cube)
+		}
+		seen[cube] = true
+	}
 	path := filepath.Join(dir, ZipName)
 	err := writeFileAtomic(path, func(w io.Writer) error {
 		zw := zip.NewWriter(w)

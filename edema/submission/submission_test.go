@@ -139,6 +139,11 @@ func TestWriteIsAtomic(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{VolumesFile("P0001"), DetectionsFile("P0001")}, names)
 
+	_, err = Zip(dir, []string{"P0001", "P0001"})
+	assert.ErrorContains(t, err, "cube P0001 listed twice")
+	_, err = Zip(dir, nil)
+	assert.ErrorContains(t, err, "no cube to zip")
+
 	// Writing into a missing folder fails without touching anything else.
 	assert.Error(t, WriteCube(filepath.Join(dir, "missing"), c))
 	after, err := os.ReadFile(filepath.Join(dir, VolumesFile("P0001")))
