@@ -58,7 +58,12 @@ func Load(path string) (*Checkpoint, error) {
 }
 
 // Decode is Load of a file's contents.
-func Decode(data []byte) (*Checkpoint, error) {
+func Decode(data []byte) (c *Checkpoint, err error) {
+	defer recoverInternal(&err)
+	return decode(data)
+}
+
+func decode(data []byte) (*Checkpoint, error) {
 	if isSafetensors(data) {
 		sd, meta, err := decodeSafetensors(data)
 		if err != nil {
@@ -66,7 +71,7 @@ func Decode(data []byte) (*Checkpoint, error) {
 		}
 		return checkpointFromSafetensors(sd, meta)
 	}
-	v, format, err := DecodeValue(data)
+	v, format, err := decodeValue(data)
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,21 @@ func ReadValue(path string) (any, Format, error) {
 }
 
 // DecodeValue is ReadValue of a file's contents.
-func DecodeValue(data []byte) (any, Format, error) {
+func DecodeValue(data []byte) (v any, f Format, err error) {
+	defer recoverInternal(&err)
+	return decodeValue(data)
+}
+
+// recoverInternal turns a panic, which would be a bug of this package, into
+// an error, so that no input can crash a program that reads checkpoints.
+// Tests and fuzzing call the unprotected functions.
+func recoverInternal(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("internal error reading the file: %v", r)
+	}
+}
+
+func decodeValue(data []byte) (any, Format, error) {
 	if isSafetensors(data) {
 		sd, _, err := decodeSafetensors(data)
 		if err != nil {
@@ -342,6 +356,17 @@ func (d *decoder) decodeZip() (any, error) {
 			swap = true
 		default:
 			return nil, fmt.Errorf("zip archive has unknown byte order %q", order)
+		}
+	}
+	for _, name := range []string{top + "version", top + ".data/version"} {
+		if f, ok := records[name]; ok {
+			v, err := d.readRecord(f, -1, 32)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := strconv.ParseUint(strings.TrimSpace(string(v)), 10, 64); err != nil {
+				return nil, fmt.Errorf("zip archive has invalid format version %q", v)
+			}
 		}
 	}
 	pkl, err := d.readRecord(records[top+"data.pkl"], -1, -1)

@@ -117,29 +117,7 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 // pickle, the sorted storage keys, then per storage its element count as a
 // little-endian int64 and its raw elements.
 func encodeLegacy(w io.Writer, v any) error {
-	magic := make([]byte, 0, 16)
-	magic = append(magic, 0x80, 2, 0x8a) // PROTO 2, LONG1
-	mb := legacyMagic.Bytes()            // big-endian, top bit clear
-	magic = append(magic, byte(len(mb)))
-	for i := len(mb) - 1; i >= 0; i-- {
-		magic = append(magic, mb[i])
-	}
-	magic = append(magic, '.')
-
-	header := &pickleWriter{}
-	proto, err := header.encodePickle(int64(legacyProtocolVersion))
-	if err != nil {
-		return err
-	}
-	sizes := NewDict()
-	sizes.Set("short", int64(2))
-	sizes.Set("int", int64(4))
-	sizes.Set("long", int64(4))
-	info := NewDict()
-	info.Set("protocol_version", int64(legacyProtocolVersion))
-	info.Set("little_endian", true)
-	info.Set("type_sizes", sizes)
-	sysInfo, err := (&pickleWriter{}).encodePickle(info)
+	header, err := legacyHeader()
 	if err != nil {
 		return err
 	}
@@ -157,7 +135,7 @@ func encodeLegacy(w io.Writer, v any) error {
 	if err != nil {
 		return err
 	}
-	for _, part := range [][]byte{magic, proto, sysInfo, pkl, keyList} {
+	for _, part := range [][]byte{header, pkl, keyList} {
 		if _, err := w.Write(part); err != nil {
 			return err
 		}
@@ -172,4 +150,34 @@ func encodeLegacy(w io.Writer, v any) error {
 		}
 	}
 	return nil
+}
+
+// legacyHeader returns the three pickles a legacy file starts with: the
+// magic number, the protocol version and the system info.
+func legacyHeader() ([]byte, error) {
+	out := []byte{0x80, 2, 0x8a} // PROTO 2, LONG1
+	mb := legacyMagic.Bytes()    // big-endian, top bit clear
+	out = append(out, byte(len(mb)))
+	for i := len(mb) - 1; i >= 0; i-- {
+		out = append(out, mb[i])
+	}
+	out = append(out, '.')
+	proto, err := (&pickleWriter{}).encodePickle(int64(legacyProtocolVersion))
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, proto...)
+	sizes := NewDict()
+	sizes.Set("short", int64(2))
+	sizes.Set("int", int64(4))
+	sizes.Set("long", int64(4))
+	info := NewDict()
+	info.Set("protocol_version", int64(legacyProtocolVersion))
+	info.Set("little_endian", true)
+	info.Set("type_sizes", sizes)
+	sysInfo, err := (&pickleWriter{}).encodePickle(info)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, sysInfo...), nil
 }
