@@ -1,0 +1,147 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// LogName is the file name of the per-epoch log, as in the original.
+const LogName = "dice_epoch.txt"
+
+// logColumns are the original's columns (Dice_1 is the training Dice of
+// class 1, Dice_11 its validation Dice, ...) followed by ours.
+var logColumns = []string{
+	"Epoch", "Dice_Train", "Dice_Val", "AUC",
+	"Dice_1", "Dice_11", "Dice_2", "Dice_22", "Dice_3", "Dice_33",
+	"AUC_1", "AUC_2", "AUC_3",
+	"Loss_Train", "LR",
+}
+
+// Row is one epoch of the log.
+type Row struct {
+	Epoch          int // counted from 0, as the original logs it
+	TrainDice      float64
+	ValDice        float64
+	AUC            float64
+	TrainClassDice [3]float64
+	ValClassDice   [3]float64
+	ClassAUC       [3]float64
+	TrainLoss      float64
+	LR             float64
+}
+
+func (r Row) values() []float64 {
+	return []float64{
+		r.TrainDice, r.ValDice, r.AUC,
+		r.TrainClassDice[0], r.ValClassDice[0], r.TrainClassDice[1], r.ValClassDice[1],
+		r.TrainClassDice[2], r.ValClassDice[2],
+		r.ClassAUC[0], r.ClassAUC[1], r.ClassAUC[2],
+		r.TrainLoss, r.LR,
+	}
+}
+
+func rowOf(epoch int, v []float64) Row {
+	return Row{
+		Epoch: epoch, TrainDice: v[0], ValDice: v[1], AUC: v[2],
+		TrainClassDice: [3]float64{v[3], v[5], v[7]},
+		ValClassDice:   [3]float64{v[4], v[6], v[8]},
+		ClassAUC:       [3]float64{v[9], v[10], v[11]},
+		TrainLoss:      v[12], LR: v[13],
+	}
+}
+
+// WriteLog writes rows in the original's format (tab-separated, a tab after
+// every field, the epoch as %03d and the figures as %6f), replacing path
+// atomically.
+func WriteLog(path string, rows []Row) error {
+	var b bytes.Buffer
+	for _, c := range logColumns {
+		b.WriteString(c + "\t")
+	}
+	b.WriteString("\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%03d\t", r.Epoch)
+		for _, v := range r.values() {
+			fmt.Fprintf(&b, "%6f\t", v)
+		}
+		b.WriteString("\n")
+	}
+	return writeFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(b.Bytes())
+		return err
+	})
+}
+
+// ReadLog reads a log written by WriteLog. A missing file is an empty log.
+func ReadLog(path string) ([]Row, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rows []Row
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		fields := strings.Fields(sc.Text())
+		if line == 1 {
+			if len(fields) != len(logColumns) || fields[0] != logColumns[0] {
+				return nil, fmt.Errorf("%s: not a training log (header %q)", path, sc.Text())
+			}
+			continue
+		}
+		if len(fields) == 0 {
+			continue
+		}
+		if len(fields) != len(logColumns) {
+			return nil, fmt.Errorf("%s:%d: %d fields, want %d", path, line, len(fields), len(logColumns))
+		}
+		epoch, err := strconv.Atoi(fields[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: bad epoch %q", path, line, fields[0])
+		}
+		v := make([]float64, len(fields)-1)
+		for i, s := range fields[1:] {
+			if v[i], err = strconv.ParseFloat(s, 64); err != nil {
+				return nil, fmt.Errorf("%s:%d: bad number %q in column %s", path, line, s, logColumns[i+1])
+			}
+		}
+		rows = append(rows, rowOf(epoch, v))
+	}
+	return rows, sc.Err()
+}
+
+// writeFileAtomic writes path through a temporary file in the same folder
+// that is synced and renamed over it, so a crash leaves the old file whole.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = write(tmp); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
