@@ -16,6 +16,9 @@ func main() {
 		Commands: []*cli.Command{
 			// Each command lives in its own file of this package.
 			scoreCommand(),
+			synthCommand(),
+			prepCommand(),
+			listsCommand(),
 		},
 		// Errors are printed once, below, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
