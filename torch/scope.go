@@ -91,11 +91,14 @@ func (s *Scope) Close() {
 	// the small operations that made them.
 	hs := make([]C.et_tensor, 0, len(s.tensors))
 	for _, t := range s.tensors {
-		if t.scope == s && t.c != nil {
+		if t.scope != s {
+			continue // kept: it belongs to the enclosing scope or the caller now
+		}
+		t.scope = nil
+		if t.c != nil {
 			hs = append(hs, t.c)
 			t.c = nil
 		}
-		t.scope = nil
 	}
 	if len(hs) > 0 {
 		C.et_free_many(&hs[0], C.int64_t(len(hs)))
