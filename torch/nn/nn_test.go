@@ -1,0 +1,209 @@
+package nn
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/edema/edema/internal/pytorchtest"
+	"github.com/edema/edema/torch"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func keys(named []Named) []string {
+	out := make([]string, len(named))
+	for i, n := range named {
+		out[i] = n.Name
+	}
+	return out
+}
+
+func TestStateDictOrderIsPyTorchs(t *testing.T) {
+	s := NewStore()
+	defer s.Free()
+	root := s.Root()
+	// A child created before its parent's own tensors still comes after
+	// them, as in torch.nn.Module.state_dict.
+	block := root.Sub("block")
+	NewConv2d(block.Sub("inner"), 1, 2, Conv2dConfig{Kernel: 1, Bias: true})
+	block.Buffer("counter", torch.Zeros(nil, torch.Float32CPU))
+	block.Param("scale", torch.Ones([]int64{1}, torch.Float32CPU))
+	NewBatchNorm2d(root.Sub("bn"), 2)
+	root.Param("gain", torch.Ones([]int64{1}, torch.Float32CPU))
+
+	assert.Equal(t, []string{
+		"gain",
+		"block.scale", "block.counter",
+		"block.inner.weight", "block.inner.bias",
+		"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked",
+	}, keys(s.StateDict()))
+	assert.Equal(t, []string{"gain", "block.scale", "block.inner.weight", "block.inner.bias", "bn.weight", "bn.bias"},
+		keys(s.NamedParameters()))
+	assert.Equal(t, int64(1+1+2+2+2+2), s.NumParameters())
+	assert.Equal(t, "block.inner", block.Sub("inner").Name())
+
+	nbt, ok := s.Lookup("bn.num_batches_tracked")
+	require.True(t, ok)
+	assert.Equal(t, torch.Int64, nbt.DType())
+	assert.Empty(t, nbt.Shape())
+	for _, p := range s.Parameters() {
+		assert.True(t, p.RequiresGrad())
+	}
+	assert.False(t, nbt.RequiresGrad())
+}
+
+func TestBadNamesPanicWithTorchError(t *testing.T) {
+	s := NewStore()
+	defer s.Free()
+	root := s.Root()
+	root.Param("w", torch.Ones([]int64{1}, torch.Float32CPU))
+	for name, f := range map[string]func(){
+		"empty":          func() { root.Sub("") },
+		"dotted":         func() { root.Sub("a.b") },
+		"duplicate":      func() { root.Param("w", torch.Ones([]int64{1}, torch.Float32CPU)) },
+		"param as child": func() { root.Sub("w") },
+		"bad conv":       func() { NewConv2d(root.Sub("c"), 3, 4, Conv2dConfig{Kernel: 3, Groups: 2}) },
+	} {
+		err := torch.Try(f)
+		assert.Error(t, err, name)
+	}
+}
+
+func TestStoreOutlivesScopes(t *testing.T) {
+	var s *Store
+	var conv *Conv2d
+	torch.Scoped(func(*torch.Scope) {
+		s = NewStore()
+		conv = NewConv2d(s.Root().Sub("conv"), 1, 1, Conv2dConfig{Kernel: 1})
+	})
+	defer s.Free()
+	assert.False(t, conv.Weight.IsFreed())
+	assert.Equal(t, []int64{1, 1, 1, 1}, conv.Weight.Shape())
+
+	s.Free()
+	s.Free()
+	assert.True(t, conv.Weight.IsFreed())
+	err := torch.Try(func() { conv.Forward(torch.Ones([]int64{1, 1, 2, 2}, torch.Float32CPU)) })
+	assert.ErrorContains(t, err, "freed")
+	assert.Error(t, s.LoadStateDict(nil, false))
+}
+
+func TestModeReachesLayers(t *testing.T) {
+	s := NewStore()
+	defer s.Free()
+	seq := NewSequential(s.Root()).Dropout(0.5).BatchNorm2d(2)
+	bn := seq.Layers()[1].(*BatchNorm2d)
+	x := torch.Randn([]int64{4, 2, 3, 3}, torch.Float32CPU).AddScalar(5)
+
+	require.True(t, s.Training())
+	y := seq.Forward(x)
+	assert.Equal(t, []int64{1}, bn.NumBatchesTracked.Int64s())
+	// Batch statistics: every channel of y has mean 0 whatever dropout did.
+	for _, m := range y.MeanDims([]int64{0, 2, 3}, false).Float32s() {
+		assert.InDelta(t, 0, m, 1e-5)
+	}
+	assert.Greater(t, bn.RunningMean.Min().Item(), 0.2, "running mean moved towards the batch mean")
+
+	s.Eval()
+	assert.False(t, s.Training())
+	before := bn.RunningMean.Float32s()
+	y = seq.Forward(x)
+	assert.Equal(t, before, bn.RunningMean.Float32s(), "eval mode leaves running stats alone")
+	assert.Equal(t, []int64{1}, bn.NumBatchesTracked.Int64s())
+	// No dropout and running statistics: y = (x − mean)/√(var + eps).
+	mean := bn.RunningMean.Reshape(1, 2, 1, 1)
+	sd := bn.RunningVar.AddScalar(1e-5).Sqrt().Reshape(1, 2, 1, 1)
+	want := x.Sub(mean).Div(sd)
+	assert.InDelta(t, 0, want.Sub(y).Abs().Max().Item(), 1e-5)
+
+	err := torch.Try(func() { bn.Forward(torch.Ones([]int64{2, 3}, torch.Float32CPU)) })
+	assert.ErrorContains(t, err, "expected 4D input")
+}
+
+func TestInPlaceReLUNeverTouchesTheInput(t *testing.T) {
+	s := NewStore()
+	defer s.Free()
+	seq := NewSequential(s.Root()).ReLU().Conv2d(1, 1, Conv2dConfig{Kernel: 1}).ReLU()
+	assert.Equal(t, ReLU{InPlace: false}, seq.Layers()[0])
+	assert.Equal(t, ReLU{InPlace: true}, seq.Layers()[2])
+	x := torch.FromSlice([]float32{-1, 2, -3, 4}, 1, 1, 2, 2)
+	y := seq.Forward(x)
+	assert.Equal(t, []float32{-1, 2, -3, 4}, x.Float32s())
+	for _, v := range y.Float32s() {
+		assert.GreaterOrEqual(t, v, float32(0))
+	}
+}
+
+// TestLayersMatchPyTorch builds the same layers after the same seed in Go
+// and in PyTorch and compares weights bit for bit, then a training-mode
+// forward pass, the running statistics it updates, and eval-mode outputs.
+func TestLayersMatchPyTorch(t *testing.T) {
+	const script = `
+import json, torch, torch.nn as nn
+torch.manual_seed(42)
+net = nn.Sequential(
+    nn.Conv2d(3, 8, 3, padding=1),
+    nn.BatchNorm2d(8),
+    nn.ReLU(inplace=True),
+    nn.Conv2d(8, 4, 3, stride=2, padding=2, dilation=2, groups=2, bias=False),
+    nn.ConvTranspose2d(4, 6, 4, stride=2, padding=1),
+    nn.Sigmoid(),
+    nn.MaxPool2d(2),
+    nn.AdaptiveMaxPool2d(1),
+)
+x = torch.randn(2, 3, 8, 8)
+out = {"init": {k: v.flatten().tolist() for k, v in net.state_dict().items()}}
+y = net(x)
+out["train"] = y.flatten().tolist()
+out["after"] = {k: v.flatten().tolist() for k, v in net.state_dict().items()}
+net.eval()
+with torch.no_grad():
+    out["eval"] = net(x).flatten().tolist()
+print(json.dumps(out))
+`
+	var ref struct {
+		Init, After map[string][]float64
+		Train, Eval []float64
+	}
+	require.NoError(t, json.Unmarshal([]byte(pytorchtest.Run(t, "", script)), &ref))
+
+	torch.ManualSeed(42)
+	s := NewStore()
+	defer s.Free()
+	net := NewSequential(s.Root()).
+		Conv2d(3, 8, Conv2dConfig{Kernel: 3, Padding: 1, Bias: true}).
+		BatchNorm2d(8).
+		ReLU().
+		Conv2d(8, 4, Conv2dConfig{Kernel: 3, Stride: 2, Padding: 2, Dilation: 2, Groups: 2}).
+		ConvTranspose2d(4, 6, Conv2dConfig{Kernel: 4, Stride: 2, Padding: 1, Bias: true}).
+		Sigmoid().
+		MaxPool2d(2).
+		AdaptiveMaxPool2d(1)
+	x := torch.Randn([]int64{2, 3, 8, 8}, torch.Float32CPU)
+
+	sd := s.StateDict()
+	require.Len(t, sd, len(ref.Init))
+	for _, n := range sd {
+		assert.Equal(t, ref.Init[n.Name], values(n.Tensor), "%s differs from PyTorch's", n.Name)
+	}
+	assertClose(t, ref.Train, values(net.Forward(x)), 1e-5, "train output")
+	for _, n := range sd {
+		assertClose(t, ref.After[n.Name], values(n.Tensor), 1e-5, n.Name+" after the pass")
+	}
+	s.Eval()
+	torch.InferenceMode(func() { assertClose(t, ref.Eval, values(net.Forward(x)), 1e-5, "eval output") })
+}
+
+func values(t *torch.Tensor) []float64 { return t.Detach().To(torch.Float64).Float64s() }
+
+func assertClose(t *testing.T, want, got []float64, tol float64, what string) {
+	t.Helper()
+	require.Len(t, got, len(want), what)
+	for i := range want {
+		if math.Abs(want[i]-got[i]) > tol || math.IsNaN(got[i]) {
+			t.Errorf("%s: element %d is %g, PyTorch's %g", what, i, got[i], want[i])
+			return
+		}
+	}
+}
