@@ -1,0 +1,407 @@
+package models
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/nn"
+	"github.com/edema/edema/torch/optim"
+	"github.com/edema/edema/torch/pth"
+)
+
+// Checkpoints: the bridge between the files of package torch/pth, which
+// hold tensors as bytes, and the networks, whose tensors live in libtorch.
+//
+// A checkpoint as the original training script saves it is the dict
+// {'epoch', 'state_dict', 'dice_epoch', 'best_dice'} with DataParallel's
+// "module." in front of every key (SPEC §3); ours may add 'optimizer', the
+// optimizer's state_dict(), so that training resumes exactly. Loading
+// accepts whatever pth.Load reads: zip or legacy torch.save files,
+// pickles of tensors and safetensors, bare state dicts or dicts holding one
+// under "state_dict", "model" or "net", with or without the prefix.
+
+// ExportStateDict copies a network's state dict (or any named tensors) to
+// host memory as a checkpoint state dict, keeping keys and order.
+func ExportStateDict(named []nn.Named) (sd *pth.StateDict, err error) {
+	defer torch.Recover(&err)
+	sd = pth.NewStateDict()
+	for _, n := range named {
+		t, err := exportTensor(n.Tensor)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n.Name, err)
+		}
+		sd.Set(n.Name, t)
+	}
+	return sd, nil
+}
+
+// ImportStateDict makes CPU tensors of a checkpoint state dict, keeping
+// keys and order. The tensors belong to the caller (or to the caller's open
+// torch.Scope).
+func ImportStateDict(sd *pth.StateDict) (named []nn.Named, err error) {
+	defer torch.Recover(&err)
+	for _, k := range sd.Keys() {
+		t, _ := sd.Get(k)
+		tt, err := importTensor(t)
+		if err != nil {
+			for _, n := range named {
+				n.Tensor.Free()
+			}
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		named = append(named, nn.Named{Name: k, Tensor: tt})
+	}
+	return named, nil
+}
+
+func exportTensor(t *torch.Tensor) (*pth.Tensor, error) {
+	if t == nil || t.IsFreed() {
+		return nil, fmt.Errorf("no tensor (nil or freed)")
+	}
+	dtype, err := pth.ParseDType(t.DType().String())
+	if err != nil {
+		return nil, fmt.Errorf("dtype %s cannot be saved: %w", t.DType(), err)
+	}
+	// Bytes copies to the host in row-major order whatever the layout.
+	return &pth.Tensor{DType: dtype, Shape: t.Shape(), Data: t.Bytes()}, nil
+}
+
+func importTensor(t *pth.Tensor) (*torch.Tensor, error) {
+	if t == nil {
+		return nil, fmt.Errorf("no tensor")
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	dtype, err := torch.ParseDType(t.DType.String())
+	if err != nil {
+		return nil, err
+	}
+	return torch.FromBytes(t.Data, dtype, t.Shape...), nil
+}
+
+// ExportOptimizerState converts an optimizer's state dict (see package
+// torch/optim) into the values pth writes, copying its tensors to the host.
+func ExportOptimizerState(sd *optim.Dict) (v *pth.Dict, err error) {
+	if sd == nil {
+		return nil, fmt.Errorf("no optimizer state")
+	}
+	defer torch.Recover(&err)
+	out, err := exportValue(sd, "optimizer")
+	if err != nil {
+		return nil, err
+	}
+	return out.(*pth.Dict), nil
+}
+
+func exportValue(v any, at string) (any, error) {
+	switch v := v.(type) {
+	case nil, bool, int64, float64, string:
+		return v, nil
+	case int:
+		return int64(v), nil
+	case *torch.Tensor:
+		t, err := exportTensor(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", at, err)
+		}
+		return t, nil
+	case []any:
+		return exportItems(v, at)
+	case optim.Tuple:
+		items, err := exportItems(v, at)
+		return pth.Tuple(items), err
+	case *optim.Dict:
+		d := pth.NewDict()
+		for _, k := range v.Keys() {
+			item, _ := v.Get(k)
+			x, err := exportValue(item, fmt.Sprintf("%s[%v]", at, k))
+			if err != nil {
+				return nil, err
+			}
+			d.Set(k, x)
+		}
+		return d, nil
+	}
+	return nil, fmt.Errorf("%s: cannot save a value of Go type %T", at, v)
+}
+
+func exportItems(items []any, at string) ([]any, error) {
+	out := make([]any, len(items))
+	for i, item := range items {
+		x, err := exportValue(item, fmt.Sprintf("%s[%d]", at, i))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = x
+	}
+	return out, nil
+}
+
+// ImportOptimizerState converts the "optimizer" entry of a checkpoint into
+// an optimizer state dict for optim's LoadStateDict. Its tensors are CPU
+// tensors of the caller's (or of the caller's open torch.Scope).
+func ImportOptimizerState(v any) (sd *optim.Dict, err error) {
+	defer torch.Recover(&err)
+	if _, ok := v.(*pth.Dict); !ok {
+		return nil, fmt.Errorf("optimizer state is %T, not a dict", v)
+	}
+	out, err := importValue(v, "optimizer")
+	if err != nil {
+		return nil, err
+	}
+	return out.(*optim.Dict), nil
+}
+
+func importValue(v any, at string) (any, error) {
+	switch v := v.(type) {
+	case nil, bool, int64, float64, string:
+		return v, nil
+	case *pth.Tensor:
+		t, err := importTensor(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", at, err)
+		}
+		return t, nil
+	case []any:
+		return importItems(v, at)
+	case pth.Tuple:
+		items, err := importItems(v, at)
+		return optim.Tuple(items), err
+	case *pth.Dict:
+		d := optim.NewDict()
+		for _, k := range v.Keys() {
+			item, _ := v.Get(k)
+			x, err := importValue(item, fmt.Sprintf("%s[%v]", at, k))
+			if err != nil {
+				return nil, err
+			}
+			d.Set(k, x)
+		}
+		return d, nil
+	}
+	return nil, fmt.Errorf("%s: unexpected %T in an optimizer state", at, v)
+}
+
+func importItems(items []any, at string) ([]any, error) {
+	out := make([]any, len(items))
+	for i, item := range items {
+		x, err := importValue(item, fmt.Sprintf("%s[%d]", at, i))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = x
+	}
+	return out, nil
+}
+
+// CheckpointMeta are the figures the original saves beside the weights.
+type CheckpointMeta struct {
+	Epoch     int64   // epochs completed
+	BestDice  float64 // best validation Dice so far
+	DiceEpoch float64 // validation Dice of the last epoch
+}
+
+// NewCheckpoint gathers a network's weights (copied to the host), the
+// figures of meta and, when optimizer is not nil, the optimizer's state
+// into a checkpoint for pth.Save. With neither meta nor optimizer it is a
+// bare state dict.
+func NewCheckpoint(m *Model, meta *CheckpointMeta, optimizer *optim.Dict) (*pth.Checkpoint, error) {
+	sd, err := ExportStateDict(m.StateDict())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.name, err)
+	}
+	c := &pth.Checkpoint{StateDict: sd, Bare: meta == nil && optimizer == nil}
+	if meta != nil {
+		c.Epoch, c.BestDice, c.DiceEpoch = &meta.Epoch, &meta.BestDice, &meta.DiceEpoch
+	}
+	if optimizer != nil {
+		o, err := ExportOptimizerState(optimizer)
+		if err != nil {
+			return nil, err
+		}
+		c.Optimizer = o
+	}
+	return c, nil
+}
+
+// SaveCheckpoint writes a network's checkpoint to path atomically (see
+// NewCheckpoint and pth.Save): by default the original's dict, zip format,
+// keys with "module.", which every PyTorch since 1.6 loads into the
+// original's DataParallel model.
+func SaveCheckpoint(path string, m *Model, meta *CheckpointMeta, optimizer *optim.Dict, opts pth.SaveOptions) error {
+	c, err := NewCheckpoint(m, meta, optimizer)
+	if err != nil {
+		return err
+	}
+	if err := pth.Save(path, c, opts); err != nil {
+		return fmt.Errorf("saving %s: %w", path, err)
+	}
+	return nil
+}
+
+// Load reads the checkpoint at path (any format pth.Load reads) into a new
+// network called name on device. The load is strict: every key of the
+// network must be there with its shape, and nothing else. It returns the
+// checkpoint too, for its figures and optimizer state.
+func Load(path, name string, device torch.Device) (*Model, *pth.Checkpoint, error) {
+	if err := torch.CheckDevice(device); err != nil {
+		return nil, nil, err
+	}
+	c, err := pth.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := New(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := m.LoadCheckpoint(c); err != nil {
+		m.Free()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := m.To(device); err != nil {
+		m.Free()
+		return nil, nil, err
+	}
+	return m, c, nil
+}
+
+// LoadCheckpoint copies the weights of a checkpoint into the network,
+// strictly (see Load). Nothing changes on error, which is a
+// *CheckpointError.
+func (m *Model) LoadCheckpoint(c *pth.Checkpoint) (err error) {
+	if c == nil || c.StateDict == nil {
+		return fmt.Errorf("%s: checkpoint has no state dict", m.name)
+	}
+	defer torch.Recover(&err)
+	s := torch.NewScope()
+	defer s.Close()
+	named, err := ImportStateDict(c.StateDict)
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.name, err)
+	}
+	if err := m.store.LoadStateDict(named, true); err != nil {
+		ce := &CheckpointError{Name: m.name, Fits: Identify(c.StateDict), Cause: err}
+		if le, ok := err.(*nn.LoadError); ok {
+			ce.Load = le
+		}
+		return ce
+	}
+	return nil
+}
+
+// CheckpointError says why a checkpoint does not load into a network.
+type CheckpointError struct {
+	Name string // the network the weights were for
+	// Fits lists the networks whose state dicts the checkpoint's matches
+	// exactly, when it is another network's.
+	Fits []string
+	// Load holds every missing, unexpected and mis-shaped key, when the
+	// keys or shapes were the problem.
+	Load  *nn.LoadError
+	Cause error
+}
+
+func (e *CheckpointError) Error() string {
+	if len(e.Fits) > 0 {
+		return fmt.Sprintf("checkpoint holds the weights of %s, not of %s (choose the network with --name)", strings.Join(e.Fits, " or "), e.Name)
+	}
+	if e.Load == nil {
+		return fmt.Sprintf("weights do not load into %s: %v", e.Name, e.Cause)
+	}
+	var parts []string
+	list := func(what string, keys []string) {
+		if len(keys) > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s (%s)", len(keys), what, strings.Join(keys, ", ")))
+		}
+	}
+	list("missing keys", e.Load.Missing)
+	list("unexpected keys", e.Load.Unexpected)
+	list("duplicate keys", e.Load.Duplicate)
+	if len(e.Load.Mismatched) > 0 {
+		parts = append(parts, strings.Join(e.Load.Mismatched, "; "))
+	}
+	return fmt.Sprintf("not a %s checkpoint: %s", e.Name, strings.Join(parts, "; "))
+}
+
+func (e *CheckpointError) Unwrap() error { return e.Cause }
+
+// entrySpec is the dtype and shape of one state-dict entry.
+type entrySpec struct {
+	dtype torch.DType
+	shape []int64
+}
+
+var (
+	specsOnce sync.Once
+	specs     map[string]map[string]entrySpec // network -> key -> spec
+	specsErr  error
+)
+
+// networkSpecs builds every network once to learn its state dict. Building
+// draws random numbers for the initial weights, so the first call moves
+// libtorch's generator on: seed it (torch.ManualSeed) afterwards where
+// reproducibility matters.
+func networkSpecs() (map[string]map[string]entrySpec, error) {
+	specsOnce.Do(func() {
+		specs = map[string]map[string]entrySpec{}
+		for _, name := range Names() {
+			m, err := New(name)
+			if err != nil {
+				specsErr = err
+				return
+			}
+			keys := map[string]entrySpec{}
+			for _, n := range m.StateDict() {
+				keys[n.Name] = entrySpec{dtype: n.Tensor.DType(), shape: n.Tensor.Shape()}
+			}
+			m.Free()
+			specs[name] = keys
+		}
+	})
+	return specs, specsErr
+}
+
+// Identify returns the names of the networks whose state dict sd matches
+// exactly: the same keys (a "module." prefix on all of them is ignored),
+// shapes and kinds of dtype (floating point or integer). BatchNorm's
+// num_batches_tracked may be missing, as in checkpoints of PyTorch before
+// 0.4.1, which load all the same. The first call builds each network once
+// (see networkSpecs about the random generator).
+func Identify(sd *pth.StateDict) []string {
+	if sd == nil || sd.Len() == 0 {
+		return nil
+	}
+	sd, _ = sd.StripPrefix(pth.DataParallelPrefix)
+	all, err := networkSpecs()
+	if err != nil {
+		return nil
+	}
+	var fits []string
+	for _, name := range Names() {
+		if matches(sd, all[name]) {
+			fits = append(fits, name)
+		}
+	}
+	return fits
+}
+
+func matches(sd *pth.StateDict, want map[string]entrySpec) bool {
+	for _, k := range sd.Keys() {
+		spec, ok := want[k]
+		t, _ := sd.Get(k)
+		if !ok || t == nil || !slices.Equal(t.Shape, spec.shape) || t.DType.IsFloat() != spec.dtype.IsFloatingPoint() {
+			return false
+		}
+	}
+	for k := range want {
+		if _, ok := sd.Get(k); !ok && !strings.HasSuffix(k, ".num_batches_tracked") {
+			return false
+		}
+	}
+	return true
+}
