@@ -19,6 +19,8 @@ func main() {
 			synthCommand(),
 			prepCommand(),
 			listsCommand(),
+			convertCommand(),
+			inspectCommand(),
 		},
 		// Errors are printed once, below, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -26,7 +26,7 @@ func (c *converter) convert(v any, depth int) (any, error) {
 		return nil, fmt.Errorf("value nests deeper than %d levels", maxNesting)
 	}
 	switch v := v.(type) {
-	case nil, bool, string, float64:
+	case nil, bool, string, float64, int64: // int64: numpy scalars
 		return v, nil
 	case int:
 		return int64(v), nil

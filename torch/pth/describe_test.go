@@ -65,6 +65,10 @@ func describe(t testing.TB, v any) any {
 			out["metadata"] = describe(t, v.Metadata)
 		}
 		return out
+	case []byte:
+		return map[string]any{"bytes": hex.EncodeToString(v)}
+	case Device:
+		return map[string]any{"device": string(v)}
 	case *Tensor:
 		shape := []any{}
 		for _, d := range v.Shape {
@@ -101,6 +105,10 @@ def describe(v):
         return {"tensor": {"dtype": str(t.dtype)[len("torch."):], "shape": list(t.shape), "hex": raw.hex()}}
     if v is None:
         return {"none": True}
+    if isinstance(v, torch.device):
+        return {"device": str(v)}
+    if isinstance(v, bytes):
+        return {"bytes": v.hex()}
     if isinstance(v, (bool, np.bool_)):
         return {"bool": bool(v)}
     if isinstance(v, (int, np.integer)):

@@ -75,6 +75,11 @@ fixtures = {
     "model_key.pth": ({"model": net.state_dict(), "epoch": 3, "note": "x"}, True),
     "bare_dp_legacy.pth": (dp.state_dict(), False),
 }
+misc = {"size": torch.Size([2, 3]), "cuda": torch.device("cuda", 1), "cpu": torch.device("cpu"),
+        "bytes": b"\x00\xffab", "empty_bytes": b"", "np_int": np.int64(-5), "np_f32": np.float32(0.1),
+        "np_bool": np.bool_(True), "big": 2**62, "neg": -(2**40), 3: "int key", "nested": [[[]], ((), (1,))]}
+fixtures["misc_zip.pth"] = (misc, True)
+fixtures["misc_legacy.pth"] = (misc, False)
 expect = {}
 for name, (obj, new) in fixtures.items():
     path = os.path.join(out, name)
@@ -119,7 +124,8 @@ func testReadPyTorchFiles(t *testing.T, dir string, expect map[string]json.RawMe
 		"kinds_zip.pth": FormatZip, "kinds_legacy.pth": FormatLegacy,
 		"ckpt_zip.pth": FormatZip, "ckpt_legacy.pth": FormatLegacy,
 		"model_key.pth": FormatZip, "bare_dp_legacy.pth": FormatLegacy,
-		"plain.pkl": FormatPickle,
+		"plain.pkl":    FormatPickle,
+		"misc_zip.pth": FormatZip, "misc_legacy.pth": FormatLegacy,
 	}
 	for name, want := range expect {
 		t.Run(name, func(t *testing.T) {
