@@ -46,6 +46,11 @@ func (m *BatchNorm2d) Forward(x *torch.Tensor) *torch.Tensor {
 		panic(&torch.Error{Op: "batch_norm", Msg: fmt.Sprintf("expected 4D input (got %dD input)", d)})
 	}
 	training := m.path.Training()
+	if shape := x.Shape(); training && shape[0]*shape[2]*shape[3] == 1 {
+		// PyTorch checks this in Python (F.batch_norm), not in libtorch:
+		// the batch variance of a single value is undefined.
+		panic(&torch.Error{Op: "batch_norm", Msg: fmt.Sprintf("expected more than 1 value per channel when training, got input size %v", shape)})
+	}
 	y := torch.BatchNorm(x, m.Weight, m.Bias, m.RunningMean, m.RunningVar, training, m.Momentum, m.Eps)
 	if training {
 		m.NumBatchesTracked.AddIntInPlace(1)

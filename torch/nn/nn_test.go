@@ -119,6 +119,10 @@ func TestModeReachesLayers(t *testing.T) {
 
 	err := torch.Try(func() { bn.Forward(torch.Ones([]int64{2, 3}, torch.Float32CPU)) })
 	assert.ErrorContains(t, err, "expected 4D input")
+	s.Train()
+	err = torch.Try(func() { bn.Forward(torch.Ones([]int64{1, 2, 1, 1}, torch.Float32CPU)) })
+	assert.ErrorContains(t, err, "expected more than 1 value per channel when training")
+	assert.Equal(t, []int64{1}, bn.NumBatchesTracked.Int64s(), "a failed pass counts no batch")
 }
 
 func TestInPlaceReLUNeverTouchesTheInput(t *testing.T) {

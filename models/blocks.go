@@ -1,0 +1,174 @@
+package models
+
+import (
+	"fmt"
+
+	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/nn"
+)
+
+// The building blocks of the three networks, named as in the original code
+// (unetConv2, unetUp, unetConv2_dilation) by what they do.
+
+// conv3x3 is the 3×3 convolution, stride 1, padding 1, with bias, of every
+// DoubleConv.
+var conv3x3 = nn.Conv2dConfig{Kernel: 3, Padding: 1, Bias: true}
+
+// DoubleConv is two steps of 3×3 convolution, batch normalisation (when
+// enabled) and ReLU: keys conv1.0 (conv), conv1.1 (BN), conv2.0, conv2.1.
+type DoubleConv struct {
+	Conv1, Conv2 *nn.Sequential
+}
+
+// NewDoubleConv builds a DoubleConv from in to out channels at p.
+func NewDoubleConv(p nn.Path, in, out int64, batchNorm bool) *DoubleConv {
+	step := func(name string, in int64) *nn.Sequential {
+		s := nn.NewSequential(p.Sub(name)).Conv2d(in, out, conv3x3)
+		if batchNorm {
+			s.BatchNorm2d(out)
+		}
+		return s.ReLU()
+	}
+	d := &DoubleConv{Conv1: step("conv1", in), Conv2: step("conv2", out)}
+	// The original re-initialises its steps as soon as it has built them.
+	reinitBlock(p.Sub("conv1"), p.Sub("conv2"))
+	return d
+}
+
+// Forward applies both steps.
+func (d *DoubleConv) Forward(x *torch.Tensor) *torch.Tensor {
+	return d.Conv2.Forward(d.Conv1.Forward(x))
+}
+
+// Up is a decoder node: the lower level upsampled ×2 by a transposed
+// convolution (kernel 4, stride 2, padding 1), concatenated on channels with
+// the skip connections, then a DoubleConv without batch normalisation.
+// Keys: conv.conv1.0, conv.conv2.0, then up.
+type Up struct {
+	Conv *DoubleConv
+	Up   *nn.ConvTranspose2d
+}
+
+// NewUp builds a decoder node at p that takes a lower level of low channels
+// and nConcat−1 skip connections of skip channels, and gives skip channels.
+func NewUp(p nn.Path, low, skip int64, nConcat int) *Up {
+	u := &Up{
+		Conv: NewDoubleConv(p.Sub("conv"), low+int64(nConcat-2)*skip, skip, false),
+		Up:   nn.NewConvTranspose2d(p.Sub("up"), low, skip, nn.Conv2dConfig{Kernel: 4, Stride: 2, Padding: 1, Bias: true}),
+	}
+	// The original re-initialises its children except the DoubleConv,
+	// which did so itself.
+	reinitBlock(p.Sub("up"))
+	return u
+}
+
+// Forward upsamples lower and concatenates [up(lower), skips...].
+func (u *Up) Forward(lower *torch.Tensor, skips ...*torch.Tensor) *torch.Tensor {
+	return u.Conv.Forward(torch.Cat(append([]*torch.Tensor{u.Up.Forward(lower)}, skips...), 1))
+}
+
+// DilatedBlock is the dilated module of dilated UNet++: four chained
+// steps of 3×3 convolution with dilation and padding 1, 2, 4, 8, batch
+// normalisation and ReLU (keys conv1..conv4), whose input and four outputs
+// are summed.
+type DilatedBlock struct {
+	Convs [4]*nn.Sequential
+}
+
+// NewDilatedBlock builds a dilated block of c channels at p.
+func NewDilatedBlock(p nn.Path, c int64) *DilatedBlock {
+	b := &DilatedBlock{}
+	var steps []nn.Path
+	for i := range b.Convs {
+		d := int64(1) << i
+		step := p.Sub(fmt.Sprintf("conv%d", i+1))
+		b.Convs[i] = nn.NewSequential(step).
+			Conv2d(c, c, nn.Conv2dConfig{Kernel: 3, Padding: d, Dilation: d, Bias: true}).
+			BatchNorm2d(c).
+			ReLU()
+		steps = append(steps, step)
+	}
+	reinitBlock(steps...)
+	return b
+}
+
+// Forward returns x + y1 + y2 + y3 + y4 with y_i the output of step i.
+func (b *DilatedBlock) Forward(x *torch.Tensor) *torch.Tensor {
+	sum, y := x, x
+	for _, conv := range b.Convs {
+		y = conv.Forward(y)
+		sum = sum.Add(y)
+	}
+	return sum
+}
+
+// newDetectionHead builds the detection head "cls" on in channels:
+// Dropout(0.5), 1×1 convolution to 3 outputs (key cls.1), global max
+// pooling and sigmoid.
+func newDetectionHead(p nn.Path, in int64) *nn.Sequential {
+	return nn.NewSequential(p).
+		Dropout(0.5).
+		Conv2d(in, numLesions, nn.Conv2dConfig{Kernel: 1, Bias: true}).
+		AdaptiveMaxPool2d(1).
+		Sigmoid()
+}
+
+// detect runs the detection head and returns N×3 probabilities, also for
+// N = 1 (the original's squeeze would drop the batch dimension there).
+func detect(head *nn.Sequential, x *torch.Tensor) *torch.Tensor {
+	return head.Forward(x).Reshape(x.Size(0), numLesions)
+}
+
+// newFinal builds a segmentation head: a 1×1 convolution to the classes.
+func newFinal(p nn.Path, in int64) *nn.Conv2d {
+	return nn.NewConv2d(p, in, numClasses, nn.Conv2dConfig{Kernel: 1, Bias: true})
+}
+
+var pool = nn.MaxPool2d{Kernel: 2}
+
+// Initialisation (SPEC §2). The original re-initialises twice: each block
+// right after building its layers (init_weights(m, 'kaiming') on its
+// children, which matches plain and transposed convolutions alike), and
+// the network at the end of its constructor (a loop over self.modules()
+// that matches only nn.Conv2d, not nn.ConvTranspose2d, and
+// nn.BatchNorm2d). Every draw consumes random numbers, so the same seed
+// gives the original's weights only if all of them happen in this order.
+
+// reinitBlock re-initialises the layers under paths as the original's
+// blocks do.
+func reinitBlock(paths ...nn.Path) {
+	for _, p := range paths {
+		for _, m := range p.Modules() {
+			switch m := m.(type) {
+			case *nn.Conv2d:
+				kaimingNormal(m.Weight)
+			case *nn.ConvTranspose2d:
+				kaimingNormal(m.Weight)
+			case *nn.BatchNorm2d:
+				normalBatchNorm(m)
+			}
+		}
+	}
+}
+
+// reinitNetwork re-initialises a whole network as the original's
+// constructors finally do.
+func reinitNetwork(s *nn.Store) {
+	for _, m := range s.Modules() {
+		switch m := m.(type) {
+		case *nn.Conv2d:
+			kaimingNormal(m.Weight)
+		case *nn.BatchNorm2d:
+			normalBatchNorm(m)
+		}
+	}
+}
+
+// kaimingNormal is kaiming_normal_(w, a=0, mode='fan_in').
+func kaimingNormal(w *torch.Tensor) { w.KaimingNormalInPlace(0, torch.FanIn, "leaky_relu") }
+
+// normalBatchNorm draws the weight from N(1, 0.02²) and zeroes the bias.
+func normalBatchNorm(m *nn.BatchNorm2d) {
+	m.Weight.NormalInPlace(1, 0.02)
+	m.Bias.ZeroInPlace()
+}

@@ -1,0 +1,187 @@
+package models
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/nn"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func newModel(t *testing.T, name string) *Model {
+	t.Helper()
+	m, err := New(name)
+	require.NoError(t, err)
+	t.Cleanup(m.Free)
+	return m
+}
+
+func TestForwardRejectsBadInput(t *testing.T) {
+	m := newModel(t, NameUNet)
+	f32 := torch.Float32CPU
+	for _, tc := range []struct {
+		name string
+		x    *torch.Tensor
+		want string
+	}{
+		{"height", torch.Zeros([]int64{1, 3, 40, 32}, f32), "height 40 and width 32 must be positive multiples of 16"},
+		{"width", torch.Zeros([]int64{1, 3, 32, 8}, f32), "height 32 and width 8 must be positive multiples of 16"},
+		{"channels", torch.Zeros([]int64{1, 1, 32, 32}, f32), "input has 1 channels, want 3"},
+		{"dims", torch.Zeros([]int64{3, 32, 32}, f32), "input has shape [3 32 32]"},
+		{"empty", torch.Zeros([]int64{0, 3, 32, 32}, f32), "input batch is empty"},
+		{"dtype", torch.Zeros([]int64{1, 3, 32, 32}, torch.Options{DType: torch.Float64}), "input is float64, the network float32"},
+		{"nil", nil, "no input tensor"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seg, det, err := m.Forward(tc.x)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "unet: "), err.Error())
+			assert.Nil(t, seg)
+			assert.Nil(t, det)
+		})
+	}
+
+	// What libtorch rejects comes back as an error too: a training-mode
+	// batch norm cannot take one value per channel.
+	_, _, err := m.Forward(torch.Zeros([]int64{1, 3, 16, 16}, f32))
+	assert.ErrorContains(t, err, "more than 1 value per channel")
+}
+
+func TestOutputShapes(t *testing.T) {
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			m := newModel(t, name)
+			m.Eval()
+			for _, n := range []int64{1, 3} {
+				x := torch.Randn([]int64{n, 3, 32, 48}, torch.Float32CPU)
+				seg, det, err := m.Forward(x)
+				require.NoError(t, err)
+				assert.Equal(t, []int64{n, 4, 32, 48}, seg.Shape())
+				assert.Equal(t, []int64{n, 3}, det.Shape(), "N×3 also when N = %d", n)
+				// Log-probabilities: the probabilities of each pixel sum to 1.
+				sums := seg.Exp().SumDims([]int64{1}, false)
+				assert.InDelta(t, 0, sums.SubScalar(1).Abs().Max().Item(), 1e-5)
+				assert.GreaterOrEqual(t, det.Min().Item(), 0.0)
+				assert.LessOrEqual(t, det.Max().Item(), 1.0)
+			}
+		})
+	}
+}
+
+func TestLoadStateDictNamesTheNetwork(t *testing.T) {
+	m := newModel(t, NameUNetNested)
+	other := newModel(t, NameUNet)
+	err := m.LoadStateDict(other.StateDict(), true)
+	require.Error(t, err)
+	msg := err.Error()
+	assert.True(t, strings.HasPrefix(msg, "unet_nested: error(s) in loading state_dict:"), msg)
+	assert.Contains(t, msg, `"conv00.conv1.0.weight"`)
+	assert.Contains(t, msg, `"conv1.conv1.0.weight"`)
+	var le *nn.LoadError
+	assert.ErrorAs(t, err, &le)
+
+	// A network's own state dict loads into a fresh one of the same kind.
+	fresh := newModel(t, NameUNetNested)
+	require.NoError(t, fresh.LoadStateDict(m.StateDict(), true))
+	for i, n := range fresh.StateDict() {
+		assert.Equal(t, m.StateDict()[i].Tensor.Bytes(), n.Tensor.Bytes(), n.Name)
+	}
+}
+
+func TestPredictMatchesForward(t *testing.T) {
+	torch.ManualSeed(3)
+	m := newModel(t, NameUNetNestedDilated)
+	const s, h, w = 5, 32, 16
+	x := torch.Randn([]int64{s, 3, h, w}, torch.Float32CPU)
+	images := x.Float32s()
+
+	m.Eval()
+	seg, det, err := m.Forward(x)
+	require.NoError(t, err)
+	wantLabels := ArgmaxLabels(seg)
+	assert.Equal(t, torch.Uint8, wantLabels.DType())
+	assert.Equal(t, []int64{s, h, w}, wantLabels.Shape())
+
+	m.Train()
+	p, err := m.Predict(images, s, h, w, PredictOptions{BatchSize: 2, Probabilities: true})
+	require.NoError(t, err)
+	assert.True(t, m.Training(), "Predict puts the previous mode back")
+	assert.Equal(t, s, p.Slices)
+	assert.Equal(t, torch.Data[uint8](wantLabels), p.Labels)
+	assert.InDeltaSlice(t, toF64(det.Float32s()), toF64(p.Detections), 1e-5)
+	assert.InDeltaSlice(t, toF64(seg.Exp().Float32s()), toF64(p.Probabilities), 1e-5)
+
+	// Streaming batch by batch into one Prediction gives the same.
+	streamed := NewPrediction(s, h, w, false)
+	size := 3 * h * w
+	require.NoError(t, m.PredictInto(streamed, 0, images[:3*size], 3))
+	require.NoError(t, m.PredictInto(streamed, 3, images[3*size:], 2))
+	assert.Equal(t, p.Labels, streamed.Labels)
+	assert.InDeltaSlice(t, toF64(p.Detections), toF64(streamed.Detections), 1e-5)
+	assert.Nil(t, streamed.Probabilities)
+
+	_, err = m.Predict(images, s, h+1, w, PredictOptions{})
+	assert.ErrorContains(t, err, "must be multiples of 16")
+	_, err = m.Predict(images[1:], s, h, w, PredictOptions{})
+	assert.ErrorContains(t, err, "values for 5 slices")
+	_, err = m.Predict(images, s, h, w, PredictOptions{BatchSize: -1})
+	assert.ErrorContains(t, err, "negative")
+	assert.ErrorContains(t, m.PredictInto(streamed, 4, images[:2*size], 2), "do not fit")
+}
+
+func toF64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// rss returns the resident set size of the process in bytes.
+func rss(t *testing.T) int64 {
+	t.Helper()
+	statm, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Skip("no /proc/self/statm:", err)
+	}
+	pages, err := strconv.ParseInt(strings.Fields(string(statm))[1], 10, 64)
+	require.NoError(t, err)
+	return pages * int64(os.Getpagesize())
+}
+
+// TestBuildRunFreeKeepsMemoryFlat builds, runs (a training step's forward
+// and backward) and frees every network 50 times: a leaked network would
+// add megabytes per round.
+func TestBuildRunFreeKeepsMemoryFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	const rounds, warmup = 50, 10
+	x := torch.Randn([]int64{2, 3, 32, 32}, torch.Float32CPU)
+	defer x.Free()
+	var base int64
+	for i := range rounds {
+		if i == warmup {
+			base = rss(t)
+		}
+		for _, name := range Names() {
+			torch.Scoped(func(*torch.Scope) {
+				m, err := New(name)
+				require.NoError(t, err)
+				defer m.Free()
+				seg, det, err := m.Forward(x)
+				require.NoError(t, err)
+				seg.Sum().Add(det.Sum()).Backward()
+			})
+		}
+	}
+	grown := rss(t) - base
+	t.Logf("RSS grew by %.1f MiB over %d rounds after warm-up", float64(grown)/(1<<20), rounds-warmup)
+	// One leaked dilated UNet++ alone holds 20 MiB of weights.
+	assert.Less(t, grown, int64(24<<20))
+}

@@ -1,0 +1,143 @@
+package models
+
+import (
+	"fmt"
+
+	"github.com/edema/edema/torch"
+)
+
+// DefaultBatchSize is the number of slices per forward pass of Predict
+// unless told otherwise: the original's inference batch.
+const DefaultBatchSize = 8
+
+// Prediction is what a network says about S slices of H×W, in plain Go
+// slices laid out like the original's outputs.
+type Prediction struct {
+	Slices, H, W int
+	// Labels holds S×H×W classes 0..3: the most probable class per pixel.
+	Labels []uint8
+	// Detections holds S×3 probabilities that the slice shows REA, SRF, PED.
+	Detections []float32
+	// Probabilities holds S×4×H×W class probabilities (the exp of the
+	// log-probabilities), for fusing networks; nil unless asked for.
+	Probabilities []float32
+}
+
+// NewPrediction allocates the outputs for slices slices of h×w, with room
+// for class probabilities when probabilities is set.
+func NewPrediction(slices, h, w int, probabilities bool) *Prediction {
+	p := &Prediction{
+		Slices: slices, H: h, W: w,
+		Labels:     make([]uint8, slices*h*w),
+		Detections: make([]float32, slices*numLesions),
+	}
+	if probabilities {
+		p.Probabilities = make([]float32, slices*numClasses*h*w)
+	}
+	return p
+}
+
+// PredictOptions tune Predict.
+type PredictOptions struct {
+	// BatchSize is the number of slices per forward pass; 0 means
+	// DefaultBatchSize. Memory use grows with it, not with the cube.
+	BatchSize int
+	// Probabilities also keeps the class probabilities of every pixel.
+	Probabilities bool
+}
+
+// Predict runs the network in evaluation mode on slices slices of images
+// (slices×3×h×w normalised values, row-major), a whole cube for example,
+// BatchSize slices at a time. Each batch's tensors are released before the
+// next one starts, so memory beyond the outputs stays bounded by one batch.
+// The network is back in its previous mode afterwards.
+func (m *Model) Predict(images []float32, slices, h, w int, opts PredictOptions) (*Prediction, error) {
+	if opts.BatchSize < 0 {
+		return nil, fmt.Errorf("%s: batch size %d is negative", m.name, opts.BatchSize)
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if err := checkImages(m.name, images, slices, h, w); err != nil {
+		return nil, err
+	}
+	dst := NewPrediction(slices, h, w, opts.Probabilities)
+	err := m.inEvalMode(func() error {
+		size := 3 * h * w
+		for at := 0; at < slices; at += opts.BatchSize {
+			n := min(opts.BatchSize, slices-at)
+			if err := m.predictBatch(dst, at, images[at*size:(at+n)*size], n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
+// PredictInto runs the network in evaluation mode on the n slices of
+// images (n×3×H×W with dst's H and W) in one forward pass and writes their
+// outputs at slices [at, at+n) of dst. It lets a caller stream a cube batch
+// by batch into one Prediction.
+func (m *Model) PredictInto(dst *Prediction, at int, images []float32, n int) error {
+	if err := checkImages(m.name, images, n, dst.H, dst.W); err != nil {
+		return err
+	}
+	if at < 0 || at+n > dst.Slices {
+		return fmt.Errorf("%s: slices %d..%d do not fit a prediction of %d slices", m.name, at, at+n-1, dst.Slices)
+	}
+	return m.inEvalMode(func() error { return m.predictBatch(dst, at, images, n) })
+}
+
+func checkImages(name string, images []float32, n, h, w int) error {
+	if n < 1 || h <= 0 || w <= 0 {
+		return fmt.Errorf("%s: cannot predict %d slices of %d×%d", name, n, h, w)
+	}
+	if h%DivisibleBy != 0 || w%DivisibleBy != 0 {
+		return fmt.Errorf("%s: slice height %d and width %d must be multiples of %d", name, h, w, DivisibleBy)
+	}
+	if want := n * 3 * h * w; len(images) != want {
+		return fmt.Errorf("%s: %d values for %d slices of 3×%d×%d, want %d", name, len(images), n, h, w, want)
+	}
+	return nil
+}
+
+// inEvalMode runs f with the network in evaluation mode and puts the
+// previous mode back.
+func (m *Model) inEvalMode(f func() error) error {
+	prev := m.store.Training()
+	m.store.Eval()
+	defer m.store.SetTraining(prev)
+	return f()
+}
+
+func (m *Model) predictBatch(dst *Prediction, at int, images []float32, n int) (err error) {
+	defer torch.Recover(&err)
+	h, w := dst.H, dst.W
+	torch.InferenceMode(func() {
+		s := torch.NewScope()
+		defer s.Close()
+		x := torch.FromSlice(images, int64(n), 3, int64(h), int64(w)).ToOptions(torch.Options{DType: m.store.DType(), Device: m.store.Device()})
+		var seg, det *torch.Tensor
+		if seg, det, err = m.Forward(x); err != nil {
+			return
+		}
+		area := h * w
+		torch.CopyInto(dst.Labels[at*area:(at+n)*area], ArgmaxLabels(seg))
+		torch.CopyInto(dst.Detections[at*numLesions:(at+n)*numLesions], det.To(torch.Float32))
+		if dst.Probabilities != nil {
+			torch.CopyInto(dst.Probabilities[at*numClasses*area:(at+n)*numClasses*area], seg.Exp().To(torch.Float32))
+		}
+	})
+	return err
+}
+
+// ArgmaxLabels turns segmentation scores N×4×H×W (log-probabilities or
+// probabilities) into uint8 class labels N×H×W: the class with the highest
+// score, the lowest one on a tie, as torch.argmax gives.
+func ArgmaxLabels(seg *torch.Tensor) *torch.Tensor {
+	return seg.Argmax(1, false).To(torch.Uint8)
+}
