@@ -76,8 +76,12 @@ func printSynthReport(w io.Writer, r *synth.Report, o synth.Options, took time.D
 		fmt.Fprintf(w, "  %-20s %3d cubes, %5d slices; slices with REA %d, SRF %d, PED %d\n",
 			set, cubes, slices, with[0], with[1], with[2])
 	}
-	fmt.Fprintf(w, "  validation reference: %s\n", filepath.Join(r.Dir, filepath.FromSlash(edema.Validation.GroundTruthDir())))
-	fmt.Fprintf(w, "  test reference:       %s\n", filepath.Join(r.Dir, synth.TestGroundTruth))
+	if o.Val > 0 {
+		fmt.Fprintf(w, "  validation reference: %s\n", filepath.Join(r.Dir, filepath.FromSlash(edema.Validation.GroundTruthDir())))
+	}
+	if o.Test > 0 {
+		fmt.Fprintf(w, "  test reference:       %s\n", filepath.Join(r.Dir, synth.TestGroundTruth))
+	}
 	fmt.Fprintf(w, "  lists:                %s (%d training slices)\n", filepath.Join(r.Dir, synth.ListDir), r.Lists.TrainSlices)
 	fmt.Fprintf(w, "data folder (-d): %s  list folder (-l): %s\n", r.Dir, filepath.Join(r.Dir, synth.ListDir))
 }

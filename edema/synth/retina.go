@@ -79,7 +79,7 @@ type lesion struct {
 	u, v   float64 // centre
 	ru, rv float64 // radii
 	height float64 // peak height, in units of the scan depth
-	power  float64 // profile (1-r²)^power: 0.5 is an ellipsoid
+	power  float64 // profile (1-r²)^power: 0.5 is an ellipsoid, more is flatter-edged
 	lobes  [2]lobe
 }
 
@@ -200,21 +200,23 @@ func newCubeModel(rng *rand.Rand, w, h, s int, has [edema.NumLesions]bool) *cube
 func (c *cubeModel) drawLesion(rng *rand.Rand, class uint8) lesion {
 	uniform := func(a, b float64) float64 { return a + rng.Float64()*(b-a) }
 	clamp := func(x float64) float64 { return math.Max(0.15, math.Min(0.85, x)) }
-	l := lesion{class: class, power: 0.5}
+	l := lesion{class: class}
 	switch class {
 	case edema.REA:
 		l.u, l.v = clamp(c.fovU+rng.NormFloat64()*0.08), clamp(c.fovV+rng.NormFloat64()*0.08)
 		l.ru, l.rv = uniform(0.1, 0.22), uniform(0.1, 0.25)
 		l.height = uniform(0.04, 0.1)
+		l.power = 0.75 // swelling fades into the healthy retina
 	case edema.SRF:
 		l.u, l.v = clamp(c.fovU+rng.NormFloat64()*0.05), clamp(c.fovV+rng.NormFloat64()*0.06)
 		l.ru, l.rv = uniform(0.06, 0.14), uniform(0.06, 0.16)
 		l.height = uniform(0.02, 0.045)
+		l.power = 0.6
 	case edema.PED:
 		l.u, l.v = clamp(c.fovU+rng.NormFloat64()*0.12), clamp(c.fovV+rng.NormFloat64()*0.1)
 		l.ru, l.rv = uniform(0.04, 0.09), uniform(0.05, 0.12)
 		l.height = uniform(0.02, 0.045)
-		l.power = 0.35 // steep-sided domes
+		l.power = 0.45 // steep-sided domes
 	}
 	for i := range l.lobes {
 		l.lobes[i] = lobe{k: float64(2 + i), amp: uniform(0, 0.12), phase: uniform(0, 2*math.Pi)}
@@ -332,7 +334,11 @@ func (c *cubeModel) intensity(t tissue, x int, y float64, z int, bruch float64) 
 		if depth < 0.01 {
 			return 0.5 // choriocapillaris
 		}
-		lumen := smoothstep(0.3, 0.62, valueNoise(c.seed^0xc3, nx/0.035, ny/0.02, nz/0.08))
+		// Vessel lumens, elongated along the scan; two octaves hide the
+		// lattice of the noise.
+		n := 0.65*valueNoise(c.seed^0xc3, nx/0.05, ny/0.018, nz/0.08) +
+			0.35*valueNoise(c.seed^0xd4, nx/0.023+0.5, ny/0.009+0.5, nz/0.04+0.5)
+		lumen := smoothstep(0.32, 0.6, n)
 		return 0.38 * (0.2 + 0.8*lumen) * math.Exp(-depth/0.1)
 	case sclera:
 		depth := (y - bruch) / float64(c.h)
@@ -378,33 +384,36 @@ func (c *cubeModel) renderSlice(z int, rng *rand.Rand, img, label []uint8) {
 
 	// Speckle: multiplicative, exponentially distributed and blurred over
 	// 3×3 pixels into grains, plus a faint noise floor.
-	speckle := blurredExp(rng, w, h)
-	floor := blurredExp(rng, w, h)
+	passes := max(1, h/512) // grains grow with the resolution
+	speckle := blurredExp(rng, w, h, passes)
+	floor := blurredExp(rng, w, h, passes)
 	for i, v := range clean {
 		g := c.gain*v*speckle[i] + 0.03*floor[i]
 		img[i] = uint8(math.Round(255 * math.Max(0, math.Min(1, g))))
 	}
 }
 
-// blurredExp returns w×h independent Exp(1) draws smoothed by a 3×3
-// binomial filter (edges clamped): mean 1, standard deviation about 0.375.
-func blurredExp(rng *rand.Rand, w, h int) []float64 {
-	raw := make([]float64, w*h)
-	for i := range raw {
-		raw[i] = rng.ExpFloat64()
+// blurredExp returns w×h independent Exp(1) draws smoothed passes times by
+// a 3×3 binomial filter (edges clamped): mean 1, standard deviation about
+// 0.375 after one pass.
+func blurredExp(rng *rand.Rand, w, h, passes int) []float64 {
+	out := make([]float64, w*h)
+	for i := range out {
+		out[i] = rng.ExpFloat64()
 	}
 	tmp := make([]float64, w*h)
-	for y := range h {
-		for x := range w {
-			l, r := max(x-1, 0), min(x+1, w-1)
-			tmp[y*w+x] = 0.25*raw[y*w+l] + 0.5*raw[y*w+x] + 0.25*raw[y*w+r]
+	for range passes {
+		for y := range h {
+			for x := range w {
+				l, r := max(x-1, 0), min(x+1, w-1)
+				tmp[y*w+x] = 0.25*out[y*w+l] + 0.5*out[y*w+x] + 0.25*out[y*w+r]
+			}
 		}
-	}
-	out := raw
-	for y := range h {
-		u, d := max(y-1, 0), min(y+1, h-1)
-		for x := range w {
-			out[y*w+x] = 0.25*tmp[u*w+x] + 0.5*tmp[y*w+x] + 0.25*tmp[d*w+x]
+		for y := range h {
+			u, d := max(y-1, 0), min(y+1, h-1)
+			for x := range w {
+				out[y*w+x] = 0.25*tmp[u*w+x] + 0.5*tmp[y*w+x] + 0.25*tmp[d*w+x]
+			}
 		}
 	}
 	return out
