@@ -21,6 +21,7 @@ func main() {
 			listsCommand(),
 			convertCommand(),
 			inspectCommand(),
+			modelsCommand(),
 		},
 		// Errors are printed once, below, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
