@@ -26,6 +26,13 @@
 // Writing gives every tensor its own storage (a *Tensor that appears twice
 // shares one).
 //
+// Written pickles use protocol 2 and only the opcodes and globals of
+// PyTorch's weights_only unpickler. One caveat is PyTorch's own: a Python
+// float (best_dice, a learning rate) is a BINFLOAT opcode, which the
+// weights_only unpickler accepts from PyTorch 2.0 on but not in 1.13, so
+// there such files load with weights_only=False only, as files torch.save
+// writes do. State dicts keep their "_metadata" of module versions.
+//
 // Checkpoint and Load/Save handle the checkpoint dicts of the original
 // training scripts, {'epoch', 'state_dict', 'dice_epoch', 'best_dice'},
 // with the "module." key prefix of their DataParallel models; ReadValue and

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 
 	"github.com/edema/edema/internal/pytorchtest"
@@ -188,7 +189,7 @@ func testLoadPyTorchCheckpoints(t *testing.T, dir string) {
 // use only opcodes and globals that torch's weights_only unpickler accepts
 // (plus BINFLOAT, which PyTorch 2 accepts as well).
 const pyCheckGoFiles = pyDescribe + pyModel + `
-import io, os, pickletools, sys, zipfile
+import io, os, pickletools, struct, sys, zipfile
 from torch import _weights_only_unpickler as wo
 d = sys.argv[1]
 out = {}
@@ -209,6 +210,30 @@ plain.load_state_dict(torch.load(os.path.join(d, "go_ckpt_plain.pth"))["state_di
 for name in ("go_bare_zip.pth", "go_bare_legacy.pth", "go_nofloat_zip.pth"):
     sd = torch.load(os.path.join(d, name), weights_only=True)
     out["weights_only:" + name] = describe(sd)
+
+# Safetensors files parsed by hand after the format's specification (the
+# safetensors package is not installed), then loaded into the model.
+st_dtypes = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
+             "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+             "U8": torch.uint8, "BOOL": torch.bool}
+with open(os.path.join(d, "go_ckpt.safetensors"), "rb") as f:
+    raw = f.read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+body = raw[8 + n:]
+meta = header.pop("__metadata__")
+end = 0
+sd = {}
+for key, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"]):
+    begin, stop = info["data_offsets"]
+    assert begin == end, "data must be contiguous"
+    end = stop
+    dtype = st_dtypes[info["dtype"]]
+    sd[key] = torch.frombuffer(bytearray(body[begin:stop]), dtype=dtype).reshape(info["shape"]) if stop > begin \
+        else torch.zeros(info["shape"], dtype=dtype)
+assert end == len(body)
+dp.load_state_dict(sd, strict=True)
+out["safetensors"] = {"metadata": meta, "tensors": describe(collections.OrderedDict(sorted(sd.items())))}
 
 allowed_ops = {"PROTO", "GLOBAL", "BINPUT", "LONG_BINPUT", "BINGET", "LONG_BINGET", "EMPTY_DICT",
     "EMPTY_LIST", "EMPTY_TUPLE", "MARK", "SETITEMS", "SETITEM", "APPEND", "APPENDS", "TUPLE",
@@ -265,8 +290,25 @@ func testPyTorchLoadsGoFiles(t *testing.T, src string) {
 	write("go_values_zip.pth", values, FormatZip)
 	write("go_values_legacy.pth", values, FormatLegacy)
 
+	require.NoError(t, Save(filepath.Join(dir, "go_ckpt.safetensors"), ckpt, SaveOptions{Format: FormatSafetensors}))
+
 	var got map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal([]byte(pytorchtest.Run(t, "", pyCheckGoFiles, dir)), &got))
+	var st struct {
+		Metadata map[string]string
+		Tensors  json.RawMessage
+	}
+	require.NoError(t, json.Unmarshal(got["safetensors"], &st))
+	assert.Equal(t, map[string]string{"format": "pt", "epoch": "12", "best_dice": "0.7361", "dice_epoch": "0.71"}, st.Metadata)
+	prefixed := ckpt.StateDict.WithPrefix(DataParallelPrefix)
+	keys := prefixed.Keys()
+	sort.Strings(keys)
+	sorted := NewOrderedDict()
+	for _, k := range keys {
+		tensor, _ := prefixed.Get(k)
+		sorted.Set(k, tensor)
+	}
+	requireSameDescription(t, st.Tensors, describe(t, sorted), "safetensors")
 	for name, v := range written {
 		requireSameDescription(t, got[name], describe(t, v), name)
 		// And Go reads back what it wrote.
