@@ -1,0 +1,126 @@
+package train
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edema/edema/edema"
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/pth"
+)
+
+func TestDefaultConfigIsTheOriginals(t *testing.T) {
+	c := DefaultConfig()
+	assert.Equal(t, 64, c.BatchSize)
+	assert.Equal(t, 8, c.Workers)
+	assert.Equal(t, 10, c.Epochs)
+	assert.Equal(t, Adam, c.Optimizer)
+	assert.Equal(t, 0.01, c.LR)
+	assert.Equal(t, "step", c.LRMode)
+	assert.Equal(t, 200, c.Step)
+	assert.Equal(t, 0.9, c.Momentum)
+	assert.Equal(t, 1e-4, c.WeightDecay)
+	assert.Equal(t, "mix_3", c.Loss)
+	assert.Equal(t, uint64(1234), c.Seed)
+	assert.Equal(t, torch.CPU, c.Device)
+	c.Name = "unet_nested"
+	assert.Equal(t, filepath.Join("result", "unet_nested"), c.Out())
+}
+
+func TestRunRejects(t *testing.T) {
+	// A finished one-epoch run gives a checkpoint to resume wrongly.
+	done := tinyConfig(t)
+	done.Epochs = 1
+	_, err := Run(context.Background(), done, nil)
+	require.NoError(t, err)
+	latest := filepath.Join(done.Out(), CheckpointDir, LatestName)
+
+	dir := t.TempDir()
+	nestedPath := filepath.Join(dir, "unet_nested.pth.tar")
+	barePath := filepath.Join(dir, "unet.pth")
+	nested, err := models.New(models.NameUNetNested)
+	require.NoError(t, err)
+	require.NoError(t, models.SaveCheckpoint(nestedPath, nested, &models.CheckpointMeta{Epoch: 1}, nil, pth.SaveOptions{}))
+	nested.Free()
+	unet, err := models.New(models.NameUNet)
+	require.NoError(t, err)
+	require.NoError(t, models.SaveCheckpoint(barePath, unet, nil, nil, pth.SaveOptions{}))
+	unet.Free()
+
+	// A list folder whose first training slice is missing.
+	brokenLists := t.TempDir()
+	for _, name := range []string{edema.TrainImagesList, edema.TrainLabelsList, edema.ValImagesList, edema.ValLabelsList, edema.InfoFile} {
+		data, err := os.ReadFile(filepath.Join(done.ListDir, name))
+		require.NoError(t, err)
+		if name == edema.TrainImagesList {
+			data = []byte("Edema_trainingset/trans3channel_images/gone.img/000.png\n" + strings.SplitN(string(data), "\n", 2)[1])
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(brokenLists, name), data, 0o644))
+	}
+	noVal := t.TempDir()
+	for _, name := range []string{edema.TrainImagesList, edema.TrainLabelsList, edema.InfoFile} {
+		data, err := os.ReadFile(filepath.Join(done.ListDir, name))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(noVal, name), data, 0o644))
+	}
+
+	for _, c := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"no network", func(c *Config) { c.Name = "" }, "--name is required (one of unet, unet_nested, unet_nested_dilated)"},
+		{"unknown network", func(c *Config) { c.Name = "resnet" }, `unknown --name "resnet"`},
+		{"unknown loss", func(c *Config) { c.Loss = "wce" }, `--loss: unknown loss "wce"`},
+		{"unknown optimizer", func(c *Config) { c.Optimizer = "RMSprop" }, `unknown --optimizer "RMSprop": want Adam or SGD`},
+		{"no epochs", func(c *Config) { c.Epochs = 0 }, "--epochs must be at least 1"},
+		{"no batch", func(c *Config) { c.BatchSize = 0 }, "--batch-size must be at least 1"},
+		{"unknown schedule", func(c *Config) { c.LRMode = "cosine" }, `unknown --lr-mode "cosine"`},
+		{"zero learning rate", func(c *Config) { c.LR = 0 }, "--lr must be positive"},
+		{"negative weight decay", func(c *Config) { c.WeightDecay = -1 }, "--weight-decay must not be negative"},
+		{"missing data folder", func(c *Config) { c.DataDir = filepath.Join(dir, "nothing") }, "--data-dir: stat " + filepath.Join(dir, "nothing")},
+		{"data folder is a file", func(c *Config) { c.DataDir = barePath }, "is not a folder"},
+		{"no list files", func(c *Config) { c.ListDir = t.TempDir() }, edema.TrainImagesList + ": no such file"},
+		{"no validation lists", func(c *Config) { c.ListDir = noVal }, edema.ValImagesList + ": no such file"},
+		{"missing slice", func(c *Config) { c.ListDir = brokenLists }, "gone.img/000.png"},
+		{"batch larger than the training set", func(c *Config) { c.BatchSize = 9 }, "--batch-size 9 is larger than the training set: " + filepath.Join(done.ListDir, edema.TrainImagesList) + " lists 8 slices"},
+		{"resume and initial weights", func(c *Config) { c.Resume, c.ModelPath = latest, barePath }, "--resume and --model-path exclude each other"},
+		{"missing checkpoint", func(c *Config) { c.Resume = filepath.Join(dir, "nothing.pth") }, "--resume: open " + filepath.Join(dir, "nothing.pth")},
+		{"resume another network", func(c *Config) { c.Resume = nestedPath }, "holds the weights of unet_nested, not of unet"},
+		{"initial weights of another network", func(c *Config) { c.ModelPath = nestedPath }, "--model-path " + nestedPath + ": checkpoint holds the weights of unet_nested, not of unet"},
+		{"resume bare weights", func(c *Config) { c.Resume = barePath }, "not a training checkpoint (it has no epoch); start from its weights with --model-path"},
+		{"resume with another seed", func(c *Config) { c.Resume, c.Seed = latest, 43 }, "the run was trained with --seed 42, not 43"},
+		{"resume a finished run", func(c *Config) { c.Resume, c.Epochs = latest, 1 }, "all 1 epochs are done; raise --epochs"},
+		{"resume Adam with SGD", func(c *Config) { c.Resume, c.Optimizer = latest, SGD }, "its optimizer state does not fit --optimizer SGD"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := tinyConfig(t)
+			c.edit(&cfg)
+			_, err := Run(context.Background(), cfg, nil)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+			entries, _ := os.ReadDir(filepath.Join(cfg.Out(), CheckpointDir))
+			for _, e := range entries {
+				assert.NotEqual(t, LatestName, e.Name(), "a rejected run writes no checkpoint")
+			}
+		})
+	}
+
+	t.Run("CUDA without CUDA", func(t *testing.T) {
+		if torch.CUDAIsAvailable() {
+			t.Skip("CUDA is available here")
+		}
+		cfg := tinyConfig(t)
+		cfg.Device = torch.CUDA(0)
+		_, err := Run(context.Background(), cfg, nil)
+		require.ErrorContains(t, err, "--device: device cuda:0: CUDA is not available")
+	})
+}

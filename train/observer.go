@@ -1,0 +1,79 @@
+package train
+
+import (
+	"time"
+
+	"github.com/edema/edema/edema/metrics"
+	"github.com/edema/edema/losses"
+	"github.com/edema/edema/torch"
+)
+
+// Observer follows a run: a progress bar, a log, a service's metrics. Its
+// methods are called from the goroutine that runs the training, between
+// steps; a slow observer slows the training down.
+type Observer interface {
+	// Start is called once, before the first step.
+	Start(Start)
+	// Step is called after every training step.
+	Step(Step)
+	// Validate is called when the validation of an epoch begins.
+	Validate(epoch int)
+	// EpochEnd is called once an epoch is validated, logged and saved.
+	EpochEnd(EpochEnd)
+}
+
+// NopObserver ignores everything; embed it to implement only some methods.
+type NopObserver struct{}
+
+func (NopObserver) Start(Start)       {}
+func (NopObserver) Step(Step)         {}
+func (NopObserver) Validate(int)      {}
+func (NopObserver) EpochEnd(EpochEnd) {}
+
+// Start describes a run about to train.
+type Start struct {
+	Network    string
+	Parameters int64
+	Device     torch.Device
+	Loss       string
+	Optimizer  string
+
+	TrainSlices   int
+	ValCubes      int
+	StepsPerEpoch int
+	Epochs        int
+
+	// Epoch and Step are where training begins: 0 and 0 for a new run.
+	Epoch, Step int
+	// Resumed is the checkpoint a resumed run continues, or "".
+	Resumed string
+	// FreshOptimizer is set when the resumed checkpoint held no optimizer
+	// state (the original's checkpoints do not), so the optimizer starts
+	// afresh and the continuation is not exact.
+	FreshOptimizer bool
+	OutDir         string
+}
+
+// Step is the progress after one training step.
+type Step struct {
+	Epoch, Step, Steps int // Step counts from 1 to Steps
+	LR                 float64
+	Loss               losses.Values
+	// MeanLoss and Dice are running figures of the epoch so far: the mean
+	// loss and the per-class Dice of the argmax predictions.
+	MeanLoss float64
+	Dice     metrics.PerLesion
+	MeanDice float64
+	// Elapsed is the training time of the epoch so far (this session's
+	// part of it for a resumed epoch).
+	Elapsed time.Duration
+}
+
+// EpochEnd reports a finished epoch.
+type EpochEnd struct {
+	Row  Row  // what dice_epoch.txt got
+	Best bool // the validation Dice improved: model_best.pth.tar was updated
+	// Checkpoint is the path of checkpoint_latest.pth.tar.
+	Checkpoint       string
+	Train, Validated time.Duration
+}

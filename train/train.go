@@ -1,0 +1,623 @@
+// Package train trains the edema networks the way the original training
+// script does (SPEC §5): epochs of shuffled single slices with Adam or SGD
+// on a multi-task loss, a learning rate set per epoch by a step or poly
+// schedule, then validation on whole cubes, the checkpoints
+// checkpoint_latest.pth.tar and model_best.pth.tar, and one row per epoch
+// in dice_epoch.txt.
+//
+// [Run] is the whole of `edema train` as a Go API: it takes a [Config],
+// reports progress to an [Observer] and returns a [Summary] or an error,
+// never exiting, so services can embed training.
+//
+// # Reproducibility and resuming
+//
+// A run is a function of its settings and seed. libtorch is seeded with
+// the seed before the network is built, so its initial weights are those
+// the original code draws after torch.manual_seed(seed). The order and
+// flips of the training slices depend only on the seed and the epoch (see
+// edema.TrainLoader), and libtorch is reseeded before every training step
+// from the seed, the epoch and the step, so the dropout masks of a step do
+// not depend on what ran before it in the process.
+//
+// A checkpoint therefore holds everything a run needs to continue: the
+// weights and batch-normalisation statistics, the optimizer's state, the
+// number of epochs done, the best validation Dice, and, when the run was
+// interrupted inside an epoch, the number of steps of that epoch done and
+// its running training figures. Resuming from it gives the weights, the
+// checkpoints and the log that the run would have given without the
+// interruption, on the same device and build of libtorch.
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/edema/edema/edema"
+	"github.com/edema/edema/edema/metrics"
+	"github.com/edema/edema/edema/picture"
+	"github.com/edema/edema/losses"
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/optim"
+	"github.com/edema/edema/torch/pth"
+)
+
+// Files of the output folder.
+const (
+	CheckpointDir  = "checkpoint"
+	LatestName     = "checkpoint_latest.pth.tar"
+	BestName       = "model_best.pth.tar"
+	EveryNameFmt   = "checkpoint_%03d.pth.tar" // with the epoch, counted from 0
+	CurvesName     = "curves.png"
+	ValBatchSize   = 16 // slices per forward pass of the validation, as the original
+	adamEps        = 1e-8
+	checkpointArch = "arch"
+	checkpointSeed = "seed"
+	// A checkpoint written inside an epoch says how far the epoch got.
+	checkpointEpochStep   = "epoch_step"
+	checkpointEpochTotals = "epoch_totals"
+)
+
+// AdamBetas are the original's Adam betas.
+var AdamBetas = [2]float64{0.9, 0.99}
+
+// Summary is what a run did.
+type Summary struct {
+	// Rows is the log: every epoch done so far, this run's and, for a
+	// resumed run, the earlier ones that dice_epoch.txt held.
+	Rows     []Row
+	BestDice float64
+	// Epoch and Step are where a --resume from Checkpoint continues:
+	// Epoch = Config.Epochs and Step = 0 when the run is complete.
+	Epoch, Step int
+	// Interrupted is set when ctx ended the run before its last epoch.
+	Interrupted bool
+	// Checkpoint is the path of checkpoint_latest.pth.tar; Best that of
+	// model_best.pth.tar, or "" when no epoch has improved yet.
+	Checkpoint, Best string
+}
+
+// Run trains as cfg says and reports progress to obs (nil for none).
+//
+// Cancelling ctx interrupts the run cleanly: the step in progress
+// finishes, the state is saved in checkpoint_latest.pth.tar as it is at
+// that point, counting the epoch as not done and recording the steps of it
+// that are, and Run returns a Summary with Interrupted set and no error.
+// Nothing written before is damaged: every file is replaced atomically,
+// and model_best.pth.tar and dice_epoch.txt only change at the end of an
+// epoch. A --resume from that checkpoint skips the steps done and carries
+// on as if nothing had happened; an interruption during validation
+// resumes with the validation.
+func Run(ctx context.Context, cfg Config, obs Observer) (*Summary, error) {
+	if obs == nil {
+		obs = NopObserver{}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t, pos, err := newTrainer(cfg, obs)
+	if err != nil {
+		return nil, err
+	}
+	defer t.free()
+	return t.run(ctx, pos)
+}
+
+// trainer holds a run's state.
+type trainer struct {
+	cfg    Config
+	obs    Observer
+	out    string
+	model  *models.Model
+	opt    optim.Optimizer
+	loss   losses.Loss
+	loader *edema.TrainLoader
+	val    *edema.CubeLoader
+	norm   *edema.Normalizer
+	steps  int // training steps per epoch
+
+	rows     []Row
+	best     float64 // best validation Dice so far, 0 before any, as the original
+	lastDice float64 // validation Dice of the last epoch done
+	start    Start
+}
+
+// position is a point of a run: in epoch, with totals.Steps of its steps
+// done and their running figures.
+type position struct {
+	epoch  int
+	totals totals
+}
+
+func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) {
+	t := &trainer{cfg: cfg, obs: obs, out: cfg.Out()}
+	defer func() {
+		if err != nil {
+			t.free()
+		}
+	}()
+	if err := torch.CheckDevice(cfg.Device); err != nil {
+		return nil, pos, fmt.Errorf("--device: %w", err)
+	}
+	if cfg.Threads > 0 {
+		torch.SetNumThreads(cfg.Threads)
+	}
+	if t.loss, err = losses.New(cfg.Loss); err != nil {
+		return nil, pos, err
+	}
+	if err := t.openData(); err != nil {
+		return nil, pos, err
+	}
+
+	// Seeded right before it is built, the network starts from the weights
+	// that PyTorch's constructor gives after torch.manual_seed(seed).
+	torch.ManualSeed(cfg.Seed)
+	if t.model, err = models.New(cfg.Name); err != nil {
+		return nil, pos, err
+	}
+	if cfg.ModelPath != "" {
+		c, err := pth.Load(cfg.ModelPath)
+		if err != nil {
+			return nil, pos, fmt.Errorf("--model-path: %w", err)
+		}
+		if err := t.model.LoadCheckpoint(c); err != nil {
+			return nil, pos, fmt.Errorf("--model-path %s: %w", cfg.ModelPath, err)
+		}
+	}
+	if err := t.model.To(cfg.Device); err != nil {
+		return nil, pos, fmt.Errorf("--device: %w", err)
+	}
+	if t.opt, err = newOptimizer(cfg, t.model.Parameters()); err != nil {
+		return nil, pos, err
+	}
+	t.start = Start{
+		Network: cfg.Name, Parameters: t.model.NumParameters(), Device: cfg.Device,
+		Loss: t.loss.String(), Optimizer: cfg.Optimizer,
+		TrainSlices: t.loader.Len(), ValCubes: t.val.Len(), StepsPerEpoch: t.steps, Epochs: cfg.Epochs,
+		OutDir: t.out,
+	}
+	if cfg.Resume != "" {
+		if pos, err = t.resume(); err != nil {
+			return nil, pos, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(t.out, CheckpointDir), 0o755); err != nil {
+		return nil, pos, fmt.Errorf("--out: %w", err)
+	}
+	return t, pos, nil
+}
+
+func (t *trainer) free() {
+	if t.model != nil {
+		t.model.Free()
+		t.model = nil
+	}
+}
+
+// openData reads the list folder and sets up the loaders.
+func (t *trainer) openData() error {
+	cfg := t.cfg
+	samples, err := edema.ReadTrainList(cfg.ListDir)
+	if err != nil {
+		return err
+	}
+	if len(samples) < cfg.BatchSize {
+		return fmt.Errorf("--batch-size %d is larger than the training set: %s lists %d slices",
+			cfg.BatchSize, filepath.Join(cfg.ListDir, edema.TrainImagesList), len(samples))
+	}
+	cubes, err := edema.ReadValList(cfg.ListDir)
+	if err != nil {
+		return err
+	}
+	info, err := edema.ReadInfo(filepath.Join(cfg.ListDir, edema.InfoFile))
+	if err != nil {
+		return err
+	}
+	if t.norm, err = edema.NewNormalizer(info); err != nil {
+		return err
+	}
+	t.loader, err = edema.NewTrainLoader(cfg.DataDir, samples, info, edema.TrainOptions{
+		BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: cfg.Seed,
+	})
+	if err != nil {
+		return err
+	}
+	t.val = edema.NewCubeLoader(cfg.DataDir, cubes, cfg.Workers)
+	t.steps = t.loader.BatchesPerEpoch()
+	if cfg.MaxStepsPerEpoch > 0 {
+		t.steps = min(t.steps, cfg.MaxStepsPerEpoch)
+	}
+	return nil
+}
+
+func newOptimizer(cfg Config, params []*torch.Tensor) (optim.Optimizer, error) {
+	if cfg.Optimizer == SGD {
+		return optim.NewSGD(params, optim.SGDOptions{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay})
+	}
+	return optim.NewAdam(params, optim.AdamOptions{LR: cfg.LR, Betas: AdamBetas, Eps: adamEps, WeightDecay: cfg.WeightDecay})
+}
+
+// run trains from pos to the last epoch.
+func (t *trainer) run(ctx context.Context, pos position) (*Summary, error) {
+	cfg := t.cfg
+	sched := cfg.schedule()
+	t.start.Epoch, t.start.Step = pos.epoch, pos.totals.Steps
+	t.obs.Start(t.start)
+	for epoch := pos.epoch; epoch < cfg.Epochs; epoch++ {
+		lr := sched.LR(epoch)
+		if err := t.opt.SetLR(lr); err != nil {
+			return nil, err
+		}
+		tot := totals{}
+		if epoch == pos.epoch {
+			tot = pos.totals
+		}
+		began := time.Now()
+		if err := t.trainEpoch(ctx, epoch, &tot, lr); err != nil {
+			if errors.Is(err, errInterrupted) {
+				return t.interrupted(position{epoch, tot})
+			}
+			return nil, err
+		}
+		trained := time.Now()
+		t.obs.Validate(epoch)
+		val, err := t.validate(ctx)
+		if err != nil {
+			if errors.Is(err, errInterrupted) {
+				return t.interrupted(position{epoch, tot})
+			}
+			return nil, fmt.Errorf("validation of epoch %d: %w", epoch, err)
+		}
+		end, err := t.endEpoch(epoch, lr, tot, val)
+		if err != nil {
+			return nil, err
+		}
+		end.Train, end.Validated = trained.Sub(began), time.Since(trained)
+		t.obs.EpochEnd(end)
+	}
+	return t.summary(position{epoch: cfg.Epochs}, false), nil
+}
+
+// errInterrupted stops an epoch when the run's context ends.
+var errInterrupted = errors.New("interrupted")
+
+// trainEpoch runs the steps of epoch that tot does not count yet.
+func (t *trainer) trainEpoch(ctx context.Context, epoch int, tot *totals, lr float64) error {
+	first := tot.Steps
+	if first >= t.steps {
+		return nil
+	}
+	t.model.Train()
+	began := time.Now()
+	step := 0
+	// The loader keeps decoding while a cancellation lets the step in
+	// progress finish; leaving the loop stops it.
+	for b, err := range t.loader.Epoch(context.WithoutCancel(ctx), epoch) {
+		if err != nil {
+			return fmt.Errorf("epoch %d: %w", epoch, err)
+		}
+		if step >= t.steps {
+			break
+		}
+		if step < first { // done before the interruption this run resumes
+			step++
+			continue
+		}
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		torch.ManualSeed(stepSeed(t.cfg.Seed, epoch, step))
+		v, c, err := t.trainStep(b)
+		if err != nil {
+			return fmt.Errorf("epoch %d, step %d: %w", epoch, step, err)
+		}
+		if math.IsNaN(v.Total) || math.IsInf(v.Total, 0) {
+			return fmt.Errorf("epoch %d, step %d: the loss is %v: training diverged (try a lower --lr)", epoch, step, v.Total)
+		}
+		tot.add(v, c)
+		step++
+		dice := tot.dice()
+		t.obs.Step(Step{
+			Epoch: epoch, Step: step, Steps: t.steps, LR: lr, Loss: v,
+			MeanLoss: tot.meanLoss(), Dice: dice, MeanDice: dice.Mean(), Elapsed: time.Since(began),
+		})
+	}
+	if step < t.steps {
+		return fmt.Errorf("epoch %d: the training loader stopped after %d of %d steps", epoch, step, t.steps)
+	}
+	return nil
+}
+
+// trainStep runs one optimisation step on a batch and returns the loss
+// and the confusion counts of its argmax predictions.
+func (t *trainer) trainStep(b *edema.Batch) (v losses.Values, c counts, err error) {
+	defer torch.Recover(&err)
+	s := torch.NewScope()
+	defer s.Close()
+	dev := t.cfg.Device
+	n, h, w := int64(b.N), int64(b.H), int64(b.W)
+	x := torch.FromSlice(b.Images, n, 3, h, w).ToDevice(dev)
+	y := torch.FromSlice(b.Labels, n, h, w).ToDevice(dev)
+	d := torch.FromSlice(b.Targets, n, losses.NumLesions).ToDevice(dev)
+
+	seg, det, err := t.model.Forward(x)
+	if err != nil {
+		return v, c, err
+	}
+	terms, err := t.loss.Compute(seg, y, det, d)
+	if err != nil {
+		return v, c, err
+	}
+	t.opt.ZeroGrad()
+	terms.Total.Backward()
+	if err := t.opt.Step(); err != nil {
+		return v, c, err
+	}
+
+	// One transfer brings the loss terms and the counts to the host.
+	var host []float64
+	torch.NoGrad(func() {
+		parts := []*torch.Tensor{terms.Total, terms.WCE, terms.Dice, terms.BCE}
+		pred := seg.Argmax(1, false)
+		for class := 1; class <= losses.NumLesions; class++ {
+			p, g := pred.EqScalar(float64(class)), y.EqScalar(float64(class))
+			parts = append(parts, p.LogicalAnd(g).Sum(), p.Sum(), g.Sum())
+		}
+		for i, p := range parts {
+			parts[i] = p.To(torch.Float64)
+		}
+		host = torch.Stack(parts, 0).ToDevice(torch.CPU).Float64s()
+	})
+	v = losses.Values{Total: host[0], WCE: host[1], Dice: host[2], BCE: host[3]}
+	for k := range losses.NumLesions {
+		c.Inter[k], c.Pred[k], c.Truth[k] = host[4+3*k], host[5+3*k], host[6+3*k]
+	}
+	return v, c, nil
+}
+
+// validate scores the network on the validation cubes, as the original:
+// evaluation mode, ValBatchSize slices at a time, argmax labels, Dice per
+// cube and class, detection AUC over all slices together.
+func (t *trainer) validate(ctx context.Context) (metrics.Summary, error) {
+	var ev metrics.Evaluation
+	for cube, err := range t.val.Cubes(ctx) {
+		if ctx.Err() != nil {
+			return metrics.Summary{}, errInterrupted
+		}
+		if err != nil {
+			return metrics.Summary{}, err
+		}
+		pred := models.NewPrediction(cube.Slices(), cube.H, cube.W, false)
+		at := 0
+		for b := range cube.Batches(t.norm, ValBatchSize) {
+			if ctx.Err() != nil {
+				return metrics.Summary{}, errInterrupted
+			}
+			if err := t.model.PredictInto(pred, at, b.Images, b.N); err != nil {
+				return metrics.Summary{}, fmt.Errorf("cube %s: %w", cube.Name, err)
+			}
+			at += b.N
+		}
+		if err := ev.Add(cube.Name, pred.Labels, cube.Labels, pred.Detections, cube.Targets); err != nil {
+			return metrics.Summary{}, err
+		}
+	}
+	return ev.Summary(), nil
+}
+
+// endEpoch logs, plots and saves a finished epoch.
+func (t *trainer) endEpoch(epoch int, lr float64, tot totals, val metrics.Summary) (EpochEnd, error) {
+	trainDice := tot.dice()
+	row := Row{
+		Epoch: epoch, TrainDice: trainDice.Mean(), ValDice: val.MeanDice, AUC: val.MeanPooledAUC,
+		TrainClassDice: trainDice, ValClassDice: val.Dice, ClassAUC: val.PooledAUC,
+		TrainLoss: tot.meanLoss(), LR: lr,
+	}
+	isBest := row.ValDice > t.best
+	if isBest {
+		t.best = row.ValDice
+	}
+	t.lastDice = row.ValDice
+	t.rows = append(t.rows, row)
+
+	// The log first: a resume from the checkpoint before this one drops
+	// the rows it has not reached, so no order of crashes leaves a gap.
+	if err := WriteLog(filepath.Join(t.out, LogName), t.rows); err != nil {
+		return EpochEnd{}, err
+	}
+	latest := t.path(LatestName)
+	if err := t.save(latest, position{epoch: epoch + 1}); err != nil {
+		return EpochEnd{}, err
+	}
+	if isBest {
+		if err := copyFileAtomic(latest, t.path(BestName)); err != nil {
+			return EpochEnd{}, err
+		}
+	}
+	if t.cfg.SaveEveryCheckpoint {
+		if err := copyFileAtomic(latest, t.path(fmt.Sprintf(EveryNameFmt, epoch))); err != nil {
+			return EpochEnd{}, err
+		}
+	}
+	if err := t.plot(); err != nil {
+		return EpochEnd{}, err
+	}
+	return EpochEnd{Row: row, Best: isBest, Checkpoint: latest}, nil
+}
+
+func (t *trainer) path(name string) string { return filepath.Join(t.out, CheckpointDir, name) }
+
+// plot redraws the curves of the log.
+func (t *trainer) plot() error {
+	epochs := make([]picture.Epoch, len(t.rows))
+	for i, r := range t.rows {
+		v := map[string]float64{
+			"train loss": r.TrainLoss,
+			"train Dice": r.TrainDice,
+			"val Dice":   r.ValDice,
+			"val AUC":    r.AUC,
+		}
+		for c, name := range metrics.LesionNames {
+			v["val Dice "+name] = r.ValClassDice[c]
+		}
+		epochs[i] = picture.Epoch{Epoch: r.Epoch, Values: v}
+	}
+	title := fmt.Sprintf("%s, %s, %s lr %g (%s)", t.cfg.Name, t.cfg.Loss, t.cfg.Optimizer, t.cfg.LR, t.cfg.LRMode)
+	return picture.WriteTrainingCurves(filepath.Join(t.out, CurvesName), title, epochs)
+}
+
+// interrupted saves the state at pos and reports the interruption.
+func (t *trainer) interrupted(pos position) (*Summary, error) {
+	if err := t.save(t.path(LatestName), pos); err != nil {
+		return nil, fmt.Errorf("interrupted, and saving the state failed: %w", err)
+	}
+	return t.summary(pos, true), nil
+}
+
+func (t *trainer) summary(pos position, interrupted bool) *Summary {
+	s := &Summary{
+		Rows: t.rows, BestDice: t.best, Epoch: pos.epoch, Step: pos.totals.Steps,
+		Interrupted: interrupted, Checkpoint: t.path(LatestName),
+	}
+	if _, err := os.Stat(t.path(BestName)); err == nil {
+		s.Best = t.path(BestName)
+	}
+	return s
+}
+
+// save writes the checkpoint of position pos: the original's entries
+// (epoch = epochs done), the optimizer's state, the network's name and
+// the seed, and for a position inside an epoch its steps and totals.
+func (t *trainer) save(path string, pos position) error {
+	optState, err := t.opt.StateDict()
+	if err != nil {
+		return err
+	}
+	meta := &models.CheckpointMeta{Epoch: int64(pos.epoch), BestDice: t.best, DiceEpoch: t.lastDice}
+	c, err := models.NewCheckpoint(t.model, meta, optState)
+	if err != nil {
+		return err
+	}
+	c.Extra = pth.NewDict()
+	c.Extra.Set(checkpointArch, t.cfg.Name)
+	c.Extra.Set(checkpointSeed, int64(t.cfg.Seed))
+	if pos.totals.Steps > 0 {
+		c.Extra.Set(checkpointEpochStep, int64(pos.totals.Steps))
+		c.Extra.Set(checkpointEpochTotals, pos.totals.encode())
+	}
+	if err := pth.Save(path, c, pth.SaveOptions{}); err != nil {
+		return fmt.Errorf("saving %s: %w", path, err)
+	}
+	return nil
+}
+
+// resume restores the state of the checkpoint cfg.Resume into the network
+// and the optimizer and returns where it stands.
+func (t *trainer) resume() (pos position, err error) {
+	path := t.cfg.Resume
+	c, err := pth.Load(path)
+	if err != nil {
+		return pos, fmt.Errorf("--resume: %w", err)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("--resume %s: %s", path, fmt.Sprintf(format, args...))
+	}
+	if c.Epoch == nil {
+		return pos, bad("not a training checkpoint (it has no epoch); start from its weights with --model-path")
+	}
+	if err := t.model.LoadCheckpoint(c); err != nil {
+		return pos, bad("%v", err)
+	}
+	pos.epoch = int(*c.Epoch)
+	if c.BestDice != nil {
+		t.best = *c.BestDice
+	}
+	if c.DiceEpoch != nil {
+		t.lastDice = *c.DiceEpoch
+	}
+	if v, ok := c.Extra.Get(checkpointSeed); ok {
+		if seed, ok := v.(int64); !ok || uint64(seed) != t.cfg.Seed {
+			return pos, bad("the run was trained with --seed %v, not %d; resume with its seed", v, t.cfg.Seed)
+		}
+	}
+	if v, ok := c.Extra.Get(checkpointEpochStep); ok {
+		steps, ok := v.(int64)
+		enc, _ := c.Extra.Get(checkpointEpochTotals)
+		tot, err := decodeTotals(enc)
+		if !ok || err != nil || steps != int64(tot.Steps) || steps < 0 || int(steps) > t.steps {
+			return pos, bad("the record of the interrupted epoch (step %v of %d) is damaged or from other settings", v, t.steps)
+		}
+		pos.totals = tot
+	}
+	if pos.epoch < 0 || pos.epoch > t.cfg.Epochs || (pos.epoch == t.cfg.Epochs && pos.totals.Steps > 0) {
+		return pos, bad("epoch %d does not fit --epochs %d", pos.epoch, t.cfg.Epochs)
+	}
+	if pos.epoch == t.cfg.Epochs {
+		return pos, bad("all %d epochs are done; raise --epochs to train on", t.cfg.Epochs)
+	}
+	if c.Optimizer == nil {
+		t.start.FreshOptimizer = true
+	} else if err := t.loadOptimizer(c.Optimizer); err != nil {
+		return pos, bad("%v", err)
+	}
+	rows, err := ReadLog(filepath.Join(t.out, LogName))
+	if err != nil {
+		return pos, err
+	}
+	for _, r := range rows {
+		if r.Epoch < pos.epoch {
+			t.rows = append(t.rows, r)
+		}
+	}
+	t.start.Resumed = path
+	return pos, nil
+}
+
+func (t *trainer) loadOptimizer(v any) (err error) {
+	defer torch.Recover(&err)
+	s := torch.NewScope()
+	defer s.Close()
+	sd, err := models.ImportOptimizerState(v)
+	if err != nil {
+		return err
+	}
+	if err := t.opt.LoadStateDict(sd); err != nil {
+		return fmt.Errorf("its optimizer state does not fit --optimizer %s: %w", t.cfg.Optimizer, err)
+	}
+	return nil
+}
+
+// stepSeed is the libtorch seed of a training step: a mix of the run's
+// seed, the epoch and the step (splitmix64's finaliser), so that the
+// dropout masks of every step are fixed by the run's seed alone.
+func stepSeed(seed uint64, epoch, step int) uint64 {
+	mix := func(x uint64) uint64 {
+		x += 0x9e3779b97f4a7c15
+		x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+		x = (x ^ x>>27) * 0x94d049bb133111eb
+		return x ^ x>>31
+	}
+	return mix(seed ^ mix(uint64(epoch)<<32|uint64(uint32(step))))
+}
+
+// copyFileAtomic copies src over dst through a temporary file.
+func copyFileAtomic(src, dst string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := writeFileAtomic(dst, func(w io.Writer) error {
+		_, err := io.Copy(w, f)
+		return err
+	}); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	return nil
+}

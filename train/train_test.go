@@ -1,0 +1,392 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edema/edema/edema"
+	"github.com/edema/edema/edema/metrics"
+	"github.com/edema/edema/edema/synth"
+	"github.com/edema/edema/internal/pytorchtest"
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/pth"
+)
+
+// tinyData is the smallest synthetic data set that trains: 2 training
+// cubes and 1 validation cube of 4 slices of 32×64, made once per test
+// binary.
+var tinyData = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "edema-train-test-")
+	if err != nil {
+		return "", err
+	}
+	o := synth.Options{Train: 2, Val: 1, Test: 0, Slices: 4, Width: 32, Height: 64, Seed: 5, Workers: 2}
+	if _, err := synth.Generate(dir, o); err != nil {
+		return "", err
+	}
+	return dir, nil
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if dir, err := tinyData(); err == nil {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+// tinyConfig trains UNet for 2 epochs of 4 steps on tinyData into a new
+// folder.
+func tinyConfig(t *testing.T) Config {
+	t.Helper()
+	data, err := tinyData()
+	require.NoError(t, err)
+	cfg := DefaultConfig()
+	cfg.Name = models.NameUNet
+	cfg.DataDir = data
+	cfg.ListDir = filepath.Join(data, synth.ListDir)
+	cfg.OutDir = t.TempDir()
+	cfg.BatchSize = 2
+	cfg.Workers = 2
+	cfg.Epochs = 2
+	cfg.LR = 1e-3
+	cfg.Step = 1 // the learning rate changes between the epochs
+	cfg.Seed = 42
+	cfg.Threads = 1
+	return cfg
+}
+
+// runState is everything a run leaves that a resumed run must reproduce.
+type runState struct {
+	checkpoint *pth.Checkpoint
+	rows       []Row
+	best       []byte
+}
+
+func finalState(t *testing.T, cfg Config) runState {
+	t.Helper()
+	c, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
+	require.NoError(t, err)
+	rows, err := ReadLog(filepath.Join(cfg.Out(), LogName))
+	require.NoError(t, err)
+	best, err := os.ReadFile(filepath.Join(cfg.Out(), CheckpointDir, BestName))
+	if !os.IsNotExist(err) {
+		require.NoError(t, err)
+	}
+	return runState{checkpoint: c, rows: rows, best: best}
+}
+
+func requireSameState(t *testing.T, want, got runState) {
+	t.Helper()
+	w, g := want.checkpoint, got.checkpoint
+	require.Equal(t, w.StateDict.Keys(), g.StateDict.Keys())
+	for _, k := range w.StateDict.Keys() {
+		a, _ := w.StateDict.Get(k)
+		b, _ := g.StateDict.Get(k)
+		require.True(t, a.Equal(b), "weights differ at %s", k)
+	}
+	require.Equal(t, *w.Epoch, *g.Epoch)
+	require.Equal(t, *w.BestDice, *g.BestDice)
+	require.Equal(t, *w.DiceEpoch, *g.DiceEpoch)
+	require.Equal(t, w.Optimizer, g.Optimizer, "optimizer state")
+	require.Equal(t, w.Extra, g.Extra)
+	require.Equal(t, fmt.Sprint(want.rows), fmt.Sprint(got.rows), "dice_epoch.txt")
+	require.Equal(t, want.best, got.best, "model_best.pth.tar")
+}
+
+// interruptAt cancels the run when stop says so, as a signal would.
+type interruptAt struct {
+	NopObserver
+	cancel     context.CancelFunc
+	afterStep  func(Step) bool
+	atValidate int
+}
+
+func (o *interruptAt) Step(s Step) {
+	if o.afterStep != nil && o.afterStep(s) {
+		o.cancel()
+	}
+}
+
+func (o *interruptAt) Validate(epoch int) {
+	if epoch == o.atValidate {
+		o.cancel()
+	}
+}
+
+func TestResumeContinuesExactly(t *testing.T) {
+	straight := tinyConfig(t)
+	sum, err := Run(context.Background(), straight, nil)
+	require.NoError(t, err)
+	require.False(t, sum.Interrupted)
+	require.Len(t, sum.Rows, 2)
+	require.Equal(t, 2, sum.Epoch)
+	want := finalState(t, straight)
+
+	resume := func(t *testing.T, cfg Config) {
+		t.Helper()
+		cfg.Epochs = 2
+		cfg.Resume = filepath.Join(cfg.Out(), CheckpointDir, LatestName)
+		var start Start
+		obs := &recorder{start: &start}
+		sum, err := Run(context.Background(), cfg, obs)
+		require.NoError(t, err)
+		require.False(t, sum.Interrupted)
+		assert.Equal(t, cfg.Resume, start.Resumed)
+		assert.False(t, start.FreshOptimizer)
+		requireSameState(t, want, finalState(t, cfg))
+	}
+
+	t.Run("one epoch, then resume", func(t *testing.T) {
+		cfg := tinyConfig(t)
+		cfg.Epochs = 1
+		sum, err := Run(context.Background(), cfg, nil)
+		require.NoError(t, err)
+		require.Equal(t, 1, sum.Epoch)
+		resume(t, cfg)
+	})
+
+	t.Run("interrupted inside an epoch, then resume", func(t *testing.T) {
+		cfg := tinyConfig(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		obs := &interruptAt{cancel: cancel, atValidate: -1, afterStep: func(s Step) bool { return s.Epoch == 1 && s.Step == 2 }}
+		sum, err := Run(ctx, cfg, obs)
+		require.NoError(t, err)
+		require.True(t, sum.Interrupted)
+		assert.Equal(t, 1, sum.Epoch)
+		assert.Equal(t, 2, sum.Step, "the step in progress finishes, the next does not start")
+		assert.Len(t, sum.Rows, 1)
+
+		c, err := pth.Load(sum.Checkpoint)
+		require.NoError(t, err)
+		assert.Equal(t, int64(1), *c.Epoch, "the interrupted epoch does not count as done")
+		step, _ := c.Extra.Get(checkpointEpochStep)
+		assert.Equal(t, int64(2), step)
+		resume(t, cfg)
+	})
+
+	t.Run("interrupted during validation, then resume", func(t *testing.T) {
+		cfg := tinyConfig(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		sum, err := Run(ctx, cfg, &interruptAt{cancel: cancel, atValidate: 0})
+		require.NoError(t, err)
+		require.True(t, sum.Interrupted)
+		assert.Equal(t, 0, sum.Epoch)
+		assert.Equal(t, 4, sum.Step, "all steps of the epoch are done")
+		assert.Empty(t, sum.Rows)
+		_, err = os.Stat(filepath.Join(cfg.Out(), LogName))
+		assert.True(t, os.IsNotExist(err), "no log row for an epoch that was not validated")
+		resume(t, cfg)
+	})
+
+	t.Run("interrupted before the first step", func(t *testing.T) {
+		cfg := tinyConfig(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		sum, err := Run(ctx, cfg, nil)
+		require.NoError(t, err)
+		require.True(t, sum.Interrupted)
+		assert.Equal(t, 0, sum.Epoch)
+		assert.Equal(t, 0, sum.Step)
+		resume(t, cfg)
+	})
+}
+
+// recorder keeps the Start event and the epochs.
+type recorder struct {
+	NopObserver
+	start  *Start
+	epochs []EpochEnd
+	steps  []Step
+}
+
+func (r *recorder) Start(s Start)       { *r.start = s }
+func (r *recorder) Step(s Step)         { r.steps = append(r.steps, s) }
+func (r *recorder) EpochEnd(e EpochEnd) { r.epochs = append(r.epochs, e) }
+
+func TestRunWritesTheOriginalsFiles(t *testing.T) {
+	cfg := tinyConfig(t)
+	cfg.SaveEveryCheckpoint = true
+	cfg.LRMode = "poly"
+	var start Start
+	obs := &recorder{start: &start}
+	sum, err := Run(context.Background(), cfg, obs)
+	require.NoError(t, err)
+
+	assert.Equal(t, Start{
+		Network: "unet", Parameters: 2466151, Device: torch.CPU, Loss: "mix_3 (WCE + Dice + BCE)", Optimizer: "Adam",
+		TrainSlices: 8, ValCubes: 1, StepsPerEpoch: 4, Epochs: 2, OutDir: cfg.OutDir,
+	}, start)
+	require.Len(t, obs.steps, 8)
+	for i, s := range obs.steps {
+		assert.Equal(t, i/4, s.Epoch)
+		assert.Equal(t, i%4+1, s.Step)
+		assert.Equal(t, 4, s.Steps)
+		assert.False(t, math.IsNaN(s.Loss.Total))
+		assert.InDelta(t, s.Loss.WCE+s.Loss.Dice+s.Loss.BCE, s.Loss.Total, 1e-5)
+	}
+	assert.Equal(t, 1e-3, obs.steps[0].LR)
+	assert.InDelta(t, 1e-3*math.Pow(0.5, 0.9), obs.steps[7].LR, 1e-15, "poly schedule")
+	require.Len(t, obs.epochs, 2)
+
+	// The log holds what the observer saw, and the mean of the steps' losses.
+	rows, err := ReadLog(filepath.Join(cfg.Out(), LogName))
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	for e, r := range rows {
+		assert.Equal(t, e, r.Epoch)
+		want := obs.epochs[e].Row
+		assert.InDelta(t, want.ValDice, r.ValDice, 1e-6)
+		assert.InDelta(t, want.AUC, r.AUC, 1e-6)
+		var sum float64
+		for _, s := range obs.steps[4*e : 4*e+4] {
+			sum += s.Loss.Total
+		}
+		assert.InDelta(t, sum/4, r.TrainLoss, 1e-6)
+		assert.Equal(t, obs.steps[4*e+3].MeanDice, want.TrainDice)
+	}
+	require.Len(t, sum.Rows, 2)
+	for e := range rows {
+		assert.InDelta(t, sum.Rows[e].TrainLoss, rows[e].TrainLoss, 1e-6)
+	}
+
+	// Checkpoints: latest after every epoch, one per epoch on request, and
+	// the best one, all in the original's dict with DataParallel keys.
+	dir := filepath.Join(cfg.Out(), CheckpointDir)
+	latest, err := os.ReadFile(filepath.Join(dir, LatestName))
+	require.NoError(t, err)
+	last, err := os.ReadFile(filepath.Join(dir, "checkpoint_001.pth.tar"))
+	require.NoError(t, err)
+	assert.Equal(t, latest, last)
+	_, err = os.Stat(filepath.Join(dir, "checkpoint_000.pth.tar"))
+	require.NoError(t, err)
+	v, format, err := pth.ReadValue(filepath.Join(dir, LatestName))
+	require.NoError(t, err)
+	assert.Equal(t, pth.FormatZip, format)
+	d := v.(*pth.Dict)
+	assert.Equal(t, []any{"epoch", "state_dict", "dice_epoch", "best_dice", "optimizer", "arch", "seed"}, d.Keys())
+	epoch, _ := d.Get("epoch")
+	assert.Equal(t, int64(2), epoch)
+	sd, _ := d.Get("state_dict")
+	state, ok := pth.AsStateDict(sd)
+	require.True(t, ok)
+	assert.True(t, state.HasPrefix(pth.DataParallelPrefix))
+
+	bestEpoch := -1
+	for e, r := range rows {
+		if bestEpoch < 0 && r.ValDice > 0 || bestEpoch >= 0 && r.ValDice > rows[bestEpoch].ValDice {
+			bestEpoch = e
+		}
+	}
+	if bestEpoch >= 0 {
+		assert.Equal(t, filepath.Join(dir, BestName), sum.Best)
+		best, err := pth.Load(sum.Best)
+		require.NoError(t, err)
+		assert.Equal(t, int64(bestEpoch+1), *best.Epoch)
+		assert.Equal(t, obs.epochs[bestEpoch].Row.ValDice, *best.BestDice)
+	} else {
+		assert.Empty(t, sum.Best)
+	}
+
+	png, err := os.ReadFile(filepath.Join(cfg.Out(), CurvesName))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(png), "\x89PNG"))
+
+	// The validation figures are those of the saved network predicting
+	// the validation cube on its own.
+	m, _, err := models.Load(filepath.Join(dir, LatestName), cfg.Name, torch.CPU)
+	require.NoError(t, err)
+	defer m.Free()
+	entries, err := edema.ReadValList(cfg.ListDir)
+	require.NoError(t, err)
+	info, err := edema.ReadInfo(filepath.Join(cfg.ListDir, edema.InfoFile))
+	require.NoError(t, err)
+	norm, err := edema.NewNormalizer(info)
+	require.NoError(t, err)
+	var ev metrics.Evaluation
+	for _, e := range entries {
+		cube, err := edema.LoadCube(cfg.DataDir, e, 1)
+		require.NoError(t, err)
+		all := cube.Batch(norm, 0, cube.Slices())
+		p, err := m.Predict(all.Images, cube.Slices(), cube.H, cube.W, models.PredictOptions{BatchSize: 3})
+		require.NoError(t, err)
+		require.NoError(t, ev.Add(cube.Name, p.Labels, cube.Labels, p.Detections, cube.Targets))
+	}
+	s := ev.Summary()
+	want := obs.epochs[1].Row
+	assert.Equal(t, fmt.Sprint(s.Dice), fmt.Sprint(want.ValClassDice))
+	assert.Equal(t, fmt.Sprint(s.PooledAUC), fmt.Sprint(want.ClassAUC))
+}
+
+// TestPyTorchResumesFromCheckpoints loads the checkpoints of a run the way
+// the original scripts do: a strict load_state_dict into the reference
+// network wrapped in DataParallel, and Adam's load_state_dict.
+func TestPyTorchResumesFromCheckpoints(t *testing.T) {
+	pytorchtest.Python(t)
+	cfg := tinyConfig(t)
+	cfg.Epochs = 1
+	_, err := Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	testdata, err := filepath.Abs(filepath.Join("..", "models", "testdata"))
+	require.NoError(t, err)
+	out := pytorchtest.Run(t, "", `
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+from reference_models import NETWORKS
+c = torch.load(sys.argv[2])
+net = torch.nn.DataParallel(NETWORKS["unet"]())
+net.load_state_dict(c["state_dict"])
+opt = torch.optim.Adam(net.parameters(), lr=1, betas=(0.9, 0.99), weight_decay=1e-4)
+opt.load_state_dict(c["optimizer"])
+print(c["epoch"], c["arch"], c["seed"], opt.param_groups[0]["lr"], opt.param_groups[0]["betas"], float(opt.state[opt.param_groups[0]["params"][0]]["step"]))
+`, testdata, filepath.Join(cfg.Out(), CheckpointDir, LatestName))
+	assert.Equal(t, "1 unet 42 0.001 (0.9, 0.99) 4.0", strings.TrimSpace(out))
+}
+
+// TestBestCheckpointFollowsValidationDice feeds made-up validation figures
+// to the end of epochs: model_best.pth.tar is the latest checkpoint of the
+// epoch with the highest Dice so far, and a NaN Dice never counts as best.
+func TestBestCheckpointFollowsValidationDice(t *testing.T) {
+	cfg := tinyConfig(t)
+	tr, _, err := newTrainer(cfg, NopObserver{})
+	require.NoError(t, err)
+	defer tr.free()
+	bestPath := filepath.Join(cfg.Out(), CheckpointDir, BestName)
+	for epoch, c := range []struct {
+		dice      float64
+		bestEpoch int64 // the epoch count model_best.pth.tar holds, 0 for none
+	}{{0, 0}, {0.3, 2}, {0.2, 2}, {math.NaN(), 2}, {0.5, 5}} {
+		val := metrics.Summary{MeanDice: c.dice, Dice: metrics.PerLesion{c.dice, c.dice, math.NaN()}, MeanPooledAUC: 0.5}
+		end, err := tr.endEpoch(epoch, 1e-3, totals{Steps: 1, LossSum: 2}, val)
+		require.NoError(t, err)
+		assert.Equal(t, c.bestEpoch == int64(epoch+1), end.Best, "epoch %d", epoch)
+		best, err := pth.Load(bestPath)
+		if c.bestEpoch == 0 {
+			require.True(t, os.IsNotExist(err), "no best checkpoint before the Dice exceeds 0, as in the original")
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, c.bestEpoch, *best.Epoch, "epoch %d", epoch)
+		latest, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
+		require.NoError(t, err)
+		assert.Equal(t, int64(epoch+1), *latest.Epoch)
+		assert.Equal(t, *best.BestDice, *latest.BestDice)
+	}
+	rows, err := ReadLog(filepath.Join(cfg.Out(), LogName))
+	require.NoError(t, err)
+	require.Len(t, rows, 5)
+	assert.True(t, math.IsNaN(rows[3].ValDice))
+	assert.Equal(t, 0.5, rows[4].ValDice)
+}
