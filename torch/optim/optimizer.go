@@ -29,6 +29,11 @@ type Optimizer interface {
 	LoadStateDict(sd *Dict) error
 }
 
+var (
+	_ Optimizer = (*Adam)(nil)
+	_ Optimizer = (*SGD)(nil)
+)
+
 // options is the constraint on an optimizer's hyperparameters: a struct
 // whose pointer gives access to its learning rate and checks its values.
 type options[O any] interface {

@@ -309,7 +309,7 @@ func reference(t *testing.T, pr problem) map[string]map[int]snapshot {
 		if x == nil {
 			return nil
 		}
-		return map[string]any{"shape": x.Shape(), "data": x.Float32s()}
+		return map[string]any{"shape": jsonShape(x), "data": x.Float32s()}
 	}
 	in := map[string]any{"checkpoint": checkpoint, "lr_step": lrStep}
 	var params []any

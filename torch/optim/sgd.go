@@ -93,8 +93,9 @@ func (s *SGD) Step() error { return s.step(s.update) }
 func (s *SGD) update(k int, p, grad *torch.Tensor, o *SGDOptions) {
 	st := s.state[k]
 	if st == nil {
-		// PyTorch records a (possibly None) momentum buffer for every
-		// parameter that had a gradient.
+		// PyTorch 1.13 records a (possibly None) momentum buffer for every
+		// parameter that had a gradient; PyTorch 2 records none without
+		// momentum, a state dict that loads here all the same.
 		st = &sgdState{}
 		s.state[k] = st
 		s.addState(k)

@@ -108,12 +108,15 @@ func toJSON(v any) any {
 	case *torch.Tensor:
 		return map[string]any{"tensor": map[string]any{
 			"dtype": v.DType().String(),
-			"shape": v.Shape(),
+			"shape": jsonShape(v),
 			"data":  v.To(torch.Float64).Float64s(),
 		}}
 	}
 	panic(fmt.Sprintf("no JSON form for %T", v))
 }
+
+// jsonShape is the shape for JSON: [] rather than null for a scalar.
+func jsonShape(t *torch.Tensor) []int64 { return append([]int64{}, t.Shape()...) }
 
 func toJSONItems(vs []any) []any {
 	out := make([]any, len(vs))
