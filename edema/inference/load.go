@@ -1,0 +1,128 @@
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/torch"
+)
+
+// Spec names a network to load: its name (see models.Names), its checkpoint
+// and its weight in a fusion.
+type Spec struct {
+	Name       string
+	Checkpoint string
+	Weight     float64
+}
+
+// String writes the spec as ParseSpec reads it.
+func (s Spec) String() string {
+	return s.Name + "=" + s.Checkpoint + ":" + strconv.FormatFloat(s.Weight, 'g', -1, 64)
+}
+
+// ParseSpec reads a fusion member written NAME=PATH:WEIGHT, such as
+// unet_nested=result/unet_nested/checkpoint/model_best.pth.tar:0.5. The
+// weight follows the last colon, so PATH may hold colons of its own.
+func ParseSpec(s string) (Spec, error) {
+	name, rest, ok := strings.Cut(s, "=")
+	i := strings.LastIndexByte(rest, ':')
+	if !ok || name == "" || i <= 0 || i == len(rest)-1 {
+		return Spec{}, fmt.Errorf("fusion model %q: want NAME=PATH:WEIGHT, such as unet=model_best.pth.tar:0.5", s)
+	}
+	if !slices.Contains(models.Names(), name) {
+		return Spec{}, fmt.Errorf("fusion model %q: unknown network %q (known: %s)", s, name, strings.Join(models.Names(), ", "))
+	}
+	weight, err := strconv.ParseFloat(rest[i+1:], 64)
+	if err != nil {
+		return Spec{}, fmt.Errorf("fusion model %q: weight %q is not a number", s, rest[i+1:])
+	}
+	return Spec{Name: name, Checkpoint: rest[:i], Weight: weight}, nil
+}
+
+// DefaultFusion is the original's fusion: UNet++ and UNet, 0.5 each, from
+// the best checkpoints that `edema train` writes by default under
+// resultDir/<name> (resultDir is "result" when empty).
+func DefaultFusion(resultDir string) []Spec {
+	if resultDir == "" {
+		resultDir = "result"
+	}
+	best := func(name string) string {
+		return filepath.Join(resultDir, name, "checkpoint", "model_best.pth.tar")
+	}
+	return []Spec{
+		{Name: models.NameUNetNested, Checkpoint: best(models.NameUNetNested), Weight: 0.5},
+		{Name: models.NameUNet, Checkpoint: best(models.NameUNet), Weight: 0.5},
+	}
+}
+
+// Load builds the networks of specs on device from their checkpoints (any
+// format models.Load reads, strictly) and returns a predictor of their
+// fusion; a single spec's weight must be 1. The predictor owns the
+// networks: Free releases them.
+func Load(specs []Spec, device torch.Device, opts Options) (*Predictor, error) {
+	if len(specs) == 0 {
+		return nil, errors.New("no network to load")
+	}
+	if err := torch.CheckDevice(device); err != nil {
+		return nil, err
+	}
+	// Every file is checked before any is read, so that a missing second
+	// checkpoint is reported at once and not after loading the first.
+	for _, s := range specs {
+		if err := checkCheckpoint(s.Checkpoint); err != nil {
+			return nil, err
+		}
+	}
+	var loaded []*models.Model
+	free := func() {
+		for _, m := range loaded {
+			m.Free()
+		}
+	}
+	members := make([]Member, len(specs))
+	for i, s := range specs {
+		m, _, err := models.Load(s.Checkpoint, s.Name, device)
+		if err != nil {
+			free()
+			var ce *models.CheckpointError
+			if errors.As(err, &ce) && len(ce.Fits) > 0 {
+				return nil, fmt.Errorf("%s holds the weights of %s, not of %s", s.Checkpoint, strings.Join(ce.Fits, " or "), s.Name)
+			}
+			return nil, err
+		}
+		loaded = append(loaded, m)
+		members[i] = Member{Network: m, Weight: s.Weight}
+	}
+	p, err := New(members, opts)
+	if err != nil {
+		free()
+		return nil, err
+	}
+	p.owned = loaded
+	return p, nil
+}
+
+// checkCheckpoint says clearly when a checkpoint file is not there.
+func checkCheckpoint(path string) error {
+	if path == "" {
+		return errors.New("no checkpoint path given")
+	}
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("checkpoint %s does not exist", path)
+	}
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("checkpoint %s is a folder, not a file", path)
+	}
+	return nil
+}

@@ -1,0 +1,127 @@
+package inference
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+
+	"github.com/edema/edema/edema"
+	"github.com/edema/edema/edema/metrics"
+	"github.com/edema/edema/edema/picture"
+	"github.com/edema/edema/edema/submission"
+)
+
+// Files that WriteReport writes into an evaluation's output folder.
+const (
+	// LogName is the original eval script's one-row log: Epoch, Dice_val,
+	// Dice_1..3, AUC, AUC_1..3, the AUC pooled over all slices.
+	LogName = "dice_epoch.txt"
+	// CubesName holds the figures of each cube, the AUC per cube.
+	CubesName = "cubes.tsv"
+	// ScoreName holds the challenge's official figures, as `edema score`
+	// prints them.
+	ScoreName = "score.txt"
+	// ROCName is the plot of the pooled ROC curves.
+	ROCName = "roc.png"
+)
+
+// Official returns the challenge's official figures of an evaluation (SPEC
+// §6, "official scoring"): per class the mean over cubes of the per-cube
+// detection AUC and of the Dice, their averages and the score.
+func Official(ev *metrics.Evaluation) submission.Result {
+	r := submission.Result{Cubes: ev.Cubes(), Detection: ev.CubeAUC(), Segmentation: ev.Dice()}
+	r.AvgDetection = r.Detection.Mean()
+	r.AvgSegmentation = r.Segmentation.Mean()
+	r.Score = (r.AvgDetection + r.AvgSegmentation) / 2
+	return r
+}
+
+// WriteReport writes the figures of an evaluation into dir: LogName,
+// CubesName, ScoreName and the ROC plot ROCName titled title.
+func WriteReport(dir, title string, ev *metrics.Evaluation) error {
+	if err := WriteLog(filepath.Join(dir, LogName), ev.Summary()); err != nil {
+		return err
+	}
+	if err := WriteCubes(filepath.Join(dir, CubesName), ev.Cubes()); err != nil {
+		return err
+	}
+	var score bytes.Buffer
+	if err := Official(ev).WriteTable(&score); err != nil {
+		return err
+	}
+	if err := edema.WriteFileAtomic(filepath.Join(dir, ScoreName), func(w io.Writer) error {
+		_, err := w.Write(score.Bytes())
+		return err
+	}); err != nil {
+		return err
+	}
+	return picture.WriteROC(filepath.Join(dir, ROCName), title, ev.PooledROC())
+}
+
+// WriteLog writes the original eval script's log: a header of the columns
+// Epoch, Dice_val, Dice_1, Dice_2, Dice_3, AUC, AUC_1, AUC_2, AUC_3 and one
+// row, epoch 000, in its format (a tab after every field, figures as
+// Python's "{:6f}", so an undefined one reads "nan").
+func WriteLog(path string, s metrics.Summary) error {
+	var b bytes.Buffer
+	for _, c := range []string{"Epoch", "Dice_val", "Dice_1", "Dice_2", "Dice_3", "AUC", "AUC_1", "AUC_2", "AUC_3"} {
+		b.WriteString(c + "\t")
+	}
+	b.WriteString("\n000\t")
+	for _, v := range []float64{s.MeanDice, s.Dice[0], s.Dice[1], s.Dice[2], s.MeanPooledAUC, s.PooledAUC[0], s.PooledAUC[1], s.PooledAUC[2]} {
+		b.WriteString(pyFloat(v) + "\t")
+	}
+	b.WriteString("\n")
+	return writeBytes(path, b.Bytes())
+}
+
+// WriteCubes writes the figures of each cube as tab-separated values: its
+// index and name, the mean of its defined Dice figures (the original's
+// per-cube score), the Dice per class, the mean of its defined detection
+// AUCs and the AUC per class, "nan" where undefined.
+func WriteCubes(path string, cubes []metrics.CubeScores) error {
+	var b bytes.Buffer
+	b.WriteString("Cube\tName\tDice\tDice_1\tDice_2\tDice_3\tAUC\tAUC_1\tAUC_2\tAUC_3\n")
+	for i, c := range cubes {
+		fmt.Fprintf(&b, "%04d\t%s\t%s", i, c.Name, tsvFloat(c.Dice.Mean()))
+		for _, v := range c.Dice {
+			b.WriteString("\t" + tsvFloat(v))
+		}
+		b.WriteString("\t" + tsvFloat(c.AUC.Mean()))
+		for _, v := range c.AUC {
+			b.WriteString("\t" + tsvFloat(v))
+		}
+		b.WriteString("\n")
+	}
+	return writeBytes(path, b.Bytes())
+}
+
+// tsvFloat formats v with six decimals, or as "nan".
+func tsvFloat(v float64) string {
+	if math.IsNaN(v) {
+		return "nan"
+	}
+	return fmt.Sprintf("%.6f", v)
+}
+
+// pyFloat formats v as Python's "{:6f}" does.
+func pyFloat(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "   nan"
+	case math.IsInf(v, 1):
+		return "   inf"
+	case math.IsInf(v, -1):
+		return "  -inf"
+	}
+	return fmt.Sprintf("%6f", v)
+}
+
+func writeBytes(path string, data []byte) error {
+	return edema.WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
