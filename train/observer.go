@@ -14,6 +14,9 @@ import (
 type Observer interface {
 	// Start is called once, before the first step.
 	Start(Start)
+	// EpochStart is called before the first training step of an epoch
+	// (the first one this run takes, for a resumed epoch).
+	EpochStart(EpochStart)
 	// Step is called after every training step.
 	Step(Step)
 	// Validate is called when the validation of an epoch begins.
@@ -25,10 +28,11 @@ type Observer interface {
 // NopObserver ignores everything; embed it to implement only some methods.
 type NopObserver struct{}
 
-func (NopObserver) Start(Start)       {}
-func (NopObserver) Step(Step)         {}
-func (NopObserver) Validate(int)      {}
-func (NopObserver) EpochEnd(EpochEnd) {}
+func (NopObserver) Start(Start)           {}
+func (NopObserver) EpochStart(EpochStart) {}
+func (NopObserver) Step(Step)             {}
+func (NopObserver) Validate(int)          {}
+func (NopObserver) EpochEnd(EpochEnd)     {}
 
 // Start describes a run about to train.
 type Start struct {
@@ -40,6 +44,7 @@ type Start struct {
 
 	TrainSlices   int
 	ValCubes      int
+	BatchSize     int
 	StepsPerEpoch int
 	Epochs        int
 
@@ -52,6 +57,15 @@ type Start struct {
 	// afresh and the continuation is not exact.
 	FreshOptimizer bool
 	OutDir         string
+}
+
+// EpochStart says which steps of an epoch are about to run.
+type EpochStart struct {
+	Epoch int
+	// Done counts the steps done before this run: 0 unless the epoch
+	// resumes an interrupted one.
+	Done, Steps int
+	LR          float64
 }
 
 // Step is the progress after one training step.

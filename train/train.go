@@ -179,7 +179,7 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 	t.start = Start{
 		Network: cfg.Name, Parameters: t.model.NumParameters(), Device: cfg.Device,
 		Loss: t.loss.String(), Optimizer: cfg.Optimizer,
-		TrainSlices: t.loader.Len(), ValCubes: t.val.Len(), StepsPerEpoch: t.steps, Epochs: cfg.Epochs,
+		TrainSlices: t.loader.Len(), ValCubes: t.val.Len(), BatchSize: cfg.BatchSize, StepsPerEpoch: t.steps, Epochs: cfg.Epochs,
 		OutDir: t.out,
 	}
 	if cfg.Resume != "" {
@@ -294,6 +294,7 @@ func (t *trainer) trainEpoch(ctx context.Context, epoch int, tot *totals, lr flo
 		return nil
 	}
 	t.model.Train()
+	t.obs.EpochStart(EpochStart{Epoch: epoch, Done: first, Steps: t.steps, LR: lr})
 	began := time.Now()
 	step := 0
 	// The loader keeps decoding while a cancellation lets the step in

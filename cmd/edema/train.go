@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/edema/edema/edema/metrics"
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/torch"
+	"github.com/edema/edema/train"
+)
+
+// trainCommand trains a network as the original training script does.
+func trainCommand() *cli.Command {
+	def := train.DefaultConfig()
+	return &cli.Command{
+		Name:  "train",
+		Usage: "train a network on a data folder, validating, logging and checkpointing every epoch",
+		Description: "Trains --name on the slices of LIST_DIR/train_images.txt and validates every epoch on the\n" +
+			"cubes of val_images.txt, as the original train.py does. OUT (default result/NAME) receives\n" +
+			"checkpoint/checkpoint_latest.pth.tar after every epoch, checkpoint/model_best.pth.tar when\n" +
+			"the validation Dice improves, dice_epoch.txt (one row per epoch) and curves.png; the\n" +
+			"checkpoints load in PyTorch as the original's do.\n\n" +
+			"Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves checkpoint_latest.pth.tar and\n" +
+			"exits; --resume on it continues exactly where it stopped, inside the epoch too.\n\n" +
+			"The published recipes (SPEC §5): UNet++: --name unet_nested --loss mix_33 --lr 0.001\n" +
+			"--lr-mode poly --batch-size 16 --epochs 100; UNet: --name unet --loss mix_3 --lr 0.001\n" +
+			"--lr-mode step --step 20 --batch-size 32 --epochs 100.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Required: true, Usage: "network: " + strings.Join(models.Names(), " | ")},
+			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Required: true, Usage: "DATA_DIR, the data folder"},
+			&cli.StringFlag{Name: "list-dir", Aliases: []string{"l"}, Required: true, Usage: "LIST_DIR, with the list files and info.json (edema synth writes DATA_DIR/data_path)"},
+			&cli.StringFlag{Name: "out", Usage: "output folder (default: result/NAME)"},
+			&cli.IntFlag{Name: "batch-size", Value: def.BatchSize, Usage: "training slices per step"},
+			&cli.IntFlag{Name: "workers", Aliases: []string{"j"}, Value: def.Workers, Usage: "goroutines reading slices"},
+			&cli.IntFlag{Name: "epochs", Value: def.Epochs, Usage: "epochs to train"},
+			&cli.StringFlag{Name: "optimizer", Aliases: []string{"o"}, Value: def.Optimizer, Usage: "Adam (betas 0.9, 0.99) | SGD"},
+			&cli.Float64Flag{Name: "lr", Value: def.LR, Usage: "initial learning rate"},
+			&cli.StringFlag{Name: "lr-mode", Value: def.LRMode, Usage: "learning-rate schedule: step (lr·0.1^(epoch // step)) | poly (lr·(1 − epoch/epochs)^0.9)"},
+			&cli.IntFlag{Name: "step", Value: def.Step, Usage: "epochs between tenfold drops of the learning rate (--lr-mode step)"},
+			&cli.Float64Flag{Name: "momentum", Value: def.Momentum, Usage: "SGD momentum"},
+			&cli.Float64Flag{Name: "weight-decay", Aliases: []string{"wd"}, Value: def.WeightDecay, Usage: "L2 weight decay"},
+			&cli.StringFlag{Name: "loss", Value: def.Loss, Usage: "mix_3 (WCE + Dice + BCE) | mix_33 (WCE + exp-log Dice + BCE); the original's default, wce, has no detection term, hence mix_3"},
+			&cli.StringFlag{Name: "resume", Usage: "continue the run of this checkpoint (checkpoint_latest.pth.tar)"},
+			&cli.StringFlag{Name: "model-path", Usage: "initial weights (a checkpoint of the same network)"},
+			&cli.BoolFlag{Name: "save-every-checkpoint", Usage: "also keep checkpoint/checkpoint_EEE.pth.tar of every epoch"},
+			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu | cuda | cuda:N"},
+			&cli.Uint64Flag{Name: "seed", Value: def.Seed, Usage: "random seed of the initial weights, data order, flips and dropout"},
+			&cli.IntFlag{Name: "max-steps-per-epoch", Usage: "train at most this many steps an epoch (0: all), for quick runs"},
+			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "libtorch threads inside one operation"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("train: unexpected argument %q", c.Args().First())
+			}
+			device, err := torch.ParseDevice(c.String("device"))
+			if err != nil {
+				return fmt.Errorf("train: --device: %w", err)
+			}
+			cfg := train.Config{
+				Name: c.String("name"), DataDir: c.String("data-dir"), ListDir: c.String("list-dir"), OutDir: c.String("out"),
+				BatchSize: c.Int("batch-size"), Workers: c.Int("workers"), Epochs: c.Int("epochs"),
+				Optimizer: c.String("optimizer"), LR: c.Float64("lr"), LRMode: c.String("lr-mode"), Step: c.Int("step"),
+				Momentum: c.Float64("momentum"), WeightDecay: c.Float64("weight-decay"), Loss: c.String("loss"),
+				Resume: c.String("resume"), ModelPath: c.String("model-path"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"),
+				Device: device, Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			finished := make(chan struct{})
+			defer close(finished)
+			go func() {
+				select {
+				case <-ctx.Done():
+					select {
+					case <-finished:
+						return
+					default:
+					}
+					// A second signal ends the process at once.
+					stop()
+					fmt.Fprintln(c.App.ErrWriter, "\nedema train: stopping after the current step and saving (signal again to quit at once)")
+				case <-finished:
+				}
+			}()
+			if err := runTraining(ctx, cfg, c.App.Writer, isTerminal(c.App.Writer)); err != nil {
+				return fmt.Errorf("train: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// runTraining runs cfg, reporting to w with a progress bar on a terminal
+// and plain lines otherwise.
+func runTraining(ctx context.Context, cfg train.Config, w io.Writer, terminal bool) error {
+	r := &trainReport{w: w, terminal: terminal}
+	sum, err := train.Run(ctx, cfg, r)
+	r.closeBar()
+	if err != nil {
+		return err
+	}
+	if sum.Interrupted {
+		fmt.Fprintf(w, "interrupted at epoch %d, step %d of %d: the state is saved in %s; continue with --resume %s\n",
+			sum.Epoch+1, sum.Step, r.start.StepsPerEpoch, sum.Checkpoint, sum.Checkpoint)
+		return nil
+	}
+	fmt.Fprintf(w, "done: %d epochs; best validation Dice %s", len(sum.Rows), figure(sum.BestDice))
+	if sum.Best != "" {
+		fmt.Fprintf(w, " (%s)", sum.Best)
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+// trainReport shows a run's progress.
+type trainReport struct {
+	w        io.Writer
+	terminal bool
+	start    train.Start
+	bar      *progressbar.ProgressBar
+	first    int // steps of the current epoch done before this run
+}
+
+func (r *trainReport) Start(s train.Start) {
+	r.start = s
+	fmt.Fprintf(r.w, "training %s (%d parameters) on %s: loss %s, %s; %d slices, %d steps of %d an epoch; %d validation cubes; output %s\n",
+		s.Network, s.Parameters, s.Device, s.Loss, s.Optimizer, s.TrainSlices, s.StepsPerEpoch,
+		s.BatchSize, s.ValCubes, s.OutDir)
+	if s.Resumed != "" {
+		fmt.Fprintf(r.w, "resuming %s at epoch %d, step %d\n", s.Resumed, s.Epoch+1, s.Step)
+		if s.FreshOptimizer {
+			fmt.Fprintf(r.w, "warning: %s holds no optimizer state; the optimizer starts afresh\n", s.Resumed)
+		}
+	}
+}
+
+func (r *trainReport) EpochStart(e train.EpochStart) {
+	r.first = e.Done
+	if r.terminal {
+		r.bar = progressbar.NewOptions(e.Steps-e.Done,
+			progressbar.OptionSetWriter(r.w),
+			progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", e.Epoch+1, r.start.Epochs)),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("steps"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionFullWidth(),
+			progressbar.OptionThrottle(200*time.Millisecond),
+		)
+	}
+}
+
+func (r *trainReport) Step(s train.Step) {
+	desc := fmt.Sprintf("epoch %d/%d loss %.4f Dice %s", s.Epoch+1, r.start.Epochs, s.MeanLoss, figure(s.MeanDice))
+	if r.bar != nil {
+		r.bar.Describe(desc)
+		r.bar.Set(s.Step - r.first)
+		return
+	}
+	// Plain lines: about ten an epoch, and the last step.
+	every := max(1, s.Steps/10)
+	if s.Step%every != 0 && s.Step != s.Steps {
+		return
+	}
+	rate := float64(s.Step-r.first) / s.Elapsed.Seconds()
+	eta := time.Duration(float64(s.Steps-s.Step) / rate * float64(time.Second))
+	fmt.Fprintf(r.w, "%s step %d/%d (%.2f steps/s, ETA %s)\n", desc, s.Step, s.Steps, rate, eta.Round(time.Second))
+}
+
+func (r *trainReport) Validate(epoch int) {
+	r.closeBar()
+	if !r.terminal {
+		fmt.Fprintf(r.w, "epoch %d/%d: validating\n", epoch+1, r.start.Epochs)
+	}
+}
+
+func (r *trainReport) EpochEnd(e train.EpochEnd) {
+	row := e.Row
+	fmt.Fprintf(r.w, "epoch %d/%d: lr %.3g, train loss %.4f, Dice %s | validation Dice %s (%s), AUC %s (%s) | %s + %s",
+		row.Epoch+1, r.start.Epochs, row.LR, row.TrainLoss, figure(row.TrainDice),
+		figure(row.ValDice), perLesion(row.ValClassDice), figure(row.AUC), perLesion(row.ClassAUC),
+		e.Train.Round(time.Second), e.Validated.Round(time.Second))
+	if e.Best {
+		fmt.Fprint(r.w, " | best so far")
+	}
+	fmt.Fprintln(r.w)
+}
+
+func (r *trainReport) closeBar() {
+	if r.bar != nil {
+		r.bar.Finish()
+		fmt.Fprintln(r.w)
+		r.bar = nil
+	}
+}
+
+func figure(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.4f", v)
+}
+
+func perLesion(p [metrics.NumLesions]float64) string {
+	parts := make([]string, len(p))
+	for i, v := range p {
+		parts[i] = metrics.LesionNames[i] + " " + figure(v)
+	}
+	return strings.Join(parts, ", ")
+}
