@@ -21,6 +21,7 @@ func main() {
 			listsCommand(),
 			convertCommand(),
 			inspectCommand(),
+			trainCommand(),
 			modelsCommand(),
 		},
 		// Errors are printed once, below, as one line.
