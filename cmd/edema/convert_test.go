@@ -98,6 +98,7 @@ func TestInspectCommand(t *testing.T) {
 		"format:        legacy (torch.save, PyTorch 0.4 to 1.5)\n",
 		"contents:      checkpoint dict\n",
 		"key prefix:    module. (DataParallel)\n",
+		"network:       unet\n",
 		"epoch:         41\n",
 		"best_dice:     0.7361\n",
 		"dice_epoch:    0.7012\n",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch/pth"
 )
 
@@ -59,6 +60,11 @@ func writeInspection(w io.Writer, path string, c *pth.Checkpoint) error {
 		field("key prefix", c.Prefix+" (DataParallel)")
 	} else {
 		field("key prefix", "none")
+	}
+	if names := models.Identify(c.StateDict); len(names) > 0 {
+		field("network", strings.Join(names, " or "))
+	} else {
+		field("network", "none of "+strings.Join(models.Names(), ", "))
 	}
 	if c.Epoch != nil {
 		field("epoch", strconv.FormatInt(*c.Epoch, 10))
