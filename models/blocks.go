@@ -37,7 +37,24 @@ func NewDoubleConv(p nn.Path, in, out int64, batchNorm bool) *DoubleConv {
 
 // Forward applies both steps.
 func (d *DoubleConv) Forward(x *torch.Tensor) *torch.Tensor {
-	return d.Conv2.Forward(d.Conv1.Forward(x))
+	return lastUse(d.Conv1.Forward(x), d.Conv2.Forward)
+}
+
+// lastUse returns f(x) and releases the handle of x, an intermediate
+// result that f is the last to use, as Python drops its last reference: the
+// memory of large activations is then reused within a forward pass instead
+// of piling up until its end. Autograd keeps references of its own.
+func lastUse(x *torch.Tensor, f func(*torch.Tensor) *torch.Tensor) *torch.Tensor {
+	y := f(x)
+	if y != x {
+		x.Free()
+	}
+	return y
+}
+
+// down is an encoder step: max pooling 2×2, then conv.
+func down(conv *DoubleConv, x *torch.Tensor) *torch.Tensor {
+	return lastUse(pool.Forward(x), conv.Forward)
 }
 
 // Up is a decoder node: the lower level upsampled ×2 by a transposed
@@ -64,7 +81,10 @@ func NewUp(p nn.Path, low, skip int64, nConcat int) *Up {
 
 // Forward upsamples lower and concatenates [up(lower), skips...].
 func (u *Up) Forward(lower *torch.Tensor, skips ...*torch.Tensor) *torch.Tensor {
-	return u.Conv.Forward(torch.Cat(append([]*torch.Tensor{u.Up.Forward(lower)}, skips...), 1))
+	up := u.Up.Forward(lower)
+	cat := torch.Cat(append([]*torch.Tensor{up}, skips...), 1)
+	up.Free()
+	return lastUse(cat, u.Conv.Forward)
 }
 
 // DilatedBlock is the dilated module of dilated UNet++: four chained
@@ -95,10 +115,16 @@ func NewDilatedBlock(p nn.Path, c int64) *DilatedBlock {
 // Forward returns x + y1 + y2 + y3 + y4 with y_i the output of step i.
 func (b *DilatedBlock) Forward(x *torch.Tensor) *torch.Tensor {
 	sum, y := x, x
-	for _, conv := range b.Convs {
-		y = conv.Forward(y)
-		sum = sum.Add(y)
+	for i, conv := range b.Convs {
+		next := conv.Forward(y)
+		total := sum.Add(next)
+		if i > 0 { // y and sum are intermediate results, x the caller's
+			y.Free()
+			sum.Free()
+		}
+		y, sum = next, total
 	}
+	y.Free()
 	return sum
 }
 

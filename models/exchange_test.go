@@ -26,7 +26,8 @@ func writeTensors(t *testing.T, prefix string, named []nn.Named) {
 	var index []indexEntry
 	var data []byte
 	for _, n := range named {
-		index = append(index, indexEntry{Key: n.Name, DType: n.Tensor.DType().String(), Shape: n.Tensor.Shape(), Offset: int64(len(data))})
+		shape := append([]int64{}, n.Tensor.Shape()...) // [] rather than null for scalars
+		index = append(index, indexEntry{Key: n.Name, DType: n.Tensor.DType().String(), Shape: shape, Offset: int64(len(data))})
 		data = append(data, n.Tensor.Bytes()...)
 	}
 	js, err := json.Marshal(index)

@@ -52,10 +52,10 @@ func NewUNet(p nn.Path) *UNet {
 // detection probabilities N×3 of x (N×3×H×W).
 func (n *UNet) Forward(x *torch.Tensor) (seg, det *torch.Tensor) {
 	conv1 := n.Conv1.Forward(x)
-	conv2 := n.Conv2.Forward(pool.Forward(conv1))
-	conv3 := n.Conv3.Forward(pool.Forward(conv2))
-	conv4 := n.Conv4.Forward(pool.Forward(conv3))
-	center := n.Center.Forward(pool.Forward(conv4))
+	conv2 := down(n.Conv2, conv1)
+	conv3 := down(n.Conv3, conv2)
+	conv4 := down(n.Conv4, conv3)
+	center := down(n.Center, conv4)
 	det = detect(n.Cls, center)
 
 	up4 := n.UpConcat4.Forward(center, conv4)

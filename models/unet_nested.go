@@ -67,12 +67,12 @@ func NewUNetNested(p nn.Path, dilated bool) *UNetNested {
 func (n *UNetNested) Forward(x *torch.Tensor) (seg, det *torch.Tensor) {
 	// Column 0: the encoder.
 	x00 := n.Conv00.Forward(x)
-	x10 := n.Conv10.Forward(pool.Forward(x00))
-	x20 := n.Conv20.Forward(pool.Forward(x10))
-	x30 := n.Conv30.Forward(pool.Forward(x20))
-	x40 := n.Conv40.Forward(pool.Forward(x30))
+	x10 := down(n.Conv10, x00)
+	x20 := down(n.Conv20, x10)
+	x30 := down(n.Conv30, x20)
+	x40 := down(n.Conv40, x30)
 	if n.Dilated != nil {
-		x40 = n.Dilated.Forward(x40)
+		x40 = lastUse(x40, n.Dilated.Forward)
 	}
 	det = detect(n.Cls, x40)
 

@@ -86,10 +86,18 @@ func (s *Sequential) AdaptiveMaxPool2d(size int64) *Sequential {
 // Layers returns the layers in order.
 func (s *Sequential) Layers() []Module { return s.layers }
 
-// Forward applies the layers in order.
+// Forward applies the layers in order. Each intermediate result's handle
+// is released as soon as the next layer has consumed it, as Python drops
+// its last reference, so that memory is reused within the pass; autograd
+// keeps its own references to what the backward pass needs.
 func (s *Sequential) Forward(x *torch.Tensor) *torch.Tensor {
+	in := x
 	for _, l := range s.layers {
-		x = l.Forward(x)
+		y := l.Forward(x)
+		if x != in && x != y {
+			x.Free()
+		}
+		x = y
 	}
 	return x
 }
