@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 )
 
@@ -18,6 +19,8 @@ import (
 // parameters this way leaves optimizers and layers that hold them valid.
 func (t *Tensor) SetData(src *Tensor) {
 	check("set_data", C.et_set_data(t.handle("set_data"), src.handle("set_data")))
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(src)
 }
 
 // Unscope takes t out of the scope that would free it, so that only Free,
@@ -46,11 +49,13 @@ func CopyInto[T Element](dst []T, t *Tensor) {
 		var zero T
 		t.copyOut("copy_into", unsafe.Pointer(&dst[0]), uintptr(len(dst))*unsafe.Sizeof(zero))
 	}
+	runtime.KeepAlive(t)
 }
 
 // AddIntInPlace sets t = t + v. Unlike AddScalarInPlace it works on integer
 // tensors, such as the batch counter of batch normalisation.
 func (t *Tensor) AddIntInPlace(v int64) *Tensor {
 	check("add_", C.et_add_int_(t.handle("add_"), C.int64_t(v)))
+	runtime.KeepAlive(t)
 	return t
 }
