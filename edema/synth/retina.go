@@ -196,7 +196,7 @@ func newCubeModel(rng *rand.Rand, w, h, s int, has [edema.NumLesions]bool) *cube
 
 // drawLesion places a lesion of a class around the fovea, where macular
 // edema gathers. Sizes are such that at the default 128×256 B-scans an REA
-// is some 10–25 px tall and SRF and PED some 5–12 px.
+// is some 10–25 px tall and SRF and PED some 6–14 px.
 func (c *cubeModel) drawLesion(rng *rand.Rand, class uint8) lesion {
 	uniform := func(a, b float64) float64 { return a + rng.Float64()*(b-a) }
 	clamp := func(x float64) float64 { return math.Max(0.15, math.Min(0.85, x)) }
@@ -210,12 +210,12 @@ func (c *cubeModel) drawLesion(rng *rand.Rand, class uint8) lesion {
 	case edema.SRF:
 		l.u, l.v = clamp(c.fovU+rng.NormFloat64()*0.05), clamp(c.fovV+rng.NormFloat64()*0.06)
 		l.ru, l.rv = uniform(0.06, 0.14), uniform(0.06, 0.16)
-		l.height = uniform(0.02, 0.045)
+		l.height = uniform(0.025, 0.055)
 		l.power = 0.6
 	case edema.PED:
 		l.u, l.v = clamp(c.fovU+rng.NormFloat64()*0.12), clamp(c.fovV+rng.NormFloat64()*0.1)
-		l.ru, l.rv = uniform(0.04, 0.09), uniform(0.05, 0.12)
-		l.height = uniform(0.02, 0.045)
+		l.ru, l.rv = uniform(0.05, 0.1), uniform(0.05, 0.12)
+		l.height = uniform(0.025, 0.05)
 		l.power = 0.45 // steep-sided domes
 	}
 	for i := range l.lobes {
