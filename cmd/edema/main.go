@@ -23,6 +23,9 @@ func main() {
 			inspectCommand(),
 			trainCommand(),
 			modelsCommand(),
+			evalCommand(),
+			testCommand(),
+			forwardCommand(),
 		},
 		// Errors are printed once, below, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},

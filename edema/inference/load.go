@@ -88,13 +88,9 @@ func Load(specs []Spec, device torch.Device, opts Options) (*Predictor, error) {
 	}
 	members := make([]Member, len(specs))
 	for i, s := range specs {
-		m, _, err := models.Load(s.Checkpoint, s.Name, device)
+		m, err := LoadNetwork(s.Name, s.Checkpoint, device)
 		if err != nil {
 			free()
-			var ce *models.CheckpointError
-			if errors.As(err, &ce) && len(ce.Fits) > 0 {
-				return nil, fmt.Errorf("%s holds the weights of %s, not of %s", s.Checkpoint, strings.Join(ce.Fits, " or "), s.Name)
-			}
 			return nil, err
 		}
 		loaded = append(loaded, m)
@@ -107,6 +103,24 @@ func Load(specs []Spec, device torch.Device, opts Options) (*Predictor, error) {
 	}
 	p.owned = loaded
 	return p, nil
+}
+
+// LoadNetwork builds the network called name on device from the checkpoint
+// at path, strictly (see models.Load), with errors that say when the file
+// is missing or holds another network's weights.
+func LoadNetwork(name, path string, device torch.Device) (*models.Model, error) {
+	if err := checkCheckpoint(path); err != nil {
+		return nil, err
+	}
+	m, _, err := models.Load(path, name, device)
+	if err != nil {
+		var ce *models.CheckpointError
+		if errors.As(err, &ce) && len(ce.Fits) > 0 {
+			return nil, fmt.Errorf("%s holds the weights of %s, not of %s", path, strings.Join(ce.Fits, " or "), name)
+		}
+		return nil, err
+	}
+	return m, nil
 }
 
 // checkCheckpoint says clearly when a checkpoint file is not there.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"strings"
 
 	"github.com/edema/edema/edema"
 	"github.com/edema/edema/edema/metrics"
@@ -96,6 +97,55 @@ func WriteCubes(path string, cubes []metrics.CubeScores) error {
 		b.WriteString("\n")
 	}
 	return writeBytes(path, b.Bytes())
+}
+
+// WriteSummary writes the figures of an evaluation for people: the
+// original eval script's (Dice per cube averaged per class, AUC pooled over
+// all slices), then the challenge's official ones (Dice and AUC per cube,
+// averaged over cubes) as `edema score` prints them.
+func WriteSummary(w io.Writer, ev *metrics.Evaluation) error {
+	s := ev.Summary()
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "original eval (%d cubes; Dice per cube, AUC pooled over all slices):\n", s.Cubes)
+	fmt.Fprintf(&b, "  Dice %s  %s\n", Figure(s.MeanDice), PerLesion(s.Dice))
+	fmt.Fprintf(&b, "  AUC  %s  %s\n", Figure(s.MeanPooledAUC), PerLesion(s.PooledAUC))
+	b.WriteString("official score (Dice and AUC per cube, averaged over cubes):\n")
+	var table bytes.Buffer
+	if err := Official(ev).WriteTable(&table); err != nil {
+		return err
+	}
+	for line := range strings.Lines(table.String()) {
+		b.WriteString("  " + line)
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// CubeLine describes one cube that Evaluate has finished, on one line.
+func CubeLine(c CubeDone) string {
+	line := fmt.Sprintf("cube %d/%d %s:", c.Index+1, c.Total, c.Name)
+	if c.Scores != nil {
+		line += fmt.Sprintf(" Dice %s (%s), AUC %s (%s),", Figure(c.Scores.Dice.Mean()), PerLesion(c.Scores.Dice),
+			Figure(c.Scores.AUC.Mean()), PerLesion(c.Scores.AUC))
+	}
+	return line + fmt.Sprintf(" %.1fs", c.Took.Seconds())
+}
+
+// Figure formats a figure with four decimals, or "n/a" when undefined.
+func Figure(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.4f", v)
+}
+
+// PerLesion formats per-class figures as "REA 0.9012  SRF 0.8011  PED n/a".
+func PerLesion(p metrics.PerLesion) string {
+	parts := make([]string, len(p))
+	for c, v := range p {
+		parts[c] = metrics.LesionNames[c] + " " + Figure(v)
+	}
+	return strings.Join(parts, "  ")
 }
 
 // tsvFloat formats v with six decimals, or as "nan".

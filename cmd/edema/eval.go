@@ -1,0 +1,198 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edema/edema/edema"
+	"github.com/edema/edema/edema/inference"
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/torch"
+)
+
+// evalCommand scores a network or a fusion on the validation cubes, as the
+// original eval.py does, and with the challenge's official scoring.
+func evalCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "eval",
+		Usage: "score a network or a fusion on the validation cubes: Dice, detection AUC and the official score",
+		Description: "Predicts every cube of LIST_DIR/val_images.txt (normalised with info.json) with one network\n" +
+			"(--seg-name, --seg-path) or a fusion (--fusion), and prints per cube and in all the Dice per\n" +
+			"class (REA, SRF, PED), the detection AUC pooled over all slices as the original eval.py does,\n" +
+			"and the challenge's official figures (AUC per cube): avg_detection, avg_segmentation, score.\n" +
+			"OUT (default result/eval/NAME, or result/eval/fusion) receives dice_epoch.txt (the original's\n" +
+			"columns), cubes.tsv (per cube), score.txt (official) and roc.png; with --vis, also\n" +
+			"vis/<cube %04d>/<slice %03d>.png: the slice, the prediction and the ground truth side by side\n" +
+			"(REA blue, SRF green, PED red).\n\n" +
+			"--fusion alone fuses result/unet_nested/checkpoint/model_best.pth.tar and\n" +
+			"result/unet/checkpoint/model_best.pth.tar at 0.5 each (what `edema train` writes by default);\n" +
+			"--fusion-model NAME=PATH:WEIGHT, repeated, chooses the networks and weights (summing to 1).\n" +
+			"Checkpoints may be the original's or ours, in any PyTorch format or safetensors.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Required: true, Usage: "DATA_DIR, the data folder"},
+			&cli.StringFlag{Name: "list-dir", Aliases: []string{"l"}, Required: true, Usage: "LIST_DIR, with val_images.txt, val_labels.txt and info.json"},
+			&cli.StringFlag{Name: "out", Usage: "output folder (default: result/eval/NAME or result/eval/fusion)"},
+			&cli.BoolFlag{Name: "vis", Usage: "also write a picture of every slice (roc.png is always written)"},
+			workersFlag(),
+		}, predictorFlags()...),
+		Action: func(c *cli.Context) error {
+			if err := runEval(c); err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+func runEval(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", c.Args().First())
+	}
+	listDir := c.String("list-dir")
+	cubes, err := edema.ReadValList(listDir)
+	if err != nil {
+		return err
+	}
+	norm, err := readNormalizer(filepath.Join(listDir, edema.InfoFile))
+	if err != nil {
+		return err
+	}
+	p, label, err := predictorFromFlags(c)
+	if err != nil {
+		return err
+	}
+	defer p.Free()
+	out := c.String("out")
+	if out == "" {
+		out = filepath.Join("result", "eval", label)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	opts := inference.EvalOptions{
+		Workers:  c.Int("workers"),
+		Progress: func(d inference.CubeDone) { fmt.Fprintln(c.App.Writer, inference.CubeLine(d)) },
+	}
+	if c.Bool("vis") {
+		opts.VisDir = filepath.Join(out, "vis")
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	w := c.App.Writer
+	fmt.Fprintf(w, "evaluating %s on %d validation cubes (%s, batch %d)\n", p, len(cubes), p.Device(), p.Options().BatchSize)
+	ev, err := inference.Evaluate(ctx, p, c.String("data-dir"), cubes, norm, opts)
+	if err != nil {
+		return err
+	}
+	if err := inference.WriteReport(out, p.String(), ev); err != nil {
+		return err
+	}
+	if err := inference.WriteSummary(w, ev); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "wrote %s, %s, %s and %s", filepath.Join(out, inference.LogName), inference.CubesName, inference.ScoreName, inference.ROCName)
+	if opts.VisDir != "" {
+		fmt.Fprintf(w, "; slice pictures in %s", opts.VisDir)
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+// predictorFlags choose and tune the networks of eval and test.
+func predictorFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "seg-name", Usage: "network of --seg-path: " + strings.Join(models.Names(), " | ")},
+		&cli.StringFlag{Name: "seg-path", Usage: "checkpoint of the network (the original's or ours, any PyTorch format or safetensors)"},
+		&cli.BoolFlag{Name: "fusion", Usage: "fuse networks (default: UNet++ and UNet, 0.5 each, from result/<name>/checkpoint/model_best.pth.tar)"},
+		&cli.StringSliceFlag{Name: "fusion-model", Usage: "a network of the fusion as NAME=PATH:WEIGHT (repeat it; the weights sum to 1)"},
+		&cli.StringFlag{Name: "tta", Value: string(inference.NoTTA), Usage: "test-time augmentation: none | flip (average with the mirrored slice)"},
+		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu | cuda | cuda:N"},
+		&cli.IntFlag{Name: "batch-size", Value: models.DefaultBatchSize, Usage: "slices per forward pass"},
+	}
+}
+
+// predictorFromFlags loads what predictorFlags chose and returns it with a
+// name for its output folder: the network's, or "fusion", with "_flip"
+// under --tta flip.
+func predictorFromFlags(c *cli.Context) (*inference.Predictor, string, error) {
+	specs, label, err := specsFromFlags(c)
+	if err != nil {
+		return nil, "", err
+	}
+	tta, err := inference.ParseTTA(c.String("tta"))
+	if err != nil {
+		return nil, "", fmt.Errorf("--tta: %w", err)
+	}
+	if tta != inference.NoTTA {
+		label += "_" + string(tta)
+	}
+	device, err := torch.ParseDevice(c.String("device"))
+	if err != nil {
+		return nil, "", fmt.Errorf("--device: %w", err)
+	}
+	if c.Int("batch-size") < 1 {
+		return nil, "", fmt.Errorf("--batch-size must be at least 1, got %d", c.Int("batch-size"))
+	}
+	p, err := inference.Load(specs, device, inference.Options{BatchSize: c.Int("batch-size"), TTA: tta})
+	if err != nil {
+		return nil, "", err
+	}
+	return p, label, nil
+}
+
+// specsFromFlags reads --seg-name and --seg-path, or --fusion and
+// --fusion-model.
+func specsFromFlags(c *cli.Context) ([]inference.Spec, string, error) {
+	name, path := c.String("seg-name"), c.String("seg-path")
+	members := c.StringSlice("fusion-model")
+	if !c.Bool("fusion") {
+		switch {
+		case len(members) > 0:
+			return nil, "", errors.New("--fusion-model needs --fusion")
+		case name == "" && path == "":
+			return nil, "", errors.New("choose a network with --seg-name and --seg-path, or --fusion")
+		case name == "":
+			return nil, "", fmt.Errorf("--seg-path needs --seg-name (one of %s)", strings.Join(models.Names(), ", "))
+		case path == "":
+			return nil, "", errors.New("--seg-name needs --seg-path, the network's checkpoint")
+		}
+		return []inference.Spec{{Name: name, Checkpoint: path, Weight: 1}}, name, nil
+	}
+	if name != "" || path != "" {
+		return nil, "", errors.New("--fusion excludes --seg-name and --seg-path (name the fusion's networks with --fusion-model NAME=PATH:WEIGHT)")
+	}
+	if len(members) == 0 {
+		specs := inference.DefaultFusion("")
+		for _, s := range specs {
+			if _, err := os.Stat(s.Checkpoint); err != nil {
+				return nil, "", fmt.Errorf("--fusion: the default fusion needs %s, which is missing (train it with `edema train --name %s`, or name the networks with --fusion-model NAME=PATH:WEIGHT)", s.Checkpoint, s.Name)
+			}
+		}
+		return specs, "fusion", nil
+	}
+	specs := make([]inference.Spec, len(members))
+	for i, m := range members {
+		s, err := inference.ParseSpec(m)
+		if err != nil {
+			return nil, "", fmt.Errorf("--fusion-model: %w", err)
+		}
+		specs[i] = s
+	}
+	return specs, "fusion", nil
+}
+
+// readNormalizer reads the statistics of info.json or info_test.json.
+func readNormalizer(path string) (*edema.Normalizer, error) {
+	info, err := edema.ReadInfo(path)
+	if err != nil {
+		return nil, err
+	}
+	return edema.NewNormalizer(info)
+}

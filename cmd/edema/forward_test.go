@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"codeberg.org/sbinet/npyio"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edema/edema/internal/pytorchtest"
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/pth"
+)
+
+// forwardReference writes, for each network, a checkpoint saved by
+// PyTorch (each network in another of the formats the original's code or
+// a user may produce), a random input and the eval-mode outputs of the
+// PyTorch reference model on it.
+const forwardReference = `
+import sys
+import numpy as np
+import torch
+
+sys.path.insert(0, sys.argv[1])
+import reference_models as rm
+
+out = sys.argv[2]
+formats = {"unet": "original", "unet_nested": "legacy", "unet_nested_dilated": "bare"}
+for i, (name, fmt) in enumerate(formats.items()):
+    torch.manual_seed(100 + i)
+    net = rm.NETWORKS[name]()
+    # Running statistics far from 0 and 1, so that eval mode matters.
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.5, 2)
+            m.num_batches_tracked += 7
+    sd = net.state_dict()
+    path = f"{out}/{name}.pth.tar"
+    if fmt == "original":
+        # The original's checkpoint dict, keys of its DataParallel model.
+        sd = {"module." + k: v for k, v in sd.items()}
+        torch.save({"epoch": 3, "state_dict": sd, "best_dice": 0.5, "dice_epoch": 0.4}, path)
+    elif fmt == "legacy":
+        torch.save(sd, path, _use_new_zipfile_serialization=False)
+    else:
+        torch.save(sd, path)
+    x = torch.randn(3, 3, 32, 48)
+    np.save(f"{out}/{name}_x.npy", x.numpy())
+    net.eval()
+    with torch.no_grad():
+        seg, det = net(x)
+    np.save(f"{out}/{name}_seg_ref.npy", seg.numpy())
+    np.save(f"{out}/{name}_cls_ref.npy", det.numpy())
+`
+
+// forwardCompare loads the files edema forward wrote with NumPy and prints
+// per network their dtypes, shapes and largest differences from PyTorch.
+const forwardCompare = `
+import sys
+import numpy as np
+
+out = sys.argv[1]
+for name in sys.argv[2:]:
+    s = np.load(f"{out}/{name}_seg.npy")
+    c = np.load(f"{out}/{name}_cls.npy")
+    ds = np.abs(s.astype(np.float64) - np.load(f"{out}/{name}_seg_ref.npy")).max()
+    dc = np.abs(c.astype(np.float64) - np.load(f"{out}/{name}_cls_ref.npy")).max()
+    print(name, s.dtype, "x".join(map(str, s.shape)), c.dtype, "x".join(map(str, c.shape)), repr(ds), repr(dc))
+`
+
+func TestForwardMatchesPyTorch(t *testing.T) {
+	pytorchtest.Python(t)
+	dir := t.TempDir()
+	testdata, err := filepath.Abs(filepath.Join("..", "..", "models", "testdata"))
+	require.NoError(t, err)
+	pytorchtest.Run(t, t.TempDir(), forwardReference, testdata, dir)
+
+	for _, name := range models.Names() {
+		p := func(suffix string) string { return filepath.Join(dir, name+suffix) }
+		out, err := runCommand(t, forwardCommand(), "--model", name, "--checkpoint", p(".pth.tar"),
+			"--input", p("_x.npy"), "--seg-out", p("_seg.npy"), "--cls-out", p("_cls.npy"), "--batch-size", "2")
+		require.NoError(t, err, name)
+		assert.Contains(t, out, name+" on 3×3×32×48")
+	}
+
+	got := pytorchtest.Run(t, t.TempDir(), forwardCompare, append([]string{dir}, models.Names()...)...)
+	t.Log(got)
+	sc := bufio.NewScanner(strings.NewReader(got))
+	seen := 0
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		require.Len(t, f, 7, sc.Text())
+		assert.Equal(t, []string{"float32", "3x4x32x48", "float32", "3x3"}, f[1:5], f[0])
+		for _, v := range f[5:] {
+			d, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err)
+			assert.Less(t, d, 1e-4, "%s: largest difference from PyTorch", f[0])
+		}
+		seen++
+	}
+	assert.Equal(t, len(models.Names()), seen)
+}
+
+// writeNPY writes v (as npyio.Write takes it) to dir/name.
+func writeNPY(t *testing.T, dir, name string, v any) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	require.NoError(t, npyio.Write(f, v))
+	require.NoError(t, f.Close())
+	return path
+}
+
+// images returns n×c×h×w float32 zeros as nested slices.
+func images(n, c, h, w int) [][][][]float32 {
+	x := make([][][][]float32, n)
+	for i := range x {
+		x[i] = make([][][]float32, c)
+		for j := range x[i] {
+			x[i][j] = make([][]float32, h)
+			for k := range x[i][j] {
+				x[i][j][k] = make([]float32, w)
+			}
+		}
+	}
+	return x
+}
+
+func TestForwardErrors(t *testing.T) {
+	dir := t.TempDir()
+	torch.ManualSeed(1)
+	m, err := models.New(models.NameUNet)
+	require.NoError(t, err)
+	defer m.Free()
+	ckpt := filepath.Join(dir, "unet.pth.tar")
+	require.NoError(t, models.SaveCheckpoint(ckpt, m, nil, nil, pth.SaveOptions{}))
+
+	good := writeNPY(t, dir, "good.npy", images(1, 3, 16, 16))
+	data, err := os.ReadFile(good)
+	require.NoError(t, err)
+	truncated := filepath.Join(dir, "truncated.npy")
+	require.NoError(t, os.WriteFile(truncated, data[:len(data)-5], 0o644))
+	notNPY := filepath.Join(dir, "x.npy")
+	require.NoError(t, os.WriteFile(notNPY, []byte("hello, world"), 0o644))
+	float64s := make([][]float64, 2)
+	for i := range float64s {
+		float64s[i] = make([]float64, 3)
+	}
+
+	tests := []struct {
+		input, ckpt, model string
+		want               string
+	}{
+		{writeNPY(t, dir, "f64.npy", float64s), ckpt, "unet", "holds float64 ('<f8'), want little-endian float32 ('<f4')"},
+		{writeNPY(t, dir, "u8.npy", []uint8{1, 2}), ckpt, "unet", "holds uint8 ('|u1')"},
+		{writeNPY(t, dir, "two.npy", images(1, 3, 16, 16)[0]), ckpt, "unet", "has shape (3, 16, 16), want N×3×H×W"},
+		{writeNPY(t, dir, "gray.npy", images(2, 1, 16, 16)), ckpt, "unet", "has shape (2, 1, 16, 16), want N×3×H×W"},
+		{writeNPY(t, dir, "odd.npy", images(1, 3, 20, 16)), ckpt, "unet", "has shape (1, 3, 20, 16): H and W must be positive multiples of 16"},
+		{truncated, ckpt, "unet", "holds 3067 bytes of data, its shape (1, 3, 16, 16) needs 3072"},
+		{notNPY, ckpt, "unet", notNPY + ": not a NumPy .npy file"},
+		{filepath.Join(dir, "missing.npy"), ckpt, "unet", "no such file"},
+		{good, filepath.Join(dir, "missing.pth"), "unet", "checkpoint " + filepath.Join(dir, "missing.pth") + " does not exist"},
+		{good, ckpt, "unet_nested", ckpt + " holds the weights of unet, not of unet_nested"},
+		{good, ckpt, "vgg", `unknown network "vgg"`},
+	}
+	for _, tc := range tests {
+		seg, cls := filepath.Join(dir, "seg.npy"), filepath.Join(dir, "cls.npy")
+		_, err := runCommand(t, forwardCommand(), "--model", tc.model, "--checkpoint", tc.ckpt, "--input", tc.input, "--seg-out", seg, "--cls-out", cls)
+		require.Error(t, err, tc.want)
+		assert.Contains(t, err.Error(), "forward: ")
+		assert.Contains(t, err.Error(), tc.want)
+		assert.NotContains(t, err.Error(), "\n")
+		assert.NoFileExists(t, seg)
+		assert.NoFileExists(t, cls)
+	}
+
+	_, err = runCommand(t, forwardCommand(), "--model", "unet", "--checkpoint", ckpt, "--input", good, "--seg-out", filepath.Join(dir, "s.npy"), "--cls-out", filepath.Join(dir, "c.npy"), "--batch-size", "0")
+	assert.ErrorContains(t, err, "forward: --batch-size must be at least 1, got 0")
+	_, err = runCommand(t, forwardCommand(), "--model", "unet", "--checkpoint", ckpt, "--input", good, "--seg-out", filepath.Join(dir, "s.npy"))
+	assert.ErrorContains(t, err, `Required flag "cls-out" not set`)
+}

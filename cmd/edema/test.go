@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edema/edema/edema"
+	"github.com/edema/edema/edema/inference"
+	"github.com/edema/edema/edema/submission"
+)
+
+// testCommand writes the challenge submission of the test cubes, as the
+// original test.py does.
+func testCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "test",
+		Usage: "predict the test cubes and write the challenge submission (volumes, detections, submission.zip)",
+		Description: "Predicts every cube of LIST_DIR/test_images.txt (normalised with info_test.json) with one\n" +
+			"network (--seg-name, --seg-path) or a fusion (--fusion, as for `edema eval`) and writes into\n" +
+			"OUT (default result/test/NAME, or result/test/fusion), per cube, with --seg\n" +
+			"<CUBE>_labelMark_volumes.npy (uint8 S×H×W, labels 0..3) and with --det\n" +
+			"<CUBE>_labelMark_detections.npy (float32 S×3, REA, SRF, PED probabilities per slice); with\n" +
+			"both (the default when neither is given) also submission.zip, holding them at its top level.\n" +
+			"`edema score --submit OUT/submission.zip --ref REFERENCE` scores it.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Required: true, Usage: "DATA_DIR, the data folder"},
+			&cli.StringFlag{Name: "list-dir", Aliases: []string{"l"}, Required: true, Usage: "LIST_DIR, with test_images.txt and info_test.json"},
+			&cli.StringFlag{Name: "out", Usage: "output folder (default: result/test/NAME or result/test/fusion)"},
+			&cli.BoolFlag{Name: "seg", Usage: "write the label volumes"},
+			&cli.BoolFlag{Name: "det", Usage: "write the detection probabilities"},
+			workersFlag(),
+		}, predictorFlags()...),
+		Action: func(c *cli.Context) error {
+			if err := runTest(c); err != nil {
+				return fmt.Errorf("test: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+func runTest(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", c.Args().First())
+	}
+	listDir := c.String("list-dir")
+	cubes, err := edema.ReadTestList(listDir)
+	if err != nil {
+		return err
+	}
+	norm, err := readNormalizer(filepath.Join(listDir, edema.TestInfoFile))
+	if err != nil {
+		return err
+	}
+	p, label, err := predictorFromFlags(c)
+	if err != nil {
+		return err
+	}
+	defer p.Free()
+	out := c.String("out")
+	if out == "" {
+		out = filepath.Join("result", "test", label)
+	}
+	seg, det := c.Bool("seg"), c.Bool("det")
+	if !seg && !det {
+		seg, det = true, true
+	}
+	w := c.App.Writer
+	opts := inference.SubmitOptions{
+		Workers: c.Int("workers"), Volumes: seg, Detections: det,
+		Progress: func(d inference.CubeDone) { fmt.Fprintln(w, inference.CubeLine(d)) },
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(w, "predicting %d test cubes with %s (%s, batch %d)\n", len(cubes), p, p.Device(), p.Options().BatchSize)
+	zipPath, err := inference.WriteSubmission(ctx, p, c.String("data-dir"), cubes, norm, out, opts)
+	if err != nil {
+		return err
+	}
+	var files []string
+	if seg {
+		files = append(files, submission.VolumesFile("<CUBE>"))
+	}
+	if det {
+		files = append(files, submission.DetectionsFile("<CUBE>"))
+	}
+	fmt.Fprintf(w, "wrote %v for %d cubes to %s\n", files, len(cubes), out)
+	if zipPath != "" {
+		fmt.Fprintf(w, "submission: %s\n", zipPath)
+	}
+	return nil
+}
