@@ -5,37 +5,50 @@ package torch
 */
 import "C"
 
+import "runtime"
+
 // SetRequiresGrad marks the tensor as a leaf whose gradient autograd
 // accumulates (or clears the mark). It returns t.
 func (t *Tensor) SetRequiresGrad(on bool) *Tensor {
-	check("requires_grad_", C.et_set_requires_grad(t.handle("requires_grad_"), cbool(on)))
+	err := C.et_set_requires_grad(t.handle("requires_grad_"), cbool(on))
+	runtime.KeepAlive(t)
+	check("requires_grad_", err)
 	return t
 }
 
 // RequiresGrad reports whether autograd tracks the tensor.
 func (t *Tensor) RequiresGrad() bool {
 	var out C.int
-	check("requires_grad", C.et_requires_grad(t.handle("requires_grad"), &out))
+	err := C.et_requires_grad(t.handle("requires_grad"), &out)
+	runtime.KeepAlive(t)
+	check("requires_grad", err)
 	return out != 0
 }
 
 // Backward computes the gradients of the scalar t with respect to the
 // leaves of its graph and accumulates them into their Grad.
 func (t *Tensor) Backward() {
-	check("backward", C.et_backward(t.handle("backward"), nil, 0))
+	err := C.et_backward(t.handle("backward"), nil, 0)
+	runtime.KeepAlive(t)
+	check("backward", err)
 }
 
 // BackwardWith is Backward for a non-scalar t, seeded with grad (same
 // shape); retainGraph keeps the graph for another backward pass.
 func (t *Tensor) BackwardWith(grad *Tensor, retainGraph bool) {
-	check("backward", C.et_backward(t.handle("backward"), optHandle("backward", grad), cbool(retainGraph)))
+	err := C.et_backward(t.handle("backward"), optHandle("backward", grad), cbool(retainGraph))
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(grad)
+	check("backward", err)
 }
 
 // Grad returns the accumulated gradient, or nil when there is none yet.
 // The result shares memory with the gradient that autograd keeps.
 func (t *Tensor) Grad() *Tensor {
 	var out C.et_tensor
-	check("grad", C.et_grad(t.handle("grad"), &out))
+	err := C.et_grad(t.handle("grad"), &out)
+	runtime.KeepAlive(t)
+	check("grad", err)
 	if out == nil {
 		return nil
 	}
@@ -44,5 +57,7 @@ func (t *Tensor) Grad() *Tensor {
 
 // ZeroGrad drops the accumulated gradient (PyTorch's set_to_none).
 func (t *Tensor) ZeroGrad() {
-	check("zero_grad", C.et_zero_grad(t.handle("zero_grad")))
+	err := C.et_zero_grad(t.handle("zero_grad"))
+	runtime.KeepAlive(t)
+	check("zero_grad", err)
 }

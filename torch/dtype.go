@@ -36,6 +36,12 @@ func (d DType) String() string {
 	return fmt.Sprintf("dtype(%d)", int(d))
 }
 
+// valid reports whether d is one of the dtypes this package supports.
+func (d DType) valid() bool {
+	_, ok := dtypeNames[d]
+	return ok
+}
+
 // Size is the number of bytes of one element.
 func (d DType) Size() int { return dtypeSizes[d] }
 

@@ -53,6 +53,7 @@ func check(op string, err C.et_error) {
 	}
 }
 
-func fail(op, format string) {
-	panic(&Error{Op: op, Msg: format})
+// fail panics with a *Error for a problem the Go side detects.
+func fail(op, msg string) {
+	panic(&Error{Op: op, Msg: msg})
 }

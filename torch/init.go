@@ -8,32 +8,42 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"runtime"
 )
 
-// In-place initialisation with the formulas of torch.nn.init. These run
-// without autograd recording, so they also apply to parameters.
+// In-place initialisation with the formulas of torch.nn.init. Like
+// torch.nn.init, they run without autograd recording (the shim holds a
+// no-grad guard for the call), so they also apply to parameters.
 
 // NormalInPlace fills t with numbers from N(mean, std²).
 func (t *Tensor) NormalInPlace(mean, std float64) *Tensor {
-	NoGrad(func() { check("normal_", C.et_normal_(t.handle("normal_"), C.double(mean), C.double(std))) })
+	err := C.et_normal_(t.handle("normal_"), C.double(mean), C.double(std))
+	runtime.KeepAlive(t)
+	check("normal_", err)
 	return t
 }
 
 // UniformInPlace fills t with numbers drawn uniformly from [from, to).
 func (t *Tensor) UniformInPlace(from, to float64) *Tensor {
-	NoGrad(func() { check("uniform_", C.et_uniform_(t.handle("uniform_"), C.double(from), C.double(to))) })
+	err := C.et_uniform_(t.handle("uniform_"), C.double(from), C.double(to))
+	runtime.KeepAlive(t)
+	check("uniform_", err)
 	return t
 }
 
 // FillInPlace sets every element to value (torch.nn.init.constant_).
 func (t *Tensor) FillInPlace(value float64) *Tensor {
-	NoGrad(func() { check("fill_", C.et_fill_(t.handle("fill_"), C.double(value))) })
+	err := C.et_fill_(t.handle("fill_"), C.double(value))
+	runtime.KeepAlive(t)
+	check("fill_", err)
 	return t
 }
 
 // ZeroInPlace sets every element to 0 (torch.nn.init.zeros_).
 func (t *Tensor) ZeroInPlace() *Tensor {
-	NoGrad(func() { check("zero_", C.et_zero_(t.handle("zero_"))) })
+	err := C.et_zero_(t.handle("zero_"))
+	runtime.KeepAlive(t)
+	check("zero_", err)
 	return t
 }
 
@@ -59,8 +69,9 @@ func Fans(shape []int64) (fanIn, fanOut int64) {
 	return shape[1] * receptive, shape[0] * receptive
 }
 
-// Gain is torch.nn.init.calculate_gain for "linear", "conv2d", "sigmoid",
-// "tanh", "relu" and "leaky_relu" (with negative slope param).
+// Gain is torch.nn.init.calculate_gain: the recommended scale of the
+// weights in front of a nonlinearity ("linear", "conv1d", "conv2d", ...,
+// "sigmoid", "tanh", "relu", "leaky_relu" with negative slope param, "selu").
 func Gain(nonlinearity string, param float64) float64 {
 	switch nonlinearity {
 	case "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid":
@@ -71,6 +82,8 @@ func Gain(nonlinearity string, param float64) float64 {
 		return math.Sqrt(2)
 	case "leaky_relu":
 		return math.Sqrt(2 / (1 + param*param))
+	case "selu":
+		return 3.0 / 4
 	}
 	fail("init", fmt.Sprintf("unsupported nonlinearity %q", nonlinearity))
 	return 0
@@ -96,8 +109,11 @@ func (t *Tensor) KaimingUniformInPlace(a float64, mode FanMode, nonlinearity str
 	return t.UniformInPlace(-bound, bound)
 }
 
-// BernoulliInPlace fills t with 1 with probability p and 0 otherwise.
+// BernoulliInPlace fills t with 1 with probability p and 0 otherwise, like
+// torch.Tensor.bernoulli_(p).
 func (t *Tensor) BernoulliInPlace(p float64) *Tensor {
-	NoGrad(func() { check("bernoulli_", C.et_bernoulli_(t.handle("bernoulli_"), C.double(p))) })
+	err := C.et_bernoulli_(t.handle("bernoulli_"), C.double(p))
+	runtime.KeepAlive(t)
+	check("bernoulli_", err)
 	return t
 }

@@ -5,7 +5,10 @@ package torch
 */
 import "C"
 
-import "unsafe"
+import (
+	"runtime"
+	"unsafe"
+)
 
 // Reduction says how a loss combines its per-element values.
 type Reduction int
@@ -46,9 +49,12 @@ func (o Conv2dOptions) withDefaults() Conv2dOptions {
 func Conv2d(x, w, bias *Tensor, o Conv2dOptions) *Tensor {
 	o = o.withDefaults()
 	var out C.et_tensor
-	check("conv2d", C.et_conv2d(x.handle("conv2d"), w.handle("conv2d"), optHandle("conv2d", bias),
-		pair(&o.Stride), pair(&o.Padding), pair(&o.Dilation), C.int64_t(o.Groups), &out))
-	return wrap(out)
+	err := C.et_conv2d(x.handle("conv2d"), w.handle("conv2d"), optHandle("conv2d", bias),
+		pair(&o.Stride), pair(&o.Padding), pair(&o.Dilation), C.int64_t(o.Groups), &out)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(w)
+	runtime.KeepAlive(bias)
+	return result("conv2d", err, out)
 }
 
 // ConvTranspose2d is torch.nn.functional.conv_transpose2d: w is
@@ -56,10 +62,13 @@ func Conv2d(x, w, bias *Tensor, o Conv2dOptions) *Tensor {
 func ConvTranspose2d(x, w, bias *Tensor, o Conv2dOptions) *Tensor {
 	o = o.withDefaults()
 	var out C.et_tensor
-	check("conv_transpose2d", C.et_conv_transpose2d(x.handle("conv_transpose2d"), w.handle("conv_transpose2d"),
+	err := C.et_conv_transpose2d(x.handle("conv_transpose2d"), w.handle("conv_transpose2d"),
 		optHandle("conv_transpose2d", bias), pair(&o.Stride), pair(&o.Padding), pair(&o.OutputPadding),
-		C.int64_t(o.Groups), pair(&o.Dilation), &out))
-	return wrap(out)
+		C.int64_t(o.Groups), pair(&o.Dilation), &out)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(w)
+	runtime.KeepAlive(bias)
+	return result("conv_transpose2d", err, out)
 }
 
 // BatchNorm is torch.nn.functional.batch_norm. In training mode it
@@ -69,10 +78,15 @@ func ConvTranspose2d(x, w, bias *Tensor, o Conv2dOptions) *Tensor {
 // the running stats may be nil.
 func BatchNorm(x, weight, bias, runningMean, runningVar *Tensor, training bool, momentum, eps float64) *Tensor {
 	var out C.et_tensor
-	check("batch_norm", C.et_batch_norm(x.handle("batch_norm"), optHandle("batch_norm", weight),
+	err := C.et_batch_norm(x.handle("batch_norm"), optHandle("batch_norm", weight),
 		optHandle("batch_norm", bias), optHandle("batch_norm", runningMean), optHandle("batch_norm", runningVar),
-		cbool(training), C.double(momentum), C.double(eps), &out))
-	return wrap(out)
+		cbool(training), C.double(momentum), C.double(eps), &out)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(weight)
+	runtime.KeepAlive(bias)
+	runtime.KeepAlive(runningMean)
+	runtime.KeepAlive(runningVar)
+	return result("batch_norm", err, out)
 }
 
 // MaxPool2d is torch.nn.functional.max_pool2d; a zero stride means the kernel size.
@@ -82,45 +96,51 @@ func MaxPool2d(x *Tensor, kernel, stride, padding [2]int64, ceilMode bool) *Tens
 	}
 	dilation := [2]int64{1, 1}
 	var out C.et_tensor
-	check("max_pool2d", C.et_max_pool2d(x.handle("max_pool2d"), pair(&kernel), pair(&stride), pair(&padding),
-		pair(&dilation), cbool(ceilMode), &out))
-	return wrap(out)
+	err := C.et_max_pool2d(x.handle("max_pool2d"), pair(&kernel), pair(&stride), pair(&padding),
+		pair(&dilation), cbool(ceilMode), &out)
+	runtime.KeepAlive(x)
+	return result("max_pool2d", err, out)
 }
 
 // AdaptiveMaxPool2d pools every channel to an output of the given size.
 func AdaptiveMaxPool2d(x *Tensor, size [2]int64) *Tensor {
 	var out C.et_tensor
-	check("adaptive_max_pool2d", C.et_adaptive_max_pool2d(x.handle("adaptive_max_pool2d"), pair(&size), &out))
-	return wrap(out)
+	err := C.et_adaptive_max_pool2d(x.handle("adaptive_max_pool2d"), pair(&size), &out)
+	runtime.KeepAlive(x)
+	return result("adaptive_max_pool2d", err, out)
 }
 
 // AdaptiveAvgPool2d averages every channel to an output of the given size.
 func AdaptiveAvgPool2d(x *Tensor, size [2]int64) *Tensor {
 	var out C.et_tensor
-	check("adaptive_avg_pool2d", C.et_adaptive_avg_pool2d(x.handle("adaptive_avg_pool2d"), pair(&size), &out))
-	return wrap(out)
+	err := C.et_adaptive_avg_pool2d(x.handle("adaptive_avg_pool2d"), pair(&size), &out)
+	runtime.KeepAlive(x)
+	return result("adaptive_avg_pool2d", err, out)
 }
 
 // Dropout zeroes elements with probability p and scales the rest by
 // 1/(1−p) in training mode; otherwise it returns x unchanged (a new handle).
 func Dropout(x *Tensor, p float64, training bool) *Tensor {
 	var out C.et_tensor
-	check("dropout", C.et_dropout(x.handle("dropout"), C.double(p), cbool(training), &out))
-	return wrap(out)
+	err := C.et_dropout(x.handle("dropout"), C.double(p), cbool(training), &out)
+	runtime.KeepAlive(x)
+	return result("dropout", err, out)
 }
 
 // Softmax normalises exp(x) along dim.
 func Softmax(x *Tensor, dim int64) *Tensor {
 	var out C.et_tensor
-	check("softmax", C.et_softmax(x.handle("softmax"), C.int64_t(dim), &out))
-	return wrap(out)
+	err := C.et_softmax(x.handle("softmax"), C.int64_t(dim), &out)
+	runtime.KeepAlive(x)
+	return result("softmax", err, out)
 }
 
 // LogSoftmax is log(softmax(x)) along dim, computed stably.
 func LogSoftmax(x *Tensor, dim int64) *Tensor {
 	var out C.et_tensor
-	check("log_softmax", C.et_log_softmax(x.handle("log_softmax"), C.int64_t(dim), &out))
-	return wrap(out)
+	err := C.et_log_softmax(x.handle("log_softmax"), C.int64_t(dim), &out)
+	runtime.KeepAlive(x)
+	return result("log_softmax", err, out)
 }
 
 // LossOptions are the settings of the classification losses. Weight (nil
@@ -141,24 +161,33 @@ func DefaultLossOptions() LossOptions {
 // N×C×d1×..., with int64 targets N or N×d1×...
 func NLLLoss(logp, target *Tensor, o LossOptions) *Tensor {
 	var out C.et_tensor
-	check("nll_loss", C.et_nll_loss(logp.handle("nll_loss"), target.handle("nll_loss"), optHandle("nll_loss", o.Weight),
-		C.int64_t(o.Reduction), C.int64_t(o.IgnoreIndex), &out))
-	return wrap(out)
+	err := C.et_nll_loss(logp.handle("nll_loss"), target.handle("nll_loss"), optHandle("nll_loss", o.Weight),
+		C.int64_t(o.Reduction), C.int64_t(o.IgnoreIndex), &out)
+	runtime.KeepAlive(logp)
+	runtime.KeepAlive(target)
+	runtime.KeepAlive(o.Weight)
+	return result("nll_loss", err, out)
 }
 
 // CrossEntropy is torch.nn.functional.cross_entropy on unnormalised scores.
 func CrossEntropy(logits, target *Tensor, o LossOptions) *Tensor {
 	var out C.et_tensor
-	check("cross_entropy", C.et_cross_entropy(logits.handle("cross_entropy"), target.handle("cross_entropy"),
-		optHandle("cross_entropy", o.Weight), C.int64_t(o.Reduction), C.int64_t(o.IgnoreIndex), &out))
-	return wrap(out)
+	err := C.et_cross_entropy(logits.handle("cross_entropy"), target.handle("cross_entropy"),
+		optHandle("cross_entropy", o.Weight), C.int64_t(o.Reduction), C.int64_t(o.IgnoreIndex), &out)
+	runtime.KeepAlive(logits)
+	runtime.KeepAlive(target)
+	runtime.KeepAlive(o.Weight)
+	return result("cross_entropy", err, out)
 }
 
 // BinaryCrossEntropy is torch.nn.functional.binary_cross_entropy on
 // probabilities p and targets of the same shape; weight may be nil.
 func BinaryCrossEntropy(p, target, weight *Tensor, reduction Reduction) *Tensor {
 	var out C.et_tensor
-	check("binary_cross_entropy", C.et_binary_cross_entropy(p.handle("binary_cross_entropy"),
-		target.handle("binary_cross_entropy"), optHandle("binary_cross_entropy", weight), C.int64_t(reduction), &out))
-	return wrap(out)
+	err := C.et_binary_cross_entropy(p.handle("binary_cross_entropy"),
+		target.handle("binary_cross_entropy"), optHandle("binary_cross_entropy", weight), C.int64_t(reduction), &out)
+	runtime.KeepAlive(p)
+	runtime.KeepAlive(target)
+	runtime.KeepAlive(weight)
+	return result("binary_cross_entropy", err, out)
 }

@@ -32,10 +32,31 @@ type Scope struct {
 	closed  bool
 }
 
+// innermost records a goroutine's innermost open scope (nil for none).
+type innermost struct {
+	gid   int64
+	scope *Scope
+}
+
 var (
 	scopes     sync.Map     // goroutine id -> innermost open *Scope
 	openScopes atomic.Int64 // lets the common, scope-free path skip the lookup
+	// latest caches the entry of scopes that changed last. Every operation
+	// looks up its goroutine's scope, and usually one goroutine does the
+	// tensor work. Only goroutine gid ever stores an entry for gid, so an
+	// entry found here with the caller's gid is the caller's latest.
+	latest atomic.Pointer[innermost]
 )
+
+// setInnermost makes s (nil for none) the innermost scope of goroutine gid.
+func setInnermost(gid int64, s *Scope) {
+	if s != nil {
+		scopes.Store(gid, s)
+	} else {
+		scopes.Delete(gid)
+	}
+	latest.Store(&innermost{gid: gid, scope: s})
+}
 
 // NewScope opens a scope on the current goroutine.
 func NewScope() *Scope {
@@ -44,7 +65,7 @@ func NewScope() *Scope {
 	if p, ok := scopes.Load(gid); ok {
 		s.parent = p.(*Scope)
 	}
-	scopes.Store(gid, s)
+	setInnermost(gid, s)
 	openScopes.Add(1)
 	return s
 }
@@ -53,7 +74,11 @@ func currentScope() *Scope {
 	if openScopes.Load() == 0 {
 		return nil
 	}
-	if s, ok := scopes.Load(goid.Get()); ok {
+	gid := goid.Get()
+	if e := latest.Load(); e != nil && e.gid == gid {
+		return e.scope
+	}
+	if s, ok := scopes.Load(gid); ok {
 		return s.(*Scope)
 	}
 	return nil
@@ -81,10 +106,18 @@ func (s *Scope) Keep(ts ...*Tensor) {
 }
 
 // Close frees the scope's tensors and makes the enclosing scope current
-// again. Closing twice is harmless.
+// again. Closing twice is harmless. Closing a scope on another goroutine,
+// or before the scopes opened inside it, panics with a *Error and frees
+// nothing.
 func (s *Scope) Close() {
 	if s.closed {
 		return
+	}
+	if goid.Get() != s.gid {
+		panic(&Error{Op: "scope", Msg: "closed on a goroutine other than the one that opened it"})
+	}
+	if cur, _ := scopes.Load(s.gid); cur != s {
+		panic(&Error{Op: "scope", Msg: "closed before the scopes opened inside it"})
 	}
 	s.closed = true
 	// One cgo call frees them all: per-tensor calls would cost as much as
@@ -104,15 +137,7 @@ func (s *Scope) Close() {
 		C.et_free_many(&hs[0], C.int64_t(len(hs)))
 	}
 	s.tensors = nil
-	if cur, ok := scopes.Load(s.gid); ok && cur.(*Scope) == s {
-		if s.parent != nil {
-			scopes.Store(s.gid, s.parent)
-		} else {
-			scopes.Delete(s.gid)
-		}
-	} else {
-		panic(&Error{Op: "scope", Msg: "scopes closed out of order or on another goroutine"})
-	}
+	setInnermost(s.gid, s.parent)
 	openScopes.Add(-1)
 }
 

@@ -19,25 +19,3 @@ func TestSmoke(t *testing.T) {
 	err = Try(func() { a.Sum() })
 	require.ErrorContains(t, err, "freed")
 }
-
-func BenchmarkTinyAdd(b *testing.B) {
-	x := FromSlice([]float32{1})
-	y := FromSlice([]float32{2})
-	// Scopes free their tensors in bulk, as a training step's scope does.
-	for b.Loop() {
-		s := NewScope()
-		for range 100 {
-			x.Add(y)
-		}
-		s.Close()
-	}
-}
-
-func BenchmarkTinyAddUnscoped(b *testing.B) {
-	x := FromSlice([]float32{1})
-	y := FromSlice([]float32{2})
-	for b.Loop() {
-		z := x.Add(y)
-		z.Free()
-	}
-}

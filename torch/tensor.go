@@ -14,6 +14,11 @@ import (
 
 // Tensor is a libtorch tensor. The zero value is not usable; tensors come
 // from the constructors in this package and from operations.
+//
+// Every method that hands t's handle to libtorch ends with
+// runtime.KeepAlive(t): without it, a tensor that the caller no longer
+// references (x in FromSlice(...).Exp(), say) could be collected, and its
+// handle freed by the runtime cleanup, while libtorch is still using it.
 type Tensor struct {
 	c       C.et_tensor
 	scope   *Scope          // the scope that frees it, if any
@@ -31,6 +36,13 @@ func wrap(c C.et_tensor) *Tensor {
 		t.manage()
 	}
 	return t
+}
+
+// result turns the outcome of a shim call that makes one tensor into that
+// tensor, or a *Error panic.
+func result(op string, err C.et_error, out C.et_tensor) *Tensor {
+	check(op, err)
+	return wrap(out)
 }
 
 func (t *Tensor) manage() {
@@ -77,26 +89,35 @@ func optHandle(op string, t *Tensor) C.et_tensor {
 	return t.handle(op)
 }
 
-// IsFreed reports whether Free has been called on the tensor.
+// IsFreed reports whether Free has been called on the tensor (or a scope
+// that owned it has closed).
 func (t *Tensor) IsFreed() bool { return t == nil || t.c == nil }
 
 // Dim returns the number of dimensions.
 func (t *Tensor) Dim() int {
 	var out C.int64_t
-	check("dim", C.et_dim(t.handle("dim"), &out))
+	err := C.et_dim(t.handle("dim"), &out)
+	runtime.KeepAlive(t)
+	check("dim", err)
 	return int(out)
 }
 
 // Shape returns the size of every dimension.
 func (t *Tensor) Shape() []int64 {
 	h := t.handle("shape")
+	var buf [8]int64
 	var n C.int64_t
-	check("shape", C.et_dim(h, &n))
-	shape := make([]int64, int(n))
-	if n > 0 {
-		check("shape", C.et_shape(h, (*C.int64_t)(unsafe.Pointer(&shape[0])), n))
+	err := C.et_shape(h, (*C.int64_t)(unsafe.Pointer(&buf[0])), C.int64_t(len(buf)), &n)
+	if err == nil && int(n) > len(buf) {
+		shape := make([]int64, int(n))
+		err = C.et_shape(h, (*C.int64_t)(unsafe.Pointer(&shape[0])), n, &n)
+		runtime.KeepAlive(t)
+		check("shape", err)
+		return shape
 	}
-	return shape
+	runtime.KeepAlive(t)
+	check("shape", err)
+	return append([]int64(nil), buf[:n]...)
 }
 
 // Size returns the size of dimension dim (negative counts from the end).
@@ -114,28 +135,36 @@ func (t *Tensor) Size(dim int) int64 {
 // Numel returns the number of elements.
 func (t *Tensor) Numel() int64 {
 	var out C.int64_t
-	check("numel", C.et_numel(t.handle("numel"), &out))
+	err := C.et_numel(t.handle("numel"), &out)
+	runtime.KeepAlive(t)
+	check("numel", err)
 	return int64(out)
 }
 
 // DType returns the element type.
 func (t *Tensor) DType() DType {
 	var out C.int
-	check("dtype", C.et_dtype(t.handle("dtype"), &out))
+	err := C.et_dtype(t.handle("dtype"), &out)
+	runtime.KeepAlive(t)
+	check("dtype", err)
 	return DType(out)
 }
 
 // Device returns where the tensor lives.
 func (t *Tensor) Device() Device {
 	var typ, idx C.int
-	check("device", C.et_device(t.handle("device"), &typ, &idx))
+	err := C.et_device(t.handle("device"), &typ, &idx)
+	runtime.KeepAlive(t)
+	check("device", err)
 	return Device{Type: DeviceType(typ), Index: int(idx)}
 }
 
 // IsContiguous reports whether the elements are laid out densely in row-major order.
 func (t *Tensor) IsContiguous() bool {
 	var out C.int
-	check("is_contiguous", C.et_is_contiguous(t.handle("is_contiguous"), &out))
+	err := C.et_is_contiguous(t.handle("is_contiguous"), &out)
+	runtime.KeepAlive(t)
+	check("is_contiguous", err)
 	return out != 0
 }
 
@@ -145,7 +174,9 @@ func (t *Tensor) String() string {
 		return "Tensor(freed)"
 	}
 	var out *C.char
-	check("to_string", C.et_to_string(t.c, &out))
+	err := C.et_to_string(t.c, &out)
+	runtime.KeepAlive(t)
+	check("to_string", err)
 	return takeString(out)
 }
 
@@ -154,11 +185,12 @@ func takeString(s *C.char) string {
 	return C.GoString(s)
 }
 
-func shapePtr(shape []int64) (*C.int64_t, C.int64_t) {
-	if len(shape) == 0 {
+// int64s passes a Go []int64 (a shape, a list of dimensions) to the shim.
+func int64s(v []int64) (*C.int64_t, C.int64_t) {
+	if len(v) == 0 {
 		return nil, 0
 	}
-	return (*C.int64_t)(unsafe.Pointer(&shape[0])), C.int64_t(len(shape))
+	return (*C.int64_t)(unsafe.Pointer(&v[0])), C.int64_t(len(v))
 }
 
 // FromSlice makes a CPU tensor of the given shape holding a copy of data.
@@ -186,10 +218,12 @@ func FromBytes(data []byte, dtype DType, shape ...int64) *Tensor {
 }
 
 func fromBytes(op string, p unsafe.Pointer, n uintptr, dtype DType, shape []int64) *Tensor {
-	sp, nd := shapePtr(shape)
+	if !dtype.valid() {
+		fail(op, fmt.Sprintf("unsupported dtype %s", dtype))
+	}
+	sp, nd := int64s(shape)
 	var out C.et_tensor
-	check(op, C.et_from_data(p, C.size_t(n), sp, nd, C.int(dtype), &out))
-	return wrap(out)
+	return result(op, C.et_from_data(p, C.size_t(n), sp, nd, C.int(dtype), &out), out)
 }
 
 // Scalar makes a zero-dimensional CPU tensor.
@@ -204,64 +238,80 @@ type Options struct {
 // Float32CPU is the default: float32 on the CPU.
 var Float32CPU = Options{DType: Float32, Device: CPU}
 
-type factory func(*C.int64_t, C.int64_t, C.int, C.int, C.int, *C.et_tensor) C.et_error
-
-func create(op string, f factory, shape []int64, o Options) *Tensor {
-	sp, nd := shapePtr(shape)
-	var out C.et_tensor
-	check(op, f(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out))
-	return wrap(out)
-}
-
-func zerosC(s *C.int64_t, n C.int64_t, d, t, i C.int, o *C.et_tensor) C.et_error {
-	return C.et_zeros(s, n, d, t, i, o)
-}
-func onesC(s *C.int64_t, n C.int64_t, d, t, i C.int, o *C.et_tensor) C.et_error {
-	return C.et_ones(s, n, d, t, i, o)
-}
-func emptyC(s *C.int64_t, n C.int64_t, d, t, i C.int, o *C.et_tensor) C.et_error {
-	return C.et_empty(s, n, d, t, i, o)
-}
-func randC(s *C.int64_t, n C.int64_t, d, t, i C.int, o *C.et_tensor) C.et_error {
-	return C.et_rand(s, n, d, t, i, o)
-}
-func randnC(s *C.int64_t, n C.int64_t, d, t, i C.int, o *C.et_tensor) C.et_error {
-	return C.et_randn(s, n, d, t, i, o)
+func (o Options) check(op string) {
+	if !o.DType.valid() {
+		fail(op, fmt.Sprintf("unsupported dtype %s", o.DType))
+	}
 }
 
 // Zeros makes a tensor of zeros.
-func Zeros(shape []int64, o Options) *Tensor { return create("zeros", zerosC, shape, o) }
+func Zeros(shape []int64, o Options) *Tensor {
+	o.check("zeros")
+	sp, nd := int64s(shape)
+	var out C.et_tensor
+	err := C.et_zeros(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	return result("zeros", err, out)
+}
 
 // Ones makes a tensor of ones.
-func Ones(shape []int64, o Options) *Tensor { return create("ones", onesC, shape, o) }
+func Ones(shape []int64, o Options) *Tensor {
+	o.check("ones")
+	sp, nd := int64s(shape)
+	var out C.et_tensor
+	err := C.et_ones(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	return result("ones", err, out)
+}
 
 // Empty makes a tensor whose elements are not initialised.
-func Empty(shape []int64, o Options) *Tensor { return create("empty", emptyC, shape, o) }
+func Empty(shape []int64, o Options) *Tensor {
+	o.check("empty")
+	sp, nd := int64s(shape)
+	var out C.et_tensor
+	err := C.et_empty(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	return result("empty", err, out)
+}
 
-// Rand makes a tensor of numbers drawn uniformly from [0, 1).
-func Rand(shape []int64, o Options) *Tensor { return create("rand", randC, shape, o) }
+// Rand makes a tensor of numbers drawn uniformly from [0, 1), like torch.rand.
+func Rand(shape []int64, o Options) *Tensor {
+	o.check("rand")
+	sp, nd := int64s(shape)
+	var out C.et_tensor
+	err := C.et_rand(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	return result("rand", err, out)
+}
 
-// Randn makes a tensor of standard normal numbers.
-func Randn(shape []int64, o Options) *Tensor { return create("randn", randnC, shape, o) }
+// Randn makes a tensor of standard normal numbers, like torch.randn.
+func Randn(shape []int64, o Options) *Tensor {
+	o.check("randn")
+	sp, nd := int64s(shape)
+	var out C.et_tensor
+	err := C.et_randn(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	return result("randn", err, out)
+}
 
 // Full makes a tensor filled with value.
 func Full(shape []int64, value float64, o Options) *Tensor {
-	sp, nd := shapePtr(shape)
+	o.check("full")
+	sp, nd := int64s(shape)
 	var out C.et_tensor
-	check("full", C.et_full(sp, nd, C.double(value), C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out))
-	return wrap(out)
+	err := C.et_full(sp, nd, C.double(value), C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	return result("full", err, out)
 }
 
 // Arange makes the one-dimensional tensor start, start+step, ... below end.
 func Arange(start, end, step float64, o Options) *Tensor {
+	o.check("arange")
 	var out C.et_tensor
-	check("arange", C.et_arange(C.double(start), C.double(end), C.double(step), C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out))
-	return wrap(out)
+	err := C.et_arange(C.double(start), C.double(end), C.double(step), C.int(o.DType), C.int(o.Device.Type),
+		C.int(o.Device.Index), &out)
+	return result("arange", err, out)
 }
 
 // copyOut copies the elements (row-major, on the CPU) into dst.
 func (t *Tensor) copyOut(op string, dst unsafe.Pointer, n uintptr) {
-	check(op, C.et_copy_data(t.handle(op), dst, C.size_t(n)))
+	err := C.et_copy_data(t.handle(op), dst, C.size_t(n))
+	runtime.KeepAlive(t)
+	check(op, err)
 }
 
 // Data copies the tensor's elements into a new Go slice in row-major order.
@@ -298,21 +348,11 @@ func (t *Tensor) Int64s() []int64 { return Data[int64](t) }
 
 // Item returns the value of a one-element tensor as a float64.
 func (t *Tensor) Item() float64 {
-	if n := t.Numel(); n != 1 {
-		fail("item", fmt.Sprintf("tensor has %d elements, not 1", n))
-	}
-	s := NewScope()
-	defer s.Close()
-	return Data[float64](t.To(Float64))[0]
-}
-
-type unaryC func(C.et_tensor, *C.et_tensor) C.et_error
-
-// unary runs a one-input shim call and wraps its result.
-func (t *Tensor) unary(op string, f unaryC) *Tensor {
-	var out C.et_tensor
-	check(op, f(t.handle(op), &out))
-	return wrap(out)
+	var out C.double
+	err := C.et_item(t.handle("item"), &out)
+	runtime.KeepAlive(t)
+	check("item", err)
+	return float64(out)
 }
 
 // To converts the tensor to another dtype, keeping its device.
@@ -326,25 +366,41 @@ func (t *Tensor) ToDevice(d Device) *Tensor { return t.ToOptions(Options{DType: 
 // ToOptions converts the tensor's dtype and device at once. Like PyTorch's
 // to(), it returns a new handle on the same memory when nothing changes.
 func (t *Tensor) ToOptions(o Options) *Tensor {
+	o.check("to")
 	var out C.et_tensor
-	check("to", C.et_to(t.handle("to"), C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out))
-	return wrap(out)
+	err := C.et_to(t.handle("to"), C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	runtime.KeepAlive(t)
+	return result("to", err, out)
 }
 
-func contiguousC(a C.et_tensor, o *C.et_tensor) C.et_error { return C.et_contiguous(a, o) }
-func cloneC(a C.et_tensor, o *C.et_tensor) C.et_error      { return C.et_clone(a, o) }
-func detachC(a C.et_tensor, o *C.et_tensor) C.et_error     { return C.et_detach(a, o) }
-
 // Contiguous returns the tensor with a dense row-major layout.
-func (t *Tensor) Contiguous() *Tensor { return t.unary("contiguous", contiguousC) }
+func (t *Tensor) Contiguous() *Tensor {
+	var out C.et_tensor
+	err := C.et_contiguous(t.handle("contiguous"), &out)
+	runtime.KeepAlive(t)
+	return result("contiguous", err, out)
+}
 
 // Clone returns a copy with its own memory (recorded by autograd).
-func (t *Tensor) Clone() *Tensor { return t.unary("clone", cloneC) }
+func (t *Tensor) Clone() *Tensor {
+	var out C.et_tensor
+	err := C.et_clone(t.handle("clone"), &out)
+	runtime.KeepAlive(t)
+	return result("clone", err, out)
+}
 
 // Detach returns a tensor sharing memory but cut from the autograd graph.
-func (t *Tensor) Detach() *Tensor { return t.unary("detach", detachC) }
+func (t *Tensor) Detach() *Tensor {
+	var out C.et_tensor
+	err := C.et_detach(t.handle("detach"), &out)
+	runtime.KeepAlive(t)
+	return result("detach", err, out)
+}
 
 // CopyFrom copies src's elements into t in place (broadcasting, converting).
 func (t *Tensor) CopyFrom(src *Tensor) {
-	check("copy_", C.et_copy_(t.handle("copy_"), src.handle("copy_")))
+	err := C.et_copy_(t.handle("copy_"), src.handle("copy_"))
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(src)
+	check("copy_", err)
 }

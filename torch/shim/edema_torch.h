@@ -28,7 +28,8 @@ typedef char *et_error;
 void et_free(et_tensor t);
 void et_free_many(const et_tensor *ts, int64_t n);
 et_error et_dim(et_tensor t, int64_t *out);
-et_error et_shape(et_tensor t, int64_t *out, int64_t cap);
+/* et_shape sets *ndim and, when ndim <= cap, copies the sizes into out. */
+et_error et_shape(et_tensor t, int64_t *out, int64_t cap, int64_t *ndim);
 et_error et_dtype(et_tensor t, int *out);
 et_error et_device(et_tensor t, int *type, int *index);
 et_error et_numel(et_tensor t, int64_t *out);
@@ -49,6 +50,8 @@ et_error et_randn(const int64_t *shape, int64_t ndim, int dtype, int dev_type, i
 /* Data out: copies the tensor's elements, converted to a contiguous CPU
  * layout, into dst (nbytes must equal numel * element size). */
 et_error et_copy_data(et_tensor t, void *dst, size_t nbytes);
+/* The value of a one-element tensor, converted to double. */
+et_error et_item(et_tensor t, double *out);
 
 /* Conversion and copies. */
 et_error et_to(et_tensor t, int dtype, int dev_type, int dev_index, et_tensor *out);
@@ -58,8 +61,9 @@ et_error et_detach(et_tensor t, et_tensor *out);
 et_error et_copy_(et_tensor dst, et_tensor src);
 
 /* Element-wise arithmetic. */
-et_error et_add(et_tensor a, et_tensor b, double alpha, et_tensor *out);
-et_error et_sub(et_tensor a, et_tensor b, double alpha, et_tensor *out);
+et_error et_add(et_tensor a, et_tensor b, et_tensor *out);
+et_error et_add_scaled(et_tensor a, et_tensor b, double alpha, et_tensor *out);
+et_error et_sub(et_tensor a, et_tensor b, et_tensor *out);
 et_error et_mul(et_tensor a, et_tensor b, et_tensor *out);
 et_error et_div(et_tensor a, et_tensor b, et_tensor *out);
 et_error et_add_scalar(et_tensor a, double s, et_tensor *out);

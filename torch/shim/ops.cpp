@@ -12,12 +12,11 @@
 
 extern "C" {
 
-et_error et_add(et_tensor a, et_tensor b, double alpha, et_tensor *out) {
+ET_BINARY(et_add, at::add(a->t, b->t))
+et_error et_add_scaled(et_tensor a, et_tensor b, double alpha, et_tensor *out) {
   ET_TRY(*out = et_wrap(at::add(a->t, b->t, alpha)))
 }
-et_error et_sub(et_tensor a, et_tensor b, double alpha, et_tensor *out) {
-  ET_TRY(*out = et_wrap(at::sub(a->t, b->t, alpha)))
-}
+ET_BINARY(et_sub, at::sub(a->t, b->t))
 ET_BINARY(et_mul, at::mul(a->t, b->t))
 ET_BINARY(et_div, at::div(a->t, b->t))
 ET_SCALAR(et_add_scalar, at::add(a->t, s))

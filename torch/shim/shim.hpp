@@ -2,7 +2,9 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -23,10 +25,29 @@ inline char *et_message(const char *msg) {
 
 inline et_tensor et_wrap(at::Tensor t) { return new et_tensor_s{std::move(t)}; }
 
+// The intra-op thread count the caller asked for; 0 until et_set_num_threads.
+extern std::atomic<int> et_num_threads;
+
+// et_sync_num_threads applies et_num_threads on the calling thread. Go runs
+// each call on whichever OS thread its goroutine is on, but libtorch's OpenMP
+// backend applies at::set_num_threads to the calling thread only: every other
+// thread reads the setting once, at its first parallel operation, and keeps
+// it. So each call brings its thread up to date first (a relaxed load and a
+// compare when nothing changed).
+inline void et_sync_num_threads() {
+  static thread_local int applied = 0;
+  int n = et_num_threads.load(std::memory_order_relaxed);
+  if (n != applied) {
+    applied = n;
+    at::set_num_threads(n);
+  }
+}
+
 // ET_TRY runs a body and turns any C++ exception into an error string, so
 // that no exception ever crosses into Go.
 #define ET_TRY(...)                                            \
   try {                                                        \
+    et_sync_num_threads();                                     \
     __VA_ARGS__;                                               \
     return nullptr;                                            \
   } catch (const c10::Error &e) {                              \

@@ -9,6 +9,8 @@
 
 #include "shim.hpp"
 
+std::atomic<int> et_num_threads{0};
+
 extern "C" {
 
 void et_free(et_tensor t) { delete t; }
@@ -19,9 +21,9 @@ void et_free_many(const et_tensor *ts, int64_t n) {
 
 et_error et_dim(et_tensor t, int64_t *out) { ET_TRY(*out = t->t.dim()) }
 
-et_error et_shape(et_tensor t, int64_t *out, int64_t cap) {
-  ET_TRY(auto sizes = t->t.sizes(); TORCH_CHECK(static_cast<int64_t>(sizes.size()) <= cap, "shape buffer too small");
-         std::copy(sizes.begin(), sizes.end(), out))
+et_error et_shape(et_tensor t, int64_t *out, int64_t cap, int64_t *ndim) {
+  ET_TRY(auto sizes = t->t.sizes(); *ndim = static_cast<int64_t>(sizes.size());
+         if (*ndim <= cap) std::copy(sizes.begin(), sizes.end(), out))
 }
 
 et_error et_dtype(et_tensor t, int *out) { ET_TRY(*out = static_cast<int>(t->t.scalar_type())) }
@@ -75,6 +77,8 @@ et_error et_randn(const int64_t *shape, int64_t ndim, int dtype, int dev_type, i
   ET_TRY(*out = et_wrap(at::randn(et_dims(shape, ndim), et_options(dtype, dev_type, dev_index))))
 }
 
+et_error et_item(et_tensor t, double *out) { ET_TRY(*out = t->t.item<double>()) }
+
 et_error et_copy_data(et_tensor t, void *dst, size_t nbytes) {
   ET_TRY(auto c = t->t.detach().to(at::kCPU).contiguous();
          TORCH_CHECK(c.nbytes() == nbytes, "destination holds ", nbytes, " bytes, tensor has ", c.nbytes());
@@ -112,13 +116,23 @@ et_error et_inference_mode_exit(void *guard) { ET_TRY(delete static_cast<c10::In
 
 et_error et_manual_seed(uint64_t seed) { ET_TRY(at::manual_seed(seed)) }
 
-et_error et_normal_(et_tensor t, double mean, double std) { ET_TRY(t->t.normal_(mean, std)) }
-et_error et_uniform_(et_tensor t, double from, double to) { ET_TRY(t->t.uniform_(from, to)) }
-et_error et_fill_(et_tensor t, double value) { ET_TRY(t->t.fill_(value)) }
-et_error et_zero_(et_tensor t) { ET_TRY(t->t.zero_()) }
-et_error et_bernoulli_(et_tensor t, double p) { ET_TRY(t->t.bernoulli_(p)) }
+// Initialisation runs under a no-grad guard, as torch.nn.init does, so that
+// it applies to leaves that require grad. The guard lives within this one
+// call, on this one thread.
+et_error et_normal_(et_tensor t, double mean, double std) {
+  ET_TRY(at::NoGradGuard g; t->t.normal_(mean, std))
+}
+et_error et_uniform_(et_tensor t, double from, double to) {
+  ET_TRY(at::NoGradGuard g; t->t.uniform_(from, to))
+}
+et_error et_fill_(et_tensor t, double value) { ET_TRY(at::NoGradGuard g; t->t.fill_(value)) }
+et_error et_zero_(et_tensor t) { ET_TRY(at::NoGradGuard g; t->t.zero_()) }
+et_error et_bernoulli_(et_tensor t, double p) { ET_TRY(at::NoGradGuard g; t->t.bernoulli_(p)) }
 
-et_error et_set_num_threads(int n) { ET_TRY(at::set_num_threads(n)) }
+et_error et_set_num_threads(int n) {
+  ET_TRY(TORCH_CHECK(n > 0, "the number of threads must be positive, got ", n); et_num_threads.store(n);
+         et_sync_num_threads())
+}
 et_error et_get_num_threads(int *out) { ET_TRY(*out = at::get_num_threads()) }
 
 et_error et_cuda_is_available(int *out) { ET_TRY(*out = torch::cuda::is_available() ? 1 : 0) }
