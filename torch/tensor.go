@@ -117,7 +117,9 @@ func (t *Tensor) Shape() []int64 {
 	}
 	runtime.KeepAlive(t)
 	check("shape", err)
-	return append([]int64(nil), buf[:n]...)
+	shape := make([]int64, n)
+	copy(shape, buf[:n])
+	return shape
 }
 
 // Size returns the size of dimension dim (negative counts from the end).

@@ -14,43 +14,43 @@ extern "C" {
 
 ET_BINARY(et_add, at::add(a->t, b->t))
 et_error et_add_scaled(et_tensor a, et_tensor b, double alpha, et_tensor *out) {
-  ET_TRY(*out = et_wrap(at::add(a->t, b->t, alpha)))
+  ET_TRY(*out = et_wrap(at::add(a->t, b->t, et_scalar(alpha))))
 }
 ET_BINARY(et_sub, at::sub(a->t, b->t))
 ET_BINARY(et_mul, at::mul(a->t, b->t))
 ET_BINARY(et_div, at::div(a->t, b->t))
-ET_SCALAR(et_add_scalar, at::add(a->t, s))
-ET_SCALAR(et_sub_scalar, at::sub(a->t, s))
-ET_SCALAR(et_mul_scalar, at::mul(a->t, s))
-ET_SCALAR(et_div_scalar, at::div(a->t, s))
-ET_SCALAR(et_rsub_scalar, at::rsub(a->t, s))
+ET_SCALAR(et_add_scalar, at::add(a->t, et_scalar(s)))
+ET_SCALAR(et_sub_scalar, at::sub(a->t, et_scalar(s)))
+ET_SCALAR(et_mul_scalar, at::mul(a->t, et_scalar(s)))
+ET_SCALAR(et_div_scalar, at::div(a->t, et_scalar(s)))
+ET_SCALAR(et_rsub_scalar, at::rsub(a->t, et_scalar(s)))
 
-et_error et_add_(et_tensor a, et_tensor b, double alpha) { ET_TRY(a->t.add_(b->t, alpha)) }
-et_error et_sub_(et_tensor a, et_tensor b, double alpha) { ET_TRY(a->t.sub_(b->t, alpha)) }
+et_error et_add_(et_tensor a, et_tensor b, double alpha) { ET_TRY(a->t.add_(b->t, et_scalar(alpha))) }
+et_error et_sub_(et_tensor a, et_tensor b, double alpha) { ET_TRY(a->t.sub_(b->t, et_scalar(alpha))) }
 et_error et_mul_(et_tensor a, et_tensor b) { ET_TRY(a->t.mul_(b->t)) }
 et_error et_div_(et_tensor a, et_tensor b) { ET_TRY(a->t.div_(b->t)) }
-et_error et_add_scalar_(et_tensor a, double s) { ET_TRY(a->t.add_(s)) }
-et_error et_mul_scalar_(et_tensor a, double s) { ET_TRY(a->t.mul_(s)) }
-et_error et_div_scalar_(et_tensor a, double s) { ET_TRY(a->t.div_(s)) }
-et_error et_addcmul_(et_tensor a, et_tensor b, et_tensor c, double value) { ET_TRY(a->t.addcmul_(b->t, c->t, value)) }
-et_error et_addcdiv_(et_tensor a, et_tensor b, et_tensor c, double value) { ET_TRY(a->t.addcdiv_(b->t, c->t, value)) }
+et_error et_add_scalar_(et_tensor a, double s) { ET_TRY(a->t.add_(et_scalar(s))) }
+et_error et_mul_scalar_(et_tensor a, double s) { ET_TRY(a->t.mul_(et_scalar(s))) }
+et_error et_div_scalar_(et_tensor a, double s) { ET_TRY(a->t.div_(et_scalar(s))) }
+et_error et_addcmul_(et_tensor a, et_tensor b, et_tensor c, double value) { ET_TRY(a->t.addcmul_(b->t, c->t, et_scalar(value))) }
+et_error et_addcdiv_(et_tensor a, et_tensor b, et_tensor c, double value) { ET_TRY(a->t.addcdiv_(b->t, c->t, et_scalar(value))) }
 et_error et_lerp_(et_tensor a, et_tensor end, double weight) { ET_TRY(a->t.lerp_(end->t, weight)) }
 ET_BINARY(et_maximum, at::maximum(a->t, b->t))
 et_error et_maximum_(et_tensor a, et_tensor b) { ET_TRY(at::maximum_out(a->t, a->t, b->t)) }
 
 ET_UNARY(et_exp, at::exp(a->t))
 ET_UNARY(et_log, at::log(a->t))
-ET_SCALAR(et_pow_scalar, at::pow(a->t, s))
+ET_SCALAR(et_pow_scalar, at::pow(a->t, et_scalar(s)))
 ET_BINARY(et_pow, at::pow(a->t, b->t))
 ET_UNARY(et_sqrt, at::sqrt(a->t))
 et_error et_sqrt_(et_tensor a) { ET_TRY(a->t.sqrt_()) }
 ET_UNARY(et_neg, at::neg(a->t))
 ET_UNARY(et_abs, at::abs(a->t))
 et_error et_clamp(et_tensor a, double min, double max, et_tensor *out) {
-  ET_TRY(*out = et_wrap(at::clamp(a->t, at::Scalar(min), at::Scalar(max))))
+  ET_TRY(*out = et_wrap(at::clamp(a->t, et_scalar(min), et_scalar(max))))
 }
-ET_SCALAR(et_clamp_min, at::clamp_min(a->t, s))
-ET_SCALAR(et_clamp_max, at::clamp_max(a->t, s))
+ET_SCALAR(et_clamp_min, at::clamp_min(a->t, et_scalar(s)))
+ET_SCALAR(et_clamp_max, at::clamp_max(a->t, et_scalar(s)))
 ET_UNARY(et_relu, at::relu(a->t))
 et_error et_relu_(et_tensor a) { ET_TRY(at::relu_(a->t)) }
 ET_UNARY(et_sigmoid, at::sigmoid(a->t))
@@ -79,12 +79,12 @@ ET_BINARY(et_lt, at::lt(a->t, b->t))
 ET_BINARY(et_le, at::le(a->t, b->t))
 ET_BINARY(et_gt, at::gt(a->t, b->t))
 ET_BINARY(et_ge, at::ge(a->t, b->t))
-ET_SCALAR(et_eq_scalar, at::eq(a->t, s))
-ET_SCALAR(et_ne_scalar, at::ne(a->t, s))
-ET_SCALAR(et_lt_scalar, at::lt(a->t, s))
-ET_SCALAR(et_le_scalar, at::le(a->t, s))
-ET_SCALAR(et_gt_scalar, at::gt(a->t, s))
-ET_SCALAR(et_ge_scalar, at::ge(a->t, s))
+ET_SCALAR(et_eq_scalar, at::eq(a->t, et_scalar(s)))
+ET_SCALAR(et_ne_scalar, at::ne(a->t, et_scalar(s)))
+ET_SCALAR(et_lt_scalar, at::lt(a->t, et_scalar(s)))
+ET_SCALAR(et_le_scalar, at::le(a->t, et_scalar(s)))
+ET_SCALAR(et_gt_scalar, at::gt(a->t, et_scalar(s)))
+ET_SCALAR(et_ge_scalar, at::ge(a->t, et_scalar(s)))
 ET_BINARY(et_logical_and, at::logical_and(a->t, b->t))
 ET_BINARY(et_logical_or, at::logical_or(a->t, b->t))
 ET_UNARY(et_logical_not, at::logical_not(a->t))

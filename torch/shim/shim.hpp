@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -61,6 +62,17 @@ inline void et_sync_num_threads() {
 // An optional tensor argument: NULL stands for None. An undefined tensor is
 // what ATen's optional-tensor parameters treat as absent.
 inline at::Tensor et_opt(et_tensor t) { return t == nullptr ? at::Tensor() : t->t; }
+
+// et_scalar is a number argument as libtorch sees it. Go passes every number
+// as a double; one that holds a whole number becomes an integer Scalar, so
+// that an integer tensor stays integer (t + 2 keeps int64, as in Python)
+// and integer in-place operations accept it.
+inline at::Scalar et_scalar(double v) {
+  if (std::trunc(v) == v && std::abs(v) < 9.0e18 && !(v == 0 && std::signbit(v))) {
+    return at::Scalar(static_cast<int64_t>(v));
+  }
+  return at::Scalar(v);
+}
 
 inline at::IntArrayRef et_dims(const int64_t *p, int64_t n) { return at::IntArrayRef(p, static_cast<size_t>(n)); }
 
