@@ -249,9 +249,13 @@ func TestErrors(t *testing.T) {
 			},
 			"set num threads": func() { SetNumThreads(0) },
 			"bad synchronize": func() { CUDASynchronize(1000) },
-			"conv2d rank":     func() { Conv2d(Ones([]int64{3, 3}, Float32CPU), Ones([]int64{1, 1, 1, 1}, Float32CPU), nil, Conv2dOptions{}) },
-			"max_pool2d":      func() { MaxPool2d(Ones([]int64{1, 1, 2, 2}, Float32CPU), [2]int64{3, 3}, [2]int64{}, [2]int64{}, false) },
-			"softmax dim":     func() { Softmax(Ones([]int64{2, 2}, Float32CPU), 5) },
+			"conv2d rank": func() {
+				Conv2d(Ones([]int64{3, 3}, Float32CPU), Ones([]int64{1, 1, 1, 1}, Float32CPU), nil, Conv2dOptions{})
+			},
+			"max_pool2d": func() {
+				MaxPool2d(Ones([]int64{1, 1, 2, 2}, Float32CPU), [2]int64{3, 3}, [2]int64{}, [2]int64{}, false)
+			},
+			"softmax dim": func() { Softmax(Ones([]int64{2, 2}, Float32CPU), 5) },
 		} {
 			var te *Error
 			err := Try(f)
