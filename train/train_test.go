@@ -270,8 +270,11 @@ func TestRunWritesTheOriginalsFiles(t *testing.T) {
 	last, err := os.ReadFile(filepath.Join(dir, "checkpoint_001.pth.tar"))
 	require.NoError(t, err)
 	assert.Equal(t, latest, last)
-	_, err = os.Stat(filepath.Join(dir, "checkpoint_000.pth.tar"))
-	require.NoError(t, err)
+	for _, f := range []string{filepath.Join(dir, "checkpoint_000.pth.tar"), filepath.Join(dir, LatestName), filepath.Join(cfg.Out(), LogName), filepath.Join(cfg.Out(), CurvesName)} {
+		fi, err := os.Stat(f)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm(), f)
+	}
 	v, format, err := pth.ReadValue(filepath.Join(dir, LatestName))
 	require.NoError(t, err)
 	assert.Equal(t, pth.FormatZip, format)

@@ -1,0 +1,118 @@
+package train
+
+import (
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/edema/edema/edema"
+	"github.com/edema/edema/losses"
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/optim"
+)
+
+// The training benchmark: one step of each network at the published batch
+// geometry, batch 8 of 3×256×128 (the synthetic default's slices): the
+// forward pass, the loss of its published recipe, the backward pass, the
+// Adam step and the step's figures brought to the host, exactly what Run
+// does per step. scripts/bench_train.py times the same step in PyTorch:
+//
+//	go test -run '^$' -bench TrainStep -benchtime 5x ./train
+//	/usr/bin/python3 scripts/bench_train.py --steps 5
+//
+// EDEMA_BENCH_THREADS sets libtorch's threads (default: all CPUs), as
+// --threads does for the script.
+const (
+	benchBatch  = 8
+	benchHeight = 256
+	benchWidth  = 128
+)
+
+// benchBatchData is a deterministic batch in which every class occurs:
+// the same as scripts/bench_train.py makes.
+func benchBatchData() *edema.Batch {
+	n, h, w := benchBatch, benchHeight, benchWidth
+	b := &edema.Batch{N: n, H: h, W: w,
+		Images:  make([]float32, n*3*h*w),
+		Labels:  make([]int64, n*h*w),
+		Targets: make([]float32, n*losses.NumLesions),
+		Paths:   make([]string, n),
+	}
+	for i := range b.Images {
+		// A cheap, fixed pseudo-random pattern around 0.
+		b.Images[i] = float32((i*2654435761)%1000)/500 - 1
+	}
+	for s := range n {
+		for y := range h {
+			for x := range w {
+				var c int64
+				switch {
+				case y >= 64 && y < 96 && x >= 16 && x < 64:
+					c = 1
+				case y >= 128 && y < 144 && x >= 32+s && x < 80+s:
+					c = 2
+				case s%2 == 0 && y >= 160 && y < 168 && x >= 40 && x < 72:
+					c = 3
+				}
+				b.Labels[(s*h+y)*w+x] = c
+			}
+		}
+		t := b.Target(s)
+		t[0], t[1] = 1, 1
+		if s%2 == 0 {
+			t[2] = 1
+		}
+	}
+	return b
+}
+
+// recipeLoss is the loss of each network's published recipe (SPEC §5).
+var recipeLoss = map[string]string{
+	models.NameUNet:              losses.Mix3,
+	models.NameUNetNested:        losses.Mix33,
+	models.NameUNetNestedDilated: losses.Mix33,
+}
+
+func BenchmarkTrainStep(b *testing.B) {
+	if s := os.Getenv("EDEMA_BENCH_THREADS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("EDEMA_BENCH_THREADS=%q is not a positive number", s)
+		}
+		torch.SetNumThreads(n)
+	}
+	batch := benchBatchData()
+	for _, name := range models.Names() {
+		b.Run(name, func(b *testing.B) {
+			torch.ManualSeed(1234)
+			m, err := models.New(name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Free()
+			loss, err := losses.New(recipeLoss[name])
+			if err != nil {
+				b.Fatal(err)
+			}
+			opt, err := optim.NewAdam(m.Parameters(), optim.AdamOptions{LR: 1e-3, Betas: AdamBetas, Eps: adamEps, WeightDecay: 1e-4})
+			if err != nil {
+				b.Fatal(err)
+			}
+			t := &trainer{cfg: Config{Device: torch.CPU}, model: m, opt: opt, loss: loss}
+			m.Train()
+			// One step outside the timing: the first allocates the
+			// optimizer's state and warms libtorch's caches.
+			if _, _, err := t.trainStep(batch); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, _, err := t.trainStep(batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
+		})
+	}
+}
