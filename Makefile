@@ -13,7 +13,7 @@ FUZZTIME     ?= 10s
 
 SHIM := $(BUILD)/libedema_torch.so
 
-.PHONY: all deps shim build test demo bench clean
+.PHONY: all deps shim build test demo bench clean gpu-binaries
 
 all: build
 
@@ -43,5 +43,17 @@ demo: build
 bench: deps $(SHIM)
 	scripts/bench.sh
 
+# Test binaries for scripts/gpu-check.sh, which runs them on a GPU machine
+# without Go: those of every package whose tests mention CUDA.
+GPU_PKGS ?= $(sort $(dir $(shell grep -l CUDA $$(find . -name '*_test.go' -not -path './third_party/*'))))
+
+gpu-binaries: $(SHIM)
+	rm -rf .gpu && mkdir -p .gpu
+	for d in $(patsubst ./%/,%,$(GPU_PKGS)); do \
+	  n=$$(echo $$d | tr / _); \
+	  $(GO) test -c -ldflags='-s -w' -o .gpu/$$n.test ./$$d || exit 1; \
+	  echo "$$d $$n.test" >>.gpu/manifest; \
+	done
+
 clean:
-	rm -rf $(BUILD) bin
+	rm -rf $(BUILD) bin .gpu

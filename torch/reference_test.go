@@ -556,7 +556,7 @@ func weights(out *Tensor, k int) *Tensor {
 	for i := range w {
 		w[i] = (float64((7*i+3*k)%11) - 5.5) / 4
 	}
-	return FromSlice(w, out.Shape()...).To(out.DType())
+	return FromSlice(w, out.Shape()...).ToOptions(Options{DType: out.DType(), Device: out.Device()})
 }
 
 // refTensor is a tensor as reference.py writes it.
