@@ -3,9 +3,14 @@
 // functions the edema networks need, and libtorch's autograd.
 //
 // Go links only libedema_torch.so, a thin C shim (torch/shim) built by the
-// repository's CMakeLists.txt; the shim links libtorch. A Go binary built
-// against one build of the shim runs unchanged against another built
-// elsewhere, for example against a CUDA libtorch (set LD_LIBRARY_PATH).
+// repository's CMakeLists.txt; the shim links libtorch. Each shim function
+// wraps one libtorch call and catches every C++ exception. A Go binary
+// built against one build of the shim runs unchanged against another built
+// elsewhere, for example against a CUDA libtorch: LD_LIBRARY_PATH takes
+// precedence over the binary's run path (scripts/gpu-check.sh does this).
+//
+// Operations are checked for values and gradients against PyTorch itself
+// (reference_test.go runs testdata/reference.py with Debian's python3-torch).
 //
 // # Errors
 //
@@ -18,6 +23,17 @@
 // high-level API (models, checkpoints, training) still get an ordinary error.
 // Panics that are not a *Error are never swallowed.
 //
+// Each shim call returns its own error (NULL or a message), so no goroutine
+// can observe another's error and none depends on a thread-local "last
+// error" of the OS thread it happened to run on.
+//
+// # Numbers
+//
+// Scalar arguments are float64. One that holds a whole number reaches
+// libtorch as an integer, so that integer tensors stay integer: AddScalar(2)
+// on an int64 tensor gives int64, as t + 2 does in Python (where t + 2.0
+// would give float32).
+//
 // # Memory
 //
 // A Tensor owns a reference to libtorch memory that the Go garbage collector
@@ -26,11 +42,13 @@
 //   - [Tensor.Free] releases one tensor at once. Freeing twice is harmless;
 //     using a freed tensor panics with a *Error that says so.
 //   - A [Scope] frees, on Close, every tensor the current goroutine made
-//     while it was open, except those passed to [Scope.Keep]. A training step
-//     or a forward pass opens one scope and keeps only what outlives it.
+//     while it was open, except those passed to [Scope.Keep], in one call
+//     into the shim. A training step or a forward pass opens one scope and
+//     keeps only what outlives it.
 //   - A cleanup registered with the runtime frees tensors that are neither
 //     freed nor owned by a scope once they become unreachable. It is a
-//     backstop, not a way of managing memory.
+//     backstop, not a way of managing memory: it costs a few microseconds
+//     per tensor and frees memory only when the collector runs.
 //
 // # Threads and goroutines
 //
@@ -38,14 +56,37 @@
 // goroutines between OS threads between cgo calls. [NoGrad], [InferenceMode]
 // and [WithGradEnabled] therefore lock the goroutine to its OS thread for the
 // duration of the function they run, set the mode there and restore the
-// previous mode before unlocking, so the mode holds for every operation the
-// function performs and never leaks to other goroutines. Goroutines started
-// inside such a function do not inherit the mode.
+// previous mode before unlocking (also when the function panics), so the
+// mode holds for every operation the function performs and never leaks to
+// other goroutines. Goroutines started inside such a function do not inherit
+// the mode.
 //
-// Operations on distinct tensors are safe from any number of goroutines
-// (libtorch's reference counting is atomic), and so is reading a tensor from
-// several goroutines at once. Writing a tensor (in-place operations, Free,
-// optimizer steps) while another goroutine uses it is not. A Scope belongs to
-// the goroutine that opened it. Each shim call reports its own error through
-// its return value, so no goroutine can observe another's error.
+// [SetNumThreads] sets libtorch's intra-op thread count for the process.
+// libtorch's OpenMP backend applies it to the calling OS thread only, so the
+// shim re-applies it on any other thread before that thread's next call.
+// Each OS thread that runs a parallel operation has its own OpenMP pool.
+//
+// What is safe from several goroutines at once:
+//
+//   - any operation on distinct tensors, and reading the same tensors
+//     (as inputs of operations, Shape, Data...) from several goroutines:
+//     libtorch's reference counting is atomic;
+//   - scopes, each goroutine with its own;
+//   - grad-mode functions, which affect only their own goroutine;
+//   - CUDA operations from several goroutines: each call selects the device
+//     of its tensors.
+//
+// What is not: writing a tensor (in-place operations, Free, CopyFrom,
+// backward passes accumulating into the same leaves, optimizer steps) while
+// another goroutine uses it; closing or keeping into a Scope from a goroutine
+// other than its own (Close panics with a *Error). The random generator is
+// shared: goroutines drawing random numbers concurrently get reproducible
+// numbers only as a whole, not each. The tests run with -race.
+//
+// # Cost of a call
+//
+// An operation on small tensors costs one cgo call plus libtorch's own work.
+// Shim functions are declared noescape and nocallback (cgo.go), so the Go
+// side allocates only the Tensor it returns; inside a scope, freeing costs
+// no call of its own. docs/BENCHMARKS.md has the figures.
 package torch
