@@ -26,6 +26,7 @@ func main() {
 			evalCommand(),
 			testCommand(),
 			forwardCommand(),
+			demoCommand(),
 		},
 		// Errors are printed once, below, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
