@@ -2,20 +2,21 @@ package torch
 
 import "fmt"
 
-// DType is a tensor element type. Its values are libtorch's ScalarType codes.
+// DType is a tensor element type. The zero value is Float32, PyTorch's
+// default, so that Options{Device: d} means float32 on d.
 type DType int
 
 const (
-	Uint8    DType = 0
-	Int8     DType = 1
-	Int16    DType = 2
-	Int32    DType = 3
-	Int64    DType = 4
-	Float16  DType = 5
-	Float32  DType = 6
-	Float64  DType = 7
-	Bool     DType = 11
-	BFloat16 DType = 15
+	Float32 DType = iota
+	Float64
+	Float16
+	BFloat16
+	Int64
+	Int32
+	Int16
+	Int8
+	Uint8
+	Bool
 )
 
 var dtypeNames = map[DType]string{
@@ -28,10 +29,40 @@ var dtypeSizes = map[DType]int{
 	Float16: 2, Float32: 4, Float64: 8, Bool: 1, BFloat16: 2,
 }
 
+// scalarTypes are libtorch's codes (c10::ScalarType) of the dtypes.
+var scalarTypes = map[DType]int{
+	Uint8: 0, Int8: 1, Int16: 2, Int32: 3, Int64: 4,
+	Float16: 5, Float32: 6, Float64: 7, Bool: 11, BFloat16: 15,
+}
+
+// code returns libtorch's code of d, or -1 for an unsupported d (which the
+// shim rejects).
+func (d DType) code() int {
+	if c, ok := scalarTypes[d]; ok {
+		return c
+	}
+	return -1
+}
+
+// dtypeOfCode is the DType of a libtorch code. Codes of dtypes this package
+// does not support (complex numbers, ...) map to invalid DTypes that print
+// as "dtype(ScalarType N)".
+func dtypeOfCode(c int) DType {
+	for d, code := range scalarTypes {
+		if code == c {
+			return d
+		}
+	}
+	return DType(-1000 - c)
+}
+
 // String returns PyTorch's name of the dtype without the "torch." prefix.
 func (d DType) String() string {
 	if s, ok := dtypeNames[d]; ok {
 		return s
+	}
+	if d <= -1000 {
+		return fmt.Sprintf("dtype(ScalarType %d)", -1000-int(d))
 	}
 	return fmt.Sprintf("dtype(%d)", int(d))
 }

@@ -149,7 +149,7 @@ func (t *Tensor) DType() DType {
 	err := C.et_dtype(t.handle("dtype"), &out)
 	runtime.KeepAlive(t)
 	check("dtype", err)
-	return DType(out)
+	return dtypeOfCode(int(out))
 }
 
 // Device returns where the tensor lives.
@@ -225,7 +225,7 @@ func fromBytes(op string, p unsafe.Pointer, n uintptr, dtype DType, shape []int6
 	}
 	sp, nd := int64s(shape)
 	var out C.et_tensor
-	return result(op, C.et_from_data(p, C.size_t(n), sp, nd, C.int(dtype), &out), out)
+	return result(op, C.et_from_data(p, C.size_t(n), sp, nd, C.int(dtype.code()), &out), out)
 }
 
 // Scalar makes a zero-dimensional CPU tensor.
@@ -251,7 +251,7 @@ func Zeros(shape []int64, o Options) *Tensor {
 	o.check("zeros")
 	sp, nd := int64s(shape)
 	var out C.et_tensor
-	err := C.et_zeros(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	err := C.et_zeros(sp, nd, C.int(o.DType.code()), C.int(o.Device.Type), C.int(o.Device.Index), &out)
 	return result("zeros", err, out)
 }
 
@@ -260,7 +260,7 @@ func Ones(shape []int64, o Options) *Tensor {
 	o.check("ones")
 	sp, nd := int64s(shape)
 	var out C.et_tensor
-	err := C.et_ones(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	err := C.et_ones(sp, nd, C.int(o.DType.code()), C.int(o.Device.Type), C.int(o.Device.Index), &out)
 	return result("ones", err, out)
 }
 
@@ -269,7 +269,7 @@ func Empty(shape []int64, o Options) *Tensor {
 	o.check("empty")
 	sp, nd := int64s(shape)
 	var out C.et_tensor
-	err := C.et_empty(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	err := C.et_empty(sp, nd, C.int(o.DType.code()), C.int(o.Device.Type), C.int(o.Device.Index), &out)
 	return result("empty", err, out)
 }
 
@@ -278,7 +278,7 @@ func Rand(shape []int64, o Options) *Tensor {
 	o.check("rand")
 	sp, nd := int64s(shape)
 	var out C.et_tensor
-	err := C.et_rand(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	err := C.et_rand(sp, nd, C.int(o.DType.code()), C.int(o.Device.Type), C.int(o.Device.Index), &out)
 	return result("rand", err, out)
 }
 
@@ -287,7 +287,7 @@ func Randn(shape []int64, o Options) *Tensor {
 	o.check("randn")
 	sp, nd := int64s(shape)
 	var out C.et_tensor
-	err := C.et_randn(sp, nd, C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	err := C.et_randn(sp, nd, C.int(o.DType.code()), C.int(o.Device.Type), C.int(o.Device.Index), &out)
 	return result("randn", err, out)
 }
 
@@ -296,7 +296,7 @@ func Full(shape []int64, value float64, o Options) *Tensor {
 	o.check("full")
 	sp, nd := int64s(shape)
 	var out C.et_tensor
-	err := C.et_full(sp, nd, C.double(value), C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	err := C.et_full(sp, nd, C.double(value), C.int(o.DType.code()), C.int(o.Device.Type), C.int(o.Device.Index), &out)
 	return result("full", err, out)
 }
 
@@ -304,7 +304,7 @@ func Full(shape []int64, value float64, o Options) *Tensor {
 func Arange(start, end, step float64, o Options) *Tensor {
 	o.check("arange")
 	var out C.et_tensor
-	err := C.et_arange(C.double(start), C.double(end), C.double(step), C.int(o.DType), C.int(o.Device.Type),
+	err := C.et_arange(C.double(start), C.double(end), C.double(step), C.int(o.DType.code()), C.int(o.Device.Type),
 		C.int(o.Device.Index), &out)
 	return result("arange", err, out)
 }
@@ -370,7 +370,7 @@ func (t *Tensor) ToDevice(d Device) *Tensor { return t.ToOptions(Options{DType: 
 func (t *Tensor) ToOptions(o Options) *Tensor {
 	o.check("to")
 	var out C.et_tensor
-	err := C.et_to(t.handle("to"), C.int(o.DType), C.int(o.Device.Type), C.int(o.Device.Index), &out)
+	err := C.et_to(t.handle("to"), C.int(o.DType.code()), C.int(o.Device.Type), C.int(o.Device.Index), &out)
 	runtime.KeepAlive(t)
 	return result("to", err, out)
 }

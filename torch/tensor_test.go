@@ -132,6 +132,7 @@ func TestDTypesAndDevices(t *testing.T) {
 		assert.Equal(t, d, Zeros([]int64{1}, Options{DType: d}).DType(), "%s", d)
 		assert.Equal(t, d.Size(), len(Zeros([]int64{1}, Options{DType: d}).Bytes()), "%s", d)
 	}
+	assert.Equal(t, Float32, Zeros([]int64{1}, Options{Device: CPU}).DType(), "the zero DType is float32")
 	_, err := ParseDType("float8")
 	assert.ErrorContains(t, err, `unknown dtype "float8"`)
 	assert.True(t, BFloat16.IsFloatingPoint())
