@@ -16,6 +16,7 @@ import (
 // demoCommand runs the whole pipeline on a synthetic data set.
 func demoCommand() *cli.Command {
 	def, quick := demo.DefaultOptions(), demo.QuickOptions()
+	const sized = "as the chosen size"
 	return &cli.Command{
 		Name:  "demo",
 		Usage: "run the whole pipeline on synthetic data: synthesise, train UNet++ and UNet, evaluate, fuse, submit, score",
@@ -24,24 +25,25 @@ func demoCommand() *cli.Command {
 			"flip test-time augmentation on the validation cubes (and an untrained UNet, for scale), writes\n" +
 			"slice pictures, the fusion's test submission and its official score against the synthetic\n" +
 			"test ground truth, and ends with a table of Dice and AUC per model.\n\n" +
-			fmt.Sprintf("Default: %d training cubes of %d slices of %d×%d, %d epochs; --quick: %d cubes of %d slices of %d×%d,\n",
-				def.Data.Train, def.Data.Slices, def.Data.Width, def.Data.Height, def.Epochs,
-				quick.Data.Train, quick.Data.Slices, quick.Data.Width, quick.Data.Height) +
-			fmt.Sprintf("%d epochs. The size flags override either.", quick.Epochs),
+			fmt.Sprintf("Default: %d training cubes of %d slices of %d×%d, UNet++ %d epochs and UNet %d, batches of %d.\n",
+				def.Data.Train, def.Data.Slices, def.Data.Width, def.Data.Height, def.Epochs, 2*def.Epochs, def.BatchSize) +
+			fmt.Sprintf("--quick: %d training cubes of %d slices of %d×%d, UNet++ %d epochs and UNet %d, batches of %d.\n",
+				quick.Data.Train, quick.Data.Slices, quick.Data.Width, quick.Data.Height, quick.Epochs, 2*quick.Epochs, quick.BatchSize) +
+			"The size flags override either; unset, they take the chosen size's values.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: def.Out, Usage: "output folder (new or empty)"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu | cuda | cuda:N"},
 			&cli.BoolFlag{Name: "quick", Usage: "a reduced demo, for continuous integration"},
-			&cli.IntFlag{Name: "epochs", Usage: "training epochs of each network (default: as the chosen size)"},
-			&cli.IntFlag{Name: "train", Usage: "training cubes"},
-			&cli.IntFlag{Name: "slices", Usage: "slices per cube"},
-			&cli.IntFlag{Name: "width", Usage: "slice width, a multiple of 16"},
-			&cli.IntFlag{Name: "height", Usage: "slice height, a multiple of 16"},
-			&cli.IntFlag{Name: "batch-size", Usage: "training slices per step"},
-			&cli.Float64Flag{Name: "lr", Usage: "Adam's initial learning rate"},
-			&cli.IntFlag{Name: "max-steps-per-epoch", Usage: "train at most this many steps an epoch (0: all)"},
+			&cli.IntFlag{Name: "epochs", Usage: "training epochs of UNet++ (UNet gets twice as many)", DefaultText: sized},
+			&cli.IntFlag{Name: "train", Usage: "training cubes", DefaultText: sized},
+			&cli.IntFlag{Name: "slices", Usage: "slices per cube", DefaultText: sized},
+			&cli.IntFlag{Name: "width", Usage: "slice width, a multiple of 16", DefaultText: sized},
+			&cli.IntFlag{Name: "height", Usage: "slice height, a multiple of 16", DefaultText: sized},
+			&cli.IntFlag{Name: "batch-size", Usage: "training slices per step", DefaultText: sized},
+			&cli.Float64Flag{Name: "lr", Usage: "Adam's initial learning rate", DefaultText: sized},
+			&cli.IntFlag{Name: "max-steps-per-epoch", Usage: "train at most this many steps an epoch", DefaultText: "all"},
 			&cli.Uint64Flag{Name: "seed", Value: def.Seed, Usage: "training seed"},
-			&cli.IntFlag{Name: "threads", Usage: "libtorch threads (default: all CPUs)"},
+			&cli.IntFlag{Name: "threads", Usage: "libtorch threads", DefaultText: "all CPUs"},
 			workersFlag(),
 		},
 		Action: func(c *cli.Context) error {
