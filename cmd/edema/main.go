@@ -14,20 +14,22 @@ func main() {
 		Name:  "edema",
 		Usage: "retinal edema segmentation and detection in OCT scans",
 		Commands: []*cli.Command{
-			// Each command lives in its own file of this package.
-			scoreCommand(),
+			// In the order of the workflow; each lives in its own file.
+			demoCommand(),
 			synthCommand(),
 			prepCommand(),
 			listsCommand(),
-			convertCommand(),
-			inspectCommand(),
 			trainCommand(),
-			modelsCommand(),
 			evalCommand(),
 			testCommand(),
+			scoreCommand(),
+			modelsCommand(),
+			inspectCommand(),
+			convertCommand(),
 			forwardCommand(),
-			demoCommand(),
 		},
+		// Repeated flags such as --fusion-model carry paths, which may hold commas.
+		DisableSliceFlagSeparator: true,
 		// Errors are printed once, below, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
