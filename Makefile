@@ -10,6 +10,8 @@ TORCH_PREFIX ?=
 BUILD        ?= build
 GO           ?= go
 FUZZTIME     ?= 10s
+# Each demo run writes a new folder, so earlier results are never overwritten.
+DEMO_OUT     ?= result/demo-$(shell date +%Y%m%d-%H%M%S)
 
 SHIM := $(BUILD)/libedema_torch.so
 
@@ -38,7 +40,7 @@ test: deps $(SHIM)
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./torch/pth
 
 demo: build
-	bin/edema demo
+	bin/edema demo --out $(DEMO_OUT)
 
 bench: deps $(SHIM)
 	scripts/bench.sh
