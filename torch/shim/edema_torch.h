@@ -10,6 +10,11 @@
  * An et_tensor owns one reference to a libtorch tensor; et_free releases it.
  * Dtypes are c10::ScalarType codes and devices are (type, index) pairs with
  * type 0 for the CPU and 1 for CUDA. No C++ type crosses this header.
+ *
+ * A function added here also gets its `#cgo noescape` and `#cgo nocallback`
+ * lines in torch/cgo.go (TestShimFunctionsAnnotated checks), and Go code
+ * that passes a tensor's handle calls runtime.KeepAlive(tensor) after the
+ * call (see torch/tensor.go).
  */
 #ifndef EDEMA_TORCH_H
 #define EDEMA_TORCH_H
