@@ -8,8 +8,8 @@ import (
 	"image/png"
 	"io"
 	"os"
-	"path/filepath"
 
+	"github.com/edema/edema/internal/atomicfile"
 	"golang.org/x/image/bmp"
 )
 
@@ -297,41 +297,11 @@ func WriteStack(path string, s *Stack) error {
 	// Fast compression: the stacks are written once per slice of the whole
 	// data set and read back at every epoch; size matters less than time.
 	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	return WriteFileAtomic(path, func(w io.Writer) error { return enc.Encode(w, img) })
+	return atomicfile.Write(path, func(w io.Writer) error { return enc.Encode(w, img) })
 }
 
 // WriteSlice writes a grey image as an 8-bit BMP with a grey palette,
 // replacing path atomically. Original B-scans and labels are stored so.
 func WriteSlice(path string, g *image.Gray) error {
-	return WriteFileAtomic(path, func(w io.Writer) error { return bmp.Encode(w, g) })
-}
-
-// WriteFileAtomic writes a file through a temporary file in the same folder
-// that replaces path only once write has succeeded, so that no half-written
-// file is ever left at path.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<16)
-	if err = write(bw); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, func(w io.Writer) error { return bmp.Encode(w, g) })
 }

@@ -2,11 +2,9 @@ package edema
 
 import (
 	"bytes"
-	"errors"
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -194,22 +192,4 @@ func TestStackRoundTrip(t *testing.T) {
 	for c := range 3 {
 		assert.Equal(t, cur.Pix, got.Channel(c))
 	}
-}
-
-func TestWriteFileAtomicLeavesNoPartialFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "out.txt")
-	require.NoError(t, os.WriteFile(path, []byte("old"), 0o644))
-	err := WriteFileAtomic(path, func(w io.Writer) error {
-		_, _ = w.Write([]byte("half"))
-		return errors.New("disk on fire")
-	})
-	require.ErrorContains(t, err, "disk on fire")
-	require.ErrorContains(t, err, path)
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	assert.Equal(t, "old", string(data))
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	assert.Len(t, entries, 1, "temporary file left behind")
 }

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/edema/edema/internal/atomicfile"
 )
 
 // Files of a list folder (LIST_DIR). Every line of a list is a path relative
@@ -119,7 +121,7 @@ func readList(path string) ([]string, error) {
 
 // writeList writes one path per line, replacing path atomically.
 func writeList(path string, lines []string) error {
-	return WriteFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		for _, l := range lines {
 			if _, err := io.WriteString(w, l+"\n"); err != nil {
 				return err

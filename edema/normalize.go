@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"os"
+
+	"github.com/edema/edema/internal/atomicfile"
 )
 
 // Info holds the per-channel statistics of info.json and info_test.json:
@@ -64,7 +66,7 @@ func WriteInfo(path string, info Info) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		_, err := w.Write(append(data, '\n'))
 		return err
 	})

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/edema/edema/internal/atomicfile"
 )
 
 // LogName is the file name of the per-epoch log, as in the original.
@@ -72,7 +73,7 @@ func WriteLog(path string, rows []Row) error {
 		}
 		b.WriteString("\n")
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		_, err := w.Write(b.Bytes())
 		return err
 	})
@@ -119,33 +120,4 @@ func ReadLog(path string) ([]Row, error) {
 		rows = append(rows, rowOf(epoch, v))
 	}
 	return rows, sc.Err()
-}
-
-// writeFileAtomic writes path through a temporary file in the same folder
-// that is synced and renamed over it, so a crash leaves the old file whole.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = write(tmp); err != nil {
-		return err
-	}
-	// CreateTemp makes the file private; logs and checkpoints are not.
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -41,6 +41,7 @@ import (
 	"github.com/edema/edema/edema"
 	"github.com/edema/edema/edema/metrics"
 	"github.com/edema/edema/edema/picture"
+	"github.com/edema/edema/internal/atomicfile"
 	"github.com/edema/edema/losses"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
@@ -614,7 +615,7 @@ func copyFileAtomic(src, dst string) error {
 		return err
 	}
 	defer f.Close()
-	if err := writeFileAtomic(dst, func(w io.Writer) error {
+	if err := atomicfile.Write(dst, func(w io.Writer) error {
 		_, err := io.Copy(w, f)
 		return err
 	}); err != nil {

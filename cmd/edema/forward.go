@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"codeberg.org/sbinet/npyio"
+	"github.com/edema/edema/internal/atomicfile"
 	"github.com/urfave/cli/v2"
 
 	"github.com/edema/edema/edema"
@@ -202,7 +203,7 @@ func writeFloat32NPY(path string, data []float32, shape []int) error {
 	default:
 		return errors.New("writeFloat32NPY: want 2 or 4 dimensions")
 	}
-	return edema.WriteFileAtomic(path, func(w io.Writer) error { return npyio.Write(w, v) })
+	return atomicfile.Write(path, func(w io.Writer) error { return npyio.Write(w, v) })
 }
 
 func shapeString(shape []int) string {

@@ -9,8 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/edema/edema/edema"
 	"github.com/edema/edema/edema/inference"
+	"github.com/edema/edema/internal/atomicfile"
 )
 
 // SummaryName is the file, in the output folder, that holds the table.
@@ -62,7 +62,7 @@ func writeSummary(r *Report) error {
 		return err
 	}
 	fmt.Fprintf(&b, "run time %s\n", r.Took.Round(time.Second))
-	return edema.WriteFileAtomic(filepath.Join(r.Out, SummaryName), func(w io.Writer) error {
+	return atomicfile.Write(filepath.Join(r.Out, SummaryName), func(w io.Writer) error {
 		_, err := w.Write(b.Bytes())
 		return err
 	})

@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/edema/edema/edema"
 	"github.com/edema/edema/edema/metrics"
 	"github.com/edema/edema/edema/picture"
 	"github.com/edema/edema/edema/submission"
+	"github.com/edema/edema/internal/atomicfile"
 )
 
 // Files that WriteReport writes into an evaluation's output folder.
@@ -52,7 +52,7 @@ func WriteReport(dir, title string, ev *metrics.Evaluation) error {
 	if err := Official(ev).WriteTable(&score); err != nil {
 		return err
 	}
-	if err := edema.WriteFileAtomic(filepath.Join(dir, ScoreName), func(w io.Writer) error {
+	if err := atomicfile.Write(filepath.Join(dir, ScoreName), func(w io.Writer) error {
 		_, err := w.Write(score.Bytes())
 		return err
 	}); err != nil {
@@ -170,7 +170,7 @@ func pyFloat(v float64) string {
 }
 
 func writeBytes(path string, data []byte) error {
-	return edema.WriteFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})

@@ -5,16 +5,14 @@
 package picture
 
 import (
-	"bufio"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/edema/edema/edema/metrics"
+	"github.com/edema/edema/internal/atomicfile"
 )
 
 // LesionColors are the colours of the lesion classes, index c-1 for label
@@ -89,38 +87,7 @@ func paint(grey uint8, c color.RGBA) color.RGBA {
 // WritePNG writes img as a PNG file at path, through a temporary file of
 // the same folder renamed into place.
 func WritePNG(path string, img image.Image) error {
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		return png.Encode(w, img)
 	})
-}
-
-// writeFileAtomic writes a file through write into a temporary file of the
-// same folder, then renames it to path. On any error the temporary file is
-// removed and path is left as it was.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("writing %s: %w", path, err)
-		}
-	}()
-	bw := bufio.NewWriter(f)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/edema/edema/internal/atomicfile"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -139,7 +140,7 @@ func WriteTrainingCurves(path, title string, log []Epoch) error {
 	for i, row := range plot.Align(grid, tiles, draw.New(canvas)) {
 		panels[i].Draw(row[0])
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: canvas}.WriteTo(w)
 		return err
 	})
@@ -186,7 +187,7 @@ func writePlotPNG(path string, p *plot.Plot, w, h vg.Length) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, func(out io.Writer) error {
+	return atomicfile.Write(path, func(out io.Writer) error {
 		_, err := png.WriteTo(out)
 		return err
 	})

@@ -9,7 +9,6 @@ package submission
 
 import (
 	"archive/zip"
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"codeberg.org/sbinet/npyio"
 
 	"github.com/edema/edema/edema/metrics"
+	"github.com/edema/edema/internal/atomicfile"
 )
 
 // ZipName is the name of the archive Zip writes.
@@ -80,12 +80,12 @@ func WriteCube(dir string, c Cube) error {
 		copy(detections[s][:], c.Detections[s*metrics.NumLesions:])
 	}
 
-	if err := writeFileAtomic(filepath.Join(dir, VolumesFile(c.Name)), func(w io.Writer) error {
+	if err := atomicfile.Write(filepath.Join(dir, VolumesFile(c.Name)), func(w io.Writer) error {
 		return writeLabelVolume(w, c.Labels, c.Slices, c.Height, c.Width)
 	}); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, DetectionsFile(c.Name)), func(w io.Writer) error {
+	return atomicfile.Write(filepath.Join(dir, DetectionsFile(c.Name)), func(w io.Writer) error {
 		return npyio.Write(w, detections)
 	})
 }
@@ -132,7 +132,7 @@ func Zip(dir string, cubes []string) (string, error) {
 		seen[cube] = true
 	}
 	path := filepath.Join(dir, ZipName)
-	err := writeFileAtomic(path, func(w io.Writer) error {
+	err := atomicfile.Write(path, func(w io.Writer) error {
 		zw := zip.NewWriter(w)
 		for _, cube := range cubes {
 			for _, name := range []string{VolumesFile(cube), DetectionsFile(cube)} {
@@ -173,38 +173,4 @@ func addToZip(zw *zip.Writer, dir, name string) error {
 		return fmt.Errorf("adding %s to %s: %w", name, ZipName, err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes a file through write into a temporary file of the
-// same folder, then renames it to path. On any error the temporary file is
-// removed and path is left as it was.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("writing %s: %w", path, err)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

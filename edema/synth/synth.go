@@ -47,6 +47,7 @@ import (
 	"codeberg.org/sbinet/npyio"
 
 	"github.com/edema/edema/edema"
+	"github.com/edema/edema/internal/atomicfile"
 )
 
 // Options says what to generate.
@@ -321,7 +322,7 @@ func WriteReference(dir, cube string, volume []uint8, detections [][edema.NumLes
 		}
 	}
 	write := func(name string, v any) error {
-		return edema.WriteFileAtomic(filepath.Join(dir, name), func(wr io.Writer) error { return npyio.Write(wr, v) })
+		return atomicfile.Write(filepath.Join(dir, name), func(wr io.Writer) error { return npyio.Write(wr, v) })
 	}
 	if err := write(cube+"_volumes.npy", nested); err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/edema/edema/internal/atomicfile"
 )
 
 // Checkpoint is a model checkpoint as the original training scripts save
@@ -175,7 +177,7 @@ type SaveOptions struct {
 // metadata, epoch, best_dice and dice_epoch; it has no room for the
 // optimizer state or other entries, which are left out.
 func Save(path string, c *Checkpoint, opts SaveOptions) error {
-	return writeFileAtomic(path, func(w io.Writer) error { return Encode(w, c, opts) })
+	return atomicfile.Write(path, func(w io.Writer) error { return Encode(w, c, opts) })
 }
 
 // Encode writes the file Save writes to w.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/edema/edema/internal/atomicfile"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -115,7 +116,7 @@ func TestSaveIsAtomic(t *testing.T) {
 	})
 	t.Run("writing fails midway", func(t *testing.T) {
 		failure := errors.New("disk full")
-		err := writeFileAtomic(path, func(w io.Writer) error {
+		err := atomicfile.Write(path, func(w io.Writer) error {
 			// More than the write buffer, so part of it reaches the file.
 			if _, err := w.Write(bytes.Repeat([]byte{7}, 3<<20)); err != nil {
 				return err

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+
+	"github.com/edema/edema/internal/atomicfile"
 )
 
 // zipAlignment is the alignment of record data in PyTorch's zip writer,
@@ -17,7 +19,7 @@ const zipAlignment = 64
 // old contents if anything fails. FormatSafetensors takes a *StateDict or
 // a *Dict of tensors.
 func WriteValue(path string, v any, format Format) error {
-	return writeFileAtomic(path, func(w io.Writer) error { return EncodeValue(w, v, format) })
+	return atomicfile.Write(path, func(w io.Writer) error { return EncodeValue(w, v, format) })
 }
 
 // EncodeValue writes the file WriteValue writes to w.

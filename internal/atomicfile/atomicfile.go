@@ -1,4 +1,8 @@
-package pth
+// Package atomicfile writes files so that a crash, a full disk or a failing
+// encoder never leaves a half-written file behind: the data goes to a
+// temporary file in the same folder, which is synced and then renamed over
+// the destination. Readers see either the old file or the complete new one.
+package atomicfile
 
 import (
 	"bufio"
@@ -10,16 +14,16 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic writes a file through write into a temporary file in the
-// same folder, syncs it and renames it over path, so that path holds either
-// its old contents or the complete new ones, whatever fails when.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+// Write creates or replaces path with what write produces. The file gets
+// mode 0644. On any error path is left as it was and the temporary file is
+// removed.
+func Write(path string, write func(io.Writer) error) (err error) {
 	dir, base := filepath.Dir(path), filepath.Base(path)
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			err = pe.Err // the name of the temporary file would only confuse
+			err = pe.Err // the temporary file's name would only confuse
 		}
 		return fmt.Errorf("cannot create a file in %s: %w", dir, err)
 	}
@@ -31,19 +35,19 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 	}()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	if err := write(bw); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := bw.Flush(); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("replacing %s: %w", path, err)
