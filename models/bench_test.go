@@ -1,0 +1,73 @@
+package models
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edema/edema/torch"
+)
+
+// BenchmarkForwardEval times one evaluation-mode forward pass of each
+// network on a batch of 8×3×256×128 on the CPU, under inference mode, as
+// scripts/bench_models.py does in PyTorch. EDEMA_BENCH_THREADS sets
+// libtorch's thread count (default: all CPUs); compare runs with the same
+// count.
+func BenchmarkForwardEval(b *testing.B) {
+	threads := runtime.NumCPU()
+	if s := os.Getenv("EDEMA_BENCH_THREADS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("EDEMA_BENCH_THREADS=%q is not a positive integer", s)
+		}
+		threads = n
+	}
+	prev := torch.NumThreads()
+	torch.SetNumThreads(threads)
+	defer torch.SetNumThreads(prev)
+
+	for _, name := range Names() {
+		b.Run(name, func(b *testing.B) {
+			torch.ManualSeed(0)
+			m, err := New(name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Free()
+			m.Eval()
+			x := torch.Randn([]int64{8, 3, 256, 128}, torch.Float32CPU)
+			defer x.Free()
+			forward := func() {
+				torch.InferenceMode(func() {
+					torch.Scoped(func(*torch.Scope) {
+						if _, _, err := m.Forward(x); err != nil {
+							b.Fatal(err)
+						}
+					})
+				})
+			}
+			forward() // warm-up: first-call allocations and kernel selection
+			// CPU time as well as wall time: on a machine shared with other
+			// work the CPU time the pass takes varies much less.
+			start := cpuTime(b)
+			b.ResetTimer()
+			for b.Loop() {
+				forward()
+			}
+			b.ReportMetric((cpuTime(b)-start).Seconds()*1e3/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(torch.NumThreads()), "threads")
+		})
+	}
+}
+
+// cpuTime returns the user and system CPU time of the process so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
