@@ -161,6 +161,10 @@ func (m *Model) NumParameters() int64 { return m.store.NumParameters() }
 // To moves the network to device d, keeping its tensors' identities.
 func (m *Model) To(d torch.Device) error { return m.store.To(d) }
 
+// ToDType converts the network's floating-point tensors to dtype, keeping
+// their identities; inputs must then have that dtype.
+func (m *Model) ToDType(dtype torch.DType) error { return m.store.ToDType(dtype) }
+
 // Device returns the device the network is on.
 func (m *Model) Device() torch.Device { return m.store.Device() }
 

@@ -185,3 +185,24 @@ func TestBuildRunFreeKeepsMemoryFlat(t *testing.T) {
 	// One leaked dilated UNet++ alone holds 20 MiB of weights.
 	assert.Less(t, grown, int64(24<<20))
 }
+
+func TestToDTypeFloat64MatchesFloat32(t *testing.T) {
+	torch.ManualSeed(5)
+	m := newModel(t, NameUNet)
+	m.Eval()
+	x := torch.Randn([]int64{2, 3, 32, 32}, torch.Float32CPU)
+	seg32, det32, err := m.Forward(x)
+	require.NoError(t, err)
+	require.NoError(t, m.ToDType(torch.Float64))
+	_, _, err = m.Forward(x)
+	assert.ErrorContains(t, err, "input is float32, the network float64")
+	seg64, det64, err := m.Forward(x.To(torch.Float64))
+	require.NoError(t, err)
+	assert.Equal(t, torch.Float64, seg64.DType())
+	assert.InDelta(t, 0, seg64.To(torch.Float32).Sub(seg32).Abs().Max().Item(), 1e-4)
+	assert.InDelta(t, 0, det64.To(torch.Float32).Sub(det32).Abs().Max().Item(), 1e-5)
+
+	p, err := m.Predict(x.Float32s(), 2, 32, 32, PredictOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, torch.Data[uint8](ArgmaxLabels(seg64)), p.Labels)
+}

@@ -4,8 +4,8 @@
 The counterpart of `go test -bench ForwardEval ./models`: the networks of
 models/testdata/reference_models.py, a batch of 8x3x256x128 float32 on the
 CPU, under torch.inference_mode(), with the given thread count. Prints one
-line per network with the median and the best wall time of the repeats and
-the mean CPU time (user + system, all threads) of a pass.
+line per network with the best and the median wall time of the repeats and
+the least CPU time (user + system, all threads) of a pass.
 
     /usr/bin/python3 scripts/bench_models.py [--threads N] [--repeat R] [NAME...]
 """
@@ -30,7 +30,7 @@ def main():
     ap.add_argument("names", nargs="*", choices=[[]] + list(reference_models.NETWORKS), help="networks (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print("torch %s, %d threads, input %s" % (torch.__version__, torch.get_num_threads(), "x".join(map(str, args.batch))))
+    print("# torch %s, %d threads, input %s" % (torch.__version__, torch.get_num_threads(), "x".join(map(str, args.batch))))
     for name, build in reference_models.NETWORKS.items():
         if args.names and name not in args.names:
             continue
@@ -45,9 +45,8 @@ def main():
                 net(x)
                 times.append(time.perf_counter() - start)
                 cpu.append(time.process_time() - start_cpu)
-        print("%-20s median %8.1f ms  best %8.1f ms  cpu %8.1f ms/pass" % (
-            name, 1e3 * statistics.median(times), 1e3 * min(times), 1e3 * statistics.mean(cpu)))
-
+        print("%-20s best_ms=%.1f median_ms=%.1f cpu_ms=%.1f" % (
+            name, 1e3 * min(times), 1e3 * statistics.median(times), 1e3 * min(cpu)))
 
 if __name__ == "__main__":
     main()
