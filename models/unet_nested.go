@@ -81,15 +81,19 @@ func (n *UNetNested) Forward(x *torch.Tensor) (seg, det *torch.Tensor) {
 	x11 := n.UpConcat11.Forward(x20, x10)
 	x21 := n.UpConcat21.Forward(x30, x20)
 	x31 := n.UpConcat31.Forward(x40, x30)
+	release(x40, x30)
 	// Column 2.
 	x02 := n.UpConcat02.Forward(x11, x00, x01)
 	x12 := n.UpConcat12.Forward(x21, x10, x11)
 	x22 := n.UpConcat22.Forward(x31, x20, x21)
+	release(x31, x20, x21)
 	// Column 3.
 	x03 := n.UpConcat03.Forward(x12, x00, x01, x02)
 	x13 := n.UpConcat13.Forward(x22, x10, x11, x12)
+	release(x22, x10, x11, x12)
 	// Column 4.
 	x04 := n.UpConcat04.Forward(x13, x00, x01, x02, x03)
+	release(x13, x00)
 
 	final := n.Final1.Forward(x01).
 		Add(n.Final2.Forward(x02)).
@@ -97,4 +101,12 @@ func (n *UNetNested) Forward(x *torch.Tensor) (seg, det *torch.Tensor) {
 		Add(n.Final4.Forward(x04)).
 		DivScalar(4)
 	return torch.LogSoftmax(final, 1), det
+}
+
+// release frees the handles of nodes that no later node uses, so that their
+// memory serves the next ones (autograd keeps what backward needs).
+func release(nodes ...*torch.Tensor) {
+	for _, t := range nodes {
+		t.Free()
+	}
 }
