@@ -11,7 +11,9 @@ step's loss and argmax pixel counts brought to the host.
 
 Usage (Debian's python3-torch):
     /usr/bin/python3 scripts/bench_train.py [--steps 5] [--threads N] [--names unet,...]
-Prints one line per network: name, seconds per step (median), steps/s.
+Prints one line per network: name, seconds per step (median), steps/s, and
+the process's CPU seconds per step (median; all threads), which a machine
+shared with other work disturbs less than the wall time.
 """
 
 import argparse
@@ -74,6 +76,7 @@ def loss_fn(name, logp, labels, det, targets):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5, help="timed steps per network")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
     ap.add_argument("--names", default=",".join(NETWORKS), help="networks, comma-separated")
     args = ap.parse_args()
@@ -99,14 +102,19 @@ def main():
                     counts += [(p & g).sum(), p.sum(), g.sum()]
                 torch.stack([loss.double()] + [x.double() for x in counts]).tolist()
 
-        step()  # allocates Adam's state, warms the caches
-        times = []
+        # Untimed steps first: the first allocates Adam's state, and the
+        # first few are slower while the allocator grows its pools.
+        for _ in range(args.warmup):
+            step()
+        times, cpu = [], []
         for _ in range(args.steps):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             step()
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
         med = statistics.median(times)
-        print(f"{name}\t{med:.3f} s/step\t{1 / med:.3f} steps/s\t(threads {args.threads}, {args.steps} steps)", flush=True)
+        print(f"{name}\t{med:.3f} s/step\t{1 / med:.3f} steps/s\t{statistics.median(cpu):.3f} cpu-s/step"
+              f"\t(threads {args.threads}, {args.steps} steps)", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Times one training step of each network in Go (BenchmarkTrainStep in
+# train/bench_test.go) and in PyTorch (scripts/bench_train.py), alternating
+# them for ROUNDS rounds so that both see the same machine load, and prints
+# per network the best wall and CPU time per step of each and the ratios
+# Go / PyTorch (lower is better). Results are in docs/BENCHMARKS.md.
+#
+# Environment:
+#   ROUNDS               rounds (default 3)
+#   STEPS                timed steps per network and round (default 3)
+#   EDEMA_BENCH_THREADS  libtorch intra-op threads for both (default: nproc)
+#   EDEMA_BENCH_MALLOC   "tuned" (default) or "default": the allocator
+#                        settings of scripts/bench.sh, the same for both
+#   EDEMA_PYTHON         the Python with PyTorch (default /usr/bin/python3)
+#   NAMES                the networks (default: all three)
+#   TRAIN_TEST           a prebuilt `go test -c` binary of ./train; without
+#                        it the script builds one (and needs Go)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${ROUNDS:-3}
+steps=${STEPS:-3}
+threads=${EDEMA_BENCH_THREADS:-$(nproc)}
+python=${EDEMA_PYTHON:-/usr/bin/python3}
+export EDEMA_BENCH_THREADS=$threads OMP_NUM_THREADS=$threads
+malloc=${EDEMA_BENCH_MALLOC:-tuned}
+case $malloc in
+tuned) export MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 ;;
+default) ;;
+*) echo "EDEMA_BENCH_MALLOC=$malloc: want tuned or default" >&2; exit 2 ;;
+esac
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+test_bin=${TRAIN_TEST:-}
+if [ -z "$test_bin" ]; then
+  make -s shim
+  test_bin=$work/train.test
+  go test -c -o "$test_bin" ./train
+fi
+names=${NAMES:-unet unet_nested unet_nested_dilated}
+
+# Lines "<impl> <network> <wall s> <cpu s>" per step time measured.
+results=$work/results
+for round in $(seq "$rounds"); do
+  for name in $names; do
+    echo "round $round/$rounds: $name (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    (cd train && "$test_bin" -test.run '^$' -test.bench "^BenchmarkTrainStep/${name}\$" -test.benchtime "${steps}x") |
+      awk -v n="$name" '/^BenchmarkTrainStep/ { for (i = 1; i < NF; i++) { if ($(i+1) == "ns/op") w = $i / 1e9; if ($(i+1) == "cpu-s/step") c = $i }; print "go", n, w, c }' >>"$results"
+    "$python" scripts/bench_train.py --names "$name" --steps "$steps" --threads "$threads" |
+      awk '{ print "pytorch", $1, $2, $6 }' >>"$results"
+  done
+done
+
+echo "threads $threads, allocator $malloc, $rounds rounds of $steps steps; best of the rounds, seconds per step"
+printf '%-22s %9s %9s %7s %9s %9s %7s\n' network "Go wall" "PT wall" ratio "Go CPU" "PT CPU" ratio
+for name in $names; do
+  awk -v n="$name" '
+    $2 == n && (!(($1, "w") in best) || $3 < best[$1, "w"]) { best[$1, "w"] = $3 }
+    $2 == n && (!(($1, "c") in best) || $4 < best[$1, "c"]) { best[$1, "c"] = $4 }
+    END {
+      printf "%-22s %9.3f %9.3f %7.2f %9.3f %9.3f %7.2f\n", n,
+        best["go", "w"], best["pytorch", "w"], best["go", "w"] / best["pytorch", "w"],
+        best["go", "c"], best["pytorch", "c"], best["go", "c"] / best["pytorch", "c"]
+    }' "$results"
+done
