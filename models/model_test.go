@@ -112,7 +112,7 @@ func TestPredictMatchesForward(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, m.Training(), "Predict puts the previous mode back")
 	assert.Equal(t, s, p.Slices)
-	assert.Equal(t, torch.Data[uint8](wantLabels), p.Labels)
+	assertLabelsOf(t, seg, p.Labels)
 	assert.InDeltaSlice(t, toF64(det.Float32s()), toF64(p.Detections), 1e-5)
 	assert.InDeltaSlice(t, toF64(seg.Exp().Float32s()), toF64(p.Probabilities), 1e-5)
 
@@ -205,4 +205,45 @@ func TestToDTypeFloat64MatchesFloat32(t *testing.T) {
 	p, err := m.Predict(x.Float32s(), 2, 32, 32, PredictOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, torch.Data[uint8](ArgmaxLabels(seg64)), p.Labels)
+}
+
+// TestPredictWholeCube runs a cube of 128 slices in the default batches of
+// 8, as evaluation does, and checks it against one pass over all slices.
+func TestPredictWholeCube(t *testing.T) {
+	torch.ManualSeed(11)
+	m := newModel(t, NameUNet)
+	const s, h, w = 128, 16, 32
+	x := torch.Randn([]int64{s, 3, h, w}, torch.Float32CPU)
+	p, err := m.Predict(x.Float32s(), s, h, w, PredictOptions{})
+	require.NoError(t, err)
+	m.Eval()
+	seg, det, err := m.Forward(x)
+	require.NoError(t, err)
+	assertLabelsOf(t, seg, p.Labels)
+	assert.InDeltaSlice(t, toF64(det.Float32s()), toF64(p.Detections), 1e-5)
+}
+
+// assertLabelsOf checks that labels are the argmax classes of the scores
+// seg (N×4×H×W), up to near-ties: passes over other batch sizes may round
+// differently.
+func assertLabelsOf(t *testing.T, seg *torch.Tensor, labels []uint8) {
+	t.Helper()
+	shape := seg.Shape()
+	n, c, area := int(shape[0]), int(shape[1]), int(shape[2]*shape[3])
+	require.Len(t, labels, n*area)
+	scores := seg.Float32s()
+	exact := torch.Data[uint8](ArgmaxLabels(seg))
+	ties := 0
+	for i := range n {
+		for p := range area {
+			got, want := int(labels[i*area+p]), int(exact[i*area+p])
+			if got == want {
+				continue
+			}
+			ties++
+			score := func(k int) float32 { return scores[(i*c+k)*area+p] }
+			require.InDelta(t, score(want), score(got), 1e-4, "slice %d pixel %d: class %d, argmax %d", i, p, got, want)
+		}
+	}
+	assert.LessOrEqual(t, ties, len(labels)/1000, "too many near-ties")
 }

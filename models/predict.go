@@ -62,15 +62,18 @@ func (m *Model) Predict(images []float32, slices, h, w int, opts PredictOptions)
 		return nil, err
 	}
 	dst := NewPrediction(slices, h, w, opts.Probabilities)
-	err := m.inEvalMode(func() error {
-		size := 3 * h * w
-		for at := 0; at < slices; at += opts.BatchSize {
-			n := min(opts.BatchSize, slices-at)
-			if err := m.predictBatch(dst, at, images[at*size:(at+n)*size], n); err != nil {
-				return err
+	err := m.inEvalMode(func() (err error) {
+		// One inference-mode call for the whole cube keeps every batch on
+		// the same OS thread, hence in the same malloc arena, whose memory
+		// the next batch reuses.
+		torch.InferenceMode(func() {
+			size := 3 * h * w
+			for at := 0; at < slices && err == nil; at += opts.BatchSize {
+				n := min(opts.BatchSize, slices-at)
+				err = m.predictBatch(dst, at, images[at*size:(at+n)*size], n)
 			}
-		}
-		return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -89,7 +92,10 @@ func (m *Model) PredictInto(dst *Prediction, at int, images []float32, n int) er
 	if at < 0 || at+n > dst.Slices {
 		return fmt.Errorf("%s: slices %d..%d do not fit a prediction of %d slices", m.name, at, at+n-1, dst.Slices)
 	}
-	return m.inEvalMode(func() error { return m.predictBatch(dst, at, images, n) })
+	return m.inEvalMode(func() (err error) {
+		torch.InferenceMode(func() { err = m.predictBatch(dst, at, images, n) })
+		return err
+	})
 }
 
 func checkImages(name string, images []float32, n, h, w int) error {
@@ -114,25 +120,25 @@ func (m *Model) inEvalMode(f func() error) error {
 	return f()
 }
 
+// predictBatch runs one forward pass, in inference mode already, and
+// releases all its tensors before returning.
 func (m *Model) predictBatch(dst *Prediction, at int, images []float32, n int) (err error) {
 	defer torch.Recover(&err)
+	s := torch.NewScope()
+	defer s.Close()
 	h, w := dst.H, dst.W
-	torch.InferenceMode(func() {
-		s := torch.NewScope()
-		defer s.Close()
-		x := torch.FromSlice(images, int64(n), 3, int64(h), int64(w)).ToOptions(torch.Options{DType: m.store.DType(), Device: m.store.Device()})
-		var seg, det *torch.Tensor
-		if seg, det, err = m.Forward(x); err != nil {
-			return
-		}
-		area := h * w
-		torch.CopyInto(dst.Labels[at*area:(at+n)*area], ArgmaxLabels(seg))
-		torch.CopyInto(dst.Detections[at*numLesions:(at+n)*numLesions], det.To(torch.Float32))
-		if dst.Probabilities != nil {
-			torch.CopyInto(dst.Probabilities[at*numClasses*area:(at+n)*numClasses*area], seg.Exp().To(torch.Float32))
-		}
-	})
-	return err
+	x := torch.FromSlice(images, int64(n), 3, int64(h), int64(w)).ToOptions(torch.Options{DType: m.store.DType(), Device: m.store.Device()})
+	seg, det, err := m.Forward(x)
+	if err != nil {
+		return err
+	}
+	area := h * w
+	torch.CopyInto(dst.Labels[at*area:(at+n)*area], ArgmaxLabels(seg))
+	torch.CopyInto(dst.Detections[at*numLesions:(at+n)*numLesions], det.To(torch.Float32))
+	if dst.Probabilities != nil {
+		torch.CopyInto(dst.Probabilities[at*numClasses*area:(at+n)*numClasses*area], seg.Exp().To(torch.Float32))
+	}
+	return nil
 }
 
 // ArgmaxLabels turns segmentation scores N×4×H×W (log-probabilities or
