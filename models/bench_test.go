@@ -28,6 +28,10 @@ func BenchmarkForwardEval(b *testing.B) {
 	prev := torch.NumThreads()
 	torch.SetNumThreads(threads)
 	defer torch.SetNumThreads(prev)
+	if os.Getenv("EDEMA_BENCH_HOST_CACHE") != "0" {
+		torch.EnableHostCache(torch.DefaultHostCacheLimit())
+		defer torch.DisableHostCache()
+	}
 
 	for _, name := range Names() {
 		b.Run(name, func(b *testing.B) {

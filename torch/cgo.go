@@ -277,6 +277,14 @@ package torch
 #cgo nocallback et_cuda_synchronize
 #cgo noescape et_version
 #cgo nocallback et_version
+#cgo noescape et_host_cache_enable
+#cgo nocallback et_host_cache_enable
+#cgo noescape et_host_cache_disable
+#cgo nocallback et_host_cache_disable
+#cgo noescape et_host_cache_empty
+#cgo nocallback et_host_cache_empty
+#cgo noescape et_host_cache_stats
+#cgo nocallback et_host_cache_stats
 #cgo noescape et_set_data
 #cgo nocallback et_set_data
 #cgo noescape et_add_int_

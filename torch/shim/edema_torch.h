@@ -196,6 +196,17 @@ et_error et_cuda_device_count(int *out);
 et_error et_cuda_synchronize(int device_index);
 et_error et_version(char **out);
 
+/* The host cache (host_cache.cpp): CPU tensors of 1 MiB or more keep their
+ * memory when freed, up to limit bytes, for later tensors of about their
+ * size. enable installs it as libtorch's CPU allocator (or changes the
+ * limit), disable restores the previous allocator and frees what is cached,
+ * empty frees what is cached. stats fills out[0..4] with the bytes cached,
+ * the limit, hits, misses and the blocks cached. */
+et_error et_host_cache_enable(int64_t limit);
+et_error et_host_cache_disable(void);
+et_error et_host_cache_empty(void);
+et_error et_host_cache_stats(int64_t *out);
+
 /* Module stores: make t use src's data (device, dtype, storage) in place, as
  * PyTorch's `param.data = src` does; every handle to t sees the change. */
 et_error et_set_data(et_tensor t, et_tensor src);

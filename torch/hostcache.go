@@ -1,0 +1,77 @@
+package torch
+
+/*
+#include "edema_torch.h"
+*/
+import "C"
+
+import "syscall"
+
+// The host cache keeps the memory of freed CPU tensors for later ones.
+//
+// libtorch's CPU allocator hands every tensor's memory to malloc and back.
+// glibc maps each block of 32 MiB or more (and, depending on the heap's
+// history, many smaller ones) freshly from the kernel and unmaps it when it
+// is freed, so each forward or backward pass of a network page-faults its
+// activations in again, and the kernel zeroes every page. On the virtual
+// machines of docs/BENCHMARKS.md that was about half of a UNet++ pass's
+// CPU time. Tuning glibc does not cure it: with large aligned blocks its
+// heap can grow without bound instead.
+//
+// With the cache enabled, a freed tensor of 1 MiB or more keeps its block
+// (up to a limit on the bytes kept) and the next tensor of about its size
+// (no more than an eighth smaller) takes it, as PyTorch's CUDA caching
+// allocator does on the GPU; smaller tensors go to malloc and back as
+// before. The price is memory: the cache holds up to its limit of blocks
+// that no tensor uses. The edema command enables it with
+// DefaultHostCacheLimit. The cache is safe to use from any goroutine;
+// tensors may be freed on any of them.
+
+// EnableHostCache makes the host cache libtorch's CPU allocator, keeping
+// at most limit bytes of freed blocks, or changes the limit of an enabled
+// cache (freeing blocks beyond the new limit). Tensors made before keep
+// the allocator that made them.
+func EnableHostCache(limit int64) {
+	check("host_cache_enable", C.et_host_cache_enable(C.int64_t(limit)))
+}
+
+// DisableHostCache gives libtorch its own CPU allocator back and frees the
+// cached blocks. Tensors the cache made hand their blocks to malloc when
+// they are freed.
+func DisableHostCache() {
+	check("host_cache_disable", C.et_host_cache_disable())
+}
+
+// EmptyHostCache frees the cached blocks and keeps the cache enabled, as
+// torch.cuda.empty_cache() does for the GPU's.
+func EmptyHostCache() {
+	check("host_cache_empty", C.et_host_cache_empty())
+}
+
+// HostCacheStats describes the host cache.
+type HostCacheStats struct {
+	Cached int64 // bytes in cached blocks that no tensor uses
+	Limit  int64 // the most bytes the cache keeps (0: disabled)
+	Blocks int64 // cached blocks
+	Hits   int64 // tensors of 1 MiB or more served from the cache
+	Misses int64 // tensors of 1 MiB or more that needed fresh memory
+}
+
+// HostCacheStatistics returns the host cache's figures so far.
+func HostCacheStatistics() HostCacheStats {
+	var out [5]C.int64_t
+	check("host_cache_stats", C.et_host_cache_stats(&out[0]))
+	return HostCacheStats{Cached: int64(out[0]), Limit: int64(out[1]),
+		Hits: int64(out[2]), Misses: int64(out[3]), Blocks: int64(out[4])}
+}
+
+// DefaultHostCacheLimit is the limit the edema command gives the host
+// cache: a quarter of the machine's memory, which holds a training step's
+// activations several times over at the networks' usual sizes.
+func DefaultHostCacheLimit() int64 {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil || si.Totalram == 0 {
+		return 1 << 30
+	}
+	return int64(si.Totalram) * int64(si.Unit) / 4
+}
