@@ -1,37 +1,20 @@
 package models
 
 import (
-	"os"
-	"runtime"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/edema/edema/internal/benchenv"
 	"github.com/edema/edema/torch"
 )
 
 // BenchmarkForwardEval times one evaluation-mode forward pass of each
 // network on a batch of 8×3×256×128 on the CPU, under inference mode, as
-// scripts/bench_models.py does in PyTorch. EDEMA_BENCH_THREADS sets
-// libtorch's thread count (default: all CPUs); compare runs with the same
-// count.
+// scripts/bench_models.py does in PyTorch, with the settings of package
+// benchenv (threads, host cache).
 func BenchmarkForwardEval(b *testing.B) {
-	threads := runtime.NumCPU()
-	if s := os.Getenv("EDEMA_BENCH_THREADS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			b.Fatalf("EDEMA_BENCH_THREADS=%q is not a positive integer", s)
-		}
-		threads = n
-	}
-	prev := torch.NumThreads()
-	torch.SetNumThreads(threads)
-	defer torch.SetNumThreads(prev)
-	if os.Getenv("EDEMA_BENCH_HOST_CACHE") != "0" {
-		torch.EnableHostCache(torch.DefaultHostCacheLimit())
-		defer torch.DisableHostCache()
-	}
+	defer benchenv.Setup(b)()
 
 	for _, name := range Names() {
 		b.Run(name, func(b *testing.B) {

@@ -13,17 +13,8 @@
 #   BUILD                the shim's CMake build folder (default build)
 #   TORCH_TEST           a prebuilt `go test -c` binary of ./torch; without it
 #                        the script builds one (and needs Go)
-#   EDEMA_BENCH_MALLOC   "tuned" (default) or "default", see below
-#
-# glibc's malloc gives each thread that allocates its own arena and unmaps
-# an arena's heap once it is empty, and it returns the memory of large
-# blocks to the system; a 16 MB convolution output is then page-faulted in
-# again on every call. Python allocates from its main thread's arena, Go from
-# whichever thread runs the goroutine, so the two pay this differently, and
-# on virtual machines with slow page faults it can dominate the convolution's
-# time. "tuned" gives both processes the same allocator behaviour (one arena,
-# no trimming, no mmap for large blocks) so that the figures compare the
-# bindings, not the allocator; "default" leaves glibc as it is.
+#   EDEMA_BENCH_MALLOC, EDEMA_BENCH_HOST_CACHE: memory settings, see
+#                        scripts/bench_env.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,12 +24,7 @@ device=${EDEMA_BENCH_DEVICE:-cpu}
 python=${EDEMA_PYTHON:-/usr/bin/python3}
 build=${BUILD:-build}
 export EDEMA_BENCH_THREADS=$threads EDEMA_BENCH_DEVICE=$device
-malloc=${EDEMA_BENCH_MALLOC:-tuned}
-case $malloc in
-tuned) export MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 ;;
-default) ;;
-*) echo "EDEMA_BENCH_MALLOC=$malloc: want tuned or default" >&2; exit 2 ;;
-esac
+. scripts/bench_env.sh
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -75,7 +61,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 echo
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; device $device; $threads intra-op threads; malloc $malloc"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; device $device; $threads intra-op threads; $bench_memory"
 case $device in cuda*) nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /' ;; esac
 "$python" -c 'import torch; print("PyTorch", torch.__version__)'
 echo "best of $rounds rounds; ratio = Go / PyTorch (lower is better)"

@@ -10,8 +10,8 @@
 # Environment:
 #   ROUNDS               rounds (default 6)
 #   EDEMA_BENCH_THREADS  libtorch intra-op threads for both (default: nproc)
-#   EDEMA_BENCH_MALLOC   "tuned" (default) or "default": glibc's allocator
-#                        settings for both processes, as in scripts/bench.sh
+#   EDEMA_BENCH_MALLOC, EDEMA_BENCH_HOST_CACHE: memory settings, see
+#                        scripts/bench_env.sh
 #   EDEMA_PYTHON         the Python with PyTorch (default /usr/bin/python3)
 #   MODELS_TEST          a prebuilt `go test -c` binary of ./models; without
 #                        it the script builds one (and needs Go)
@@ -22,12 +22,7 @@ rounds=${ROUNDS:-6}
 threads=${EDEMA_BENCH_THREADS:-$(nproc)}
 python=${EDEMA_PYTHON:-/usr/bin/python3}
 export EDEMA_BENCH_THREADS=$threads
-malloc=${EDEMA_BENCH_MALLOC:-tuned}
-case $malloc in
-tuned) export MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 ;;
-default) ;;
-*) echo "EDEMA_BENCH_MALLOC=$malloc: want tuned or default" >&2; exit 2 ;;
-esac
+. scripts/bench_env.sh
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -52,7 +47,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 echo
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $threads intra-op threads; malloc $malloc"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $threads intra-op threads; $bench_memory"
 "$python" -c 'import torch; print("PyTorch", torch.__version__)'
 echo "input 8x3x256x128 float32, eval mode, inference mode; $rounds rounds; ratio = Go / PyTorch (lower is better)"
 sort -k1,1n -k3,3 -k2,2 "$work/results" | awk '

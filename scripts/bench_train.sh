@@ -9,8 +9,8 @@
 #   ROUNDS               rounds (default 3)
 #   STEPS                timed steps per network and round (default 3)
 #   EDEMA_BENCH_THREADS  libtorch intra-op threads for both (default: nproc)
-#   EDEMA_BENCH_MALLOC   "tuned" (default) or "default": the allocator
-#                        settings of scripts/bench.sh, the same for both
+#   EDEMA_BENCH_MALLOC, EDEMA_BENCH_HOST_CACHE: memory settings, see
+#                        scripts/bench_env.sh
 #   EDEMA_PYTHON         the Python with PyTorch (default /usr/bin/python3)
 #   NAMES                the networks (default: all three)
 #   TRAIN_TEST           a prebuilt `go test -c` binary of ./train; without
@@ -23,12 +23,7 @@ steps=${STEPS:-3}
 threads=${EDEMA_BENCH_THREADS:-$(nproc)}
 python=${EDEMA_PYTHON:-/usr/bin/python3}
 export EDEMA_BENCH_THREADS=$threads OMP_NUM_THREADS=$threads
-malloc=${EDEMA_BENCH_MALLOC:-tuned}
-case $malloc in
-tuned) export MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 ;;
-default) ;;
-*) echo "EDEMA_BENCH_MALLOC=$malloc: want tuned or default" >&2; exit 2 ;;
-esac
+. scripts/bench_env.sh
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -52,7 +47,7 @@ for round in $(seq "$rounds"); do
   done
 done
 
-echo "threads $threads, allocator $malloc, $rounds rounds of $steps steps; best of the rounds, seconds per step"
+echo "threads $threads, $bench_memory, $rounds rounds of $steps steps; best of the rounds, seconds per step"
 printf '%-22s %9s %9s %7s %9s %9s %7s\n' network "Go wall" "PT wall" ratio "Go CPU" "PT CPU" ratio
 for name in $names; do
   awk -v n="$name" '

@@ -14,8 +14,9 @@ import (
 //
 // Besides ns/op they report cpu-ns/op, the process CPU time per operation,
 // which is less disturbed than wall time when other processes compete for
-// the cores. EDEMA_BENCH_THREADS sets libtorch's intra-op thread count and
-// EDEMA_BENCH_DEVICE the device (cpu, cuda, cuda:N).
+// the cores. EDEMA_BENCH_THREADS sets libtorch's intra-op thread count,
+// EDEMA_BENCH_DEVICE the device (cpu, cuda, cuda:N), and
+// EDEMA_BENCH_HOST_CACHE=0 turns off the host cache.
 
 // benchSetup applies EDEMA_BENCH_THREADS and returns the device to run on.
 func benchSetup(b *testing.B) Device {
@@ -25,6 +26,10 @@ func benchSetup(b *testing.B) Device {
 			b.Fatalf("EDEMA_BENCH_THREADS=%q: want a positive integer", s)
 		}
 		SetNumThreads(n)
+	}
+	if os.Getenv("EDEMA_BENCH_HOST_CACHE") != "0" { // as the edema command runs
+		EnableHostCache(DefaultHostCacheLimit())
+		b.Cleanup(DisableHostCache)
 	}
 	d := CPU
 	if s := os.Getenv("EDEMA_BENCH_DEVICE"); s != "" {

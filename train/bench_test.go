@@ -1,13 +1,12 @@
 package train
 
 import (
-	"os"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/edema/edema/edema"
+	"github.com/edema/edema/internal/benchenv"
 	"github.com/edema/edema/losses"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
@@ -23,8 +22,8 @@ import (
 //	go test -run '^$' -bench TrainStep -benchtime 5x ./train
 //	/usr/bin/python3 scripts/bench_train.py --steps 5
 //
-// EDEMA_BENCH_THREADS sets libtorch's threads (default: all CPUs), as
-// --threads does for the script.
+// Package benchenv applies EDEMA_BENCH_THREADS (as --threads does for the
+// script) and the host cache.
 const (
 	benchBatch  = 8
 	benchHeight = 256
@@ -78,13 +77,7 @@ var recipeLoss = map[string]string{
 }
 
 func BenchmarkTrainStep(b *testing.B) {
-	if s := os.Getenv("EDEMA_BENCH_THREADS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			b.Fatalf("EDEMA_BENCH_THREADS=%q is not a positive number", s)
-		}
-		torch.SetNumThreads(n)
-	}
+	defer benchenv.Setup(b)()
 	batch := benchBatchData()
 	for _, name := range models.Names() {
 		b.Run(name, func(b *testing.B) {
