@@ -43,7 +43,9 @@ else
   tail -5 "$work/cmake.log" >&2
 fi
 
-# Each round appends lines "<impl> <bench> <wall ns> <cpu ns>" to results.
+# Each round appends lines "<impl> <bench> <wall ns> <cpu ns>" to results:
+# one sample of each side per round, so that neither gets more chances at a
+# quiet moment.
 for ((r = 1; r <= rounds; r++)); do
   echo "round $r/$rounds" >&2
   "$test_bin" -test.run '^$' -test.bench '^Benchmark(TinyAdd|Conv2d)$' -test.benchtime 1s |
@@ -52,7 +54,7 @@ for ((r = 1; r <= rounds; r++)); do
       name = (name == "TinyAdd") ? "tiny_add" : "conv2d"
       for (i = 3; i < NF; i++) { if ($(i+1) == "ns/op") w = $i; if ($(i+1) == "cpu-ns/op") c = $i }
       print "go", name, w, c }' >>"$work/results"
-  "$python" scripts/bench_torch.py --threads "$threads" --device "$device" --repeat 3 |
+  "$python" scripts/bench_torch.py --threads "$threads" --device "$device" --repeat 1 |
     awk '!/^#/ { split($2, w, "="); split($3, c, "="); print "pytorch", $1, w[2], c[2] }' >>"$work/results"
   if [ -n "$floor" ]; then
     "$floor" "$threads" "$device" |

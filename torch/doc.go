@@ -50,6 +50,12 @@
 //     backstop, not a way of managing memory: it costs a few microseconds
 //     per tensor and frees memory only when the collector runs.
 //
+// What a freed tensor releases goes back to libtorch's CPU allocator, which
+// hands it to malloc; [EnableHostCache] keeps large blocks for reuse instead
+// (the edema command does), which spares each pass of a network the page
+// faults of its activations. The cache is the shim's one piece of policy in
+// C++, because libtorch calls its allocator from C++.
+//
 // # Threads and goroutines
 //
 // libtorch keeps its grad mode and inference mode per OS thread, and Go moves
