@@ -11,6 +11,7 @@ import (
 
 	"github.com/edema/edema/edema/demo"
 	"github.com/edema/edema/edema/inference"
+	"github.com/edema/edema/torch"
 )
 
 // demoDiceFloor is the validation Dice that the quick demo's UNet++ and
@@ -27,9 +28,15 @@ func TestQuickDemo(t *testing.T) {
 		t.Skip("the quick demo trains two networks for minutes")
 	}
 	out := filepath.Join(t.TempDir(), "demo")
-	got, err := runCommand(t, demoCommand(), "--quick", "--out", out, "-j", "2")
+	// As users run it: through the whole application, so with the host
+	// cache serving every large tensor.
+	defer torch.DisableHostCache()
+	got, err := runApp(t, "demo", "--quick", "--out", out, "-j", "2")
 	require.NoError(t, err)
 	t.Log(got)
+	cache := torch.HostCacheStatistics()
+	assert.Positive(t, cache.Limit, "the edema command enables the host cache")
+	assert.Greater(t, cache.Hits, 10*cache.Misses, "the training and evaluation passes reuse cached blocks")
 	for _, want := range []string{"untrained UNet", "UNet++ (mix_33)", "UNet (mix_3)", "fusion 0.5/0.5", "fusion + flip TTA", "test submission (fusion): Dice", "demo finished in"} {
 		assert.Contains(t, got, want)
 	}
