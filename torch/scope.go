@@ -29,8 +29,14 @@ type Scope struct {
 	parent  *Scope
 	gid     int64
 	tensors []*Tensor
+	handles []C.et_tensor // Close's list of handles to free
 	closed  bool
 }
+
+// scopeBuffers recycles the slices of closed scopes: a training step opens
+// a scope per batch and fills it with hundreds of tensors, and growing the
+// slices anew each time cost more than the bookkeeping itself.
+var scopeBuffers = sync.Pool{New: func() any { return new(Scope) }}
 
 // innermost records a goroutine's innermost open scope (nil for none).
 type innermost struct {
@@ -61,7 +67,8 @@ func setInnermost(gid int64, s *Scope) {
 // NewScope opens a scope on the current goroutine.
 func NewScope() *Scope {
 	gid := goid.Get()
-	s := &Scope{gid: gid}
+	buf := scopeBuffers.Get().(*Scope)
+	s := &Scope{gid: gid, tensors: buf.tensors[:0], handles: buf.handles[:0]}
 	if p, ok := scopes.Load(gid); ok {
 		s.parent = p.(*Scope)
 	}
@@ -122,7 +129,7 @@ func (s *Scope) Close() {
 	s.closed = true
 	// One cgo call frees them all: per-tensor calls would cost as much as
 	// the small operations that made them.
-	hs := make([]C.et_tensor, 0, len(s.tensors))
+	hs := s.handles
 	for _, t := range s.tensors {
 		if t.scope != s {
 			continue // kept: it belongs to the enclosing scope or the caller now
@@ -136,7 +143,10 @@ func (s *Scope) Close() {
 	if len(hs) > 0 {
 		C.et_free_many(&hs[0], C.int64_t(len(hs)))
 	}
-	s.tensors = nil
+	clear(s.tensors)
+	clear(hs)
+	scopeBuffers.Put(&Scope{tensors: s.tensors[:0], handles: hs[:0]})
+	s.tensors, s.handles = nil, nil
 	setInnermost(s.gid, s.parent)
 	openScopes.Add(-1)
 }
