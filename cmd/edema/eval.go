@@ -52,27 +52,12 @@ func evalCommand() *cli.Command {
 }
 
 func runEval(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", c.Args().First())
-	}
-	listDir := c.String("list-dir")
-	cubes, err := edema.ReadValList(listDir)
+	job, err := newPredictionJob(c, "eval", edema.ReadValList, edema.InfoFile)
 	if err != nil {
 		return err
 	}
-	norm, err := readNormalizer(filepath.Join(listDir, edema.InfoFile))
-	if err != nil {
-		return err
-	}
-	p, label, err := predictorFromFlags(c)
-	if err != nil {
-		return err
-	}
-	defer p.Free()
-	out := c.String("out")
-	if out == "" {
-		out = filepath.Join("result", "eval", label)
-	}
+	defer job.p.Free()
+	cubes, norm, p, out := job.cubes, job.norm, job.p, job.out
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -189,6 +174,42 @@ func specsFromFlags(c *cli.Context) ([]inference.Spec, string, error) {
 }
 
 // readNormalizer reads the statistics of info.json or info_test.json.
+// predictionJob is what eval and test both start from: the cubes of a
+// list, the normaliser of the list's info file, the predictor the flags
+// name and the output folder.
+type predictionJob struct {
+	cubes []edema.CubeEntry
+	norm  *edema.Normalizer
+	p     *inference.Predictor
+	out   string // --out, or result/<command>/<network or fusion>
+}
+
+// newPredictionJob reads them for command (eval or test), with readList
+// and infoFile the command's list and info file. The caller frees job.p.
+func newPredictionJob(c *cli.Context, command string, readList func(string) ([]edema.CubeEntry, error), infoFile string) (*predictionJob, error) {
+	if c.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", c.Args().First())
+	}
+	listDir := c.String("list-dir")
+	cubes, err := readList(listDir)
+	if err != nil {
+		return nil, err
+	}
+	norm, err := readNormalizer(filepath.Join(listDir, infoFile))
+	if err != nil {
+		return nil, err
+	}
+	p, label, err := predictorFromFlags(c)
+	if err != nil {
+		return nil, err
+	}
+	out := c.String("out")
+	if out == "" {
+		out = filepath.Join("result", command, label)
+	}
+	return &predictionJob{cubes: cubes, norm: norm, p: p, out: out}, nil
+}
+
 func readNormalizer(path string) (*edema.Normalizer, error) {
 	info, err := edema.ReadInfo(path)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -45,27 +44,12 @@ func testCommand() *cli.Command {
 }
 
 func runTest(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", c.Args().First())
-	}
-	listDir := c.String("list-dir")
-	cubes, err := edema.ReadTestList(listDir)
+	job, err := newPredictionJob(c, "test", edema.ReadTestList, edema.TestInfoFile)
 	if err != nil {
 		return err
 	}
-	norm, err := readNormalizer(filepath.Join(listDir, edema.TestInfoFile))
-	if err != nil {
-		return err
-	}
-	p, label, err := predictorFromFlags(c)
-	if err != nil {
-		return err
-	}
-	defer p.Free()
-	out := c.String("out")
-	if out == "" {
-		out = filepath.Join("result", "test", label)
-	}
+	defer job.p.Free()
+	cubes, norm, p, out := job.cubes, job.norm, job.p, job.out
 	seg, det := c.Bool("seg"), c.Bool("det")
 	if !seg && !det {
 		seg, det = true, true
