@@ -111,10 +111,10 @@ func exportValue(v any, at string) (any, error) {
 		return t, nil
 	case []any:
 		return exportItems(v, at)
-	case optim.Tuple:
+	case pth.Tuple:
 		items, err := exportItems(v, at)
 		return pth.Tuple(items), err
-	case *optim.Dict:
+	case *pth.Dict:
 		d := pth.NewDict()
 		for _, k := range v.Keys() {
 			item, _ := v.Get(k)
@@ -170,9 +170,9 @@ func importValue(v any, at string) (any, error) {
 		return importItems(v, at)
 	case pth.Tuple:
 		items, err := importItems(v, at)
-		return optim.Tuple(items), err
+		return pth.Tuple(items), err
 	case *pth.Dict:
-		d := optim.NewDict()
+		d := pth.NewDict()
 		for _, k := range v.Keys() {
 			item, _ := v.Get(k)
 			x, err := importValue(item, fmt.Sprintf("%s[%v]", at, k))

@@ -4,72 +4,20 @@ import (
 	"fmt"
 
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/pth"
 )
 
 // Dict is a Python dict: keys are strings or int64 and keep their insertion
-// order, as Python's do and as the pickles of torch.save record them.
-type Dict struct {
-	keys   []any
-	values map[any]any
-}
-
-// NewDict returns an empty dict.
-func NewDict() *Dict { return &Dict{values: make(map[any]any)} }
+// order, as Python's do and as the pickles of torch.save record them. It is
+// package pth's dict, so that a state dict goes into a checkpoint as it is
+// once its tensors are copied to the host (models.ExportOptimizerState).
+type Dict = pth.Dict
 
 // Tuple is a Python tuple.
-type Tuple []any
+type Tuple = pth.Tuple
 
-func dictKey(key any) (any, bool) {
-	switch k := key.(type) {
-	case string, int64:
-		return k, true
-	case int:
-		return int64(k), true
-	}
-	return nil, false
-}
-
-// Set stores value under key, a string or an integer (held as int64). A new
-// key goes last; an existing one keeps its place.
-func (d *Dict) Set(key, value any) {
-	k, ok := dictKey(key)
-	if !ok {
-		panic(fmt.Sprintf("optim: dict key of type %T (want string or int64)", key))
-	}
-	if d.values == nil {
-		d.values = make(map[any]any)
-	}
-	if _, exists := d.values[k]; !exists {
-		d.keys = append(d.keys, k)
-	}
-	d.values[k] = value
-}
-
-// Get returns the value under key.
-func (d *Dict) Get(key any) (any, bool) {
-	k, ok := dictKey(key)
-	if !ok || d == nil {
-		return nil, false
-	}
-	v, ok := d.values[k]
-	return v, ok
-}
-
-// Keys returns the keys in insertion order.
-func (d *Dict) Keys() []any {
-	if d == nil {
-		return nil
-	}
-	return append([]any(nil), d.keys...)
-}
-
-// Len returns the number of entries.
-func (d *Dict) Len() int {
-	if d == nil {
-		return 0
-	}
-	return len(d.keys)
-}
+// NewDict returns an empty dict.
+func NewDict() *Dict { return pth.NewDict() }
 
 // The readers below take a value of a loaded state dict and say, when it is
 // not what the entry needs, what they found instead.
