@@ -33,10 +33,16 @@ type Scope struct {
 	closed  bool
 }
 
-// scopeBuffers recycles the slices of closed scopes: a training step opens
-// a scope per batch and fills it with hundreds of tensors, and growing the
-// slices anew each time cost more than the bookkeeping itself.
-var scopeBuffers = sync.Pool{New: func() any { return new(Scope) }}
+// scopeBuffer holds the slices of a closed scope for the next one: a
+// training step opens a scope per batch and fills it with hundreds of
+// tensors, and growing the slices anew each time cost more than the
+// bookkeeping itself.
+type scopeBuffer struct {
+	tensors []*Tensor
+	handles []C.et_tensor
+}
+
+var scopeBuffers = sync.Pool{New: func() any { return new(scopeBuffer) }}
 
 // innermost records a goroutine's innermost open scope (nil for none).
 type innermost struct {
@@ -67,7 +73,7 @@ func setInnermost(gid int64, s *Scope) {
 // NewScope opens a scope on the current goroutine.
 func NewScope() *Scope {
 	gid := goid.Get()
-	buf := scopeBuffers.Get().(*Scope)
+	buf := scopeBuffers.Get().(*scopeBuffer)
 	s := &Scope{gid: gid, tensors: buf.tensors[:0], handles: buf.handles[:0]}
 	if p, ok := scopes.Load(gid); ok {
 		s.parent = p.(*Scope)
@@ -145,7 +151,7 @@ func (s *Scope) Close() {
 	}
 	clear(s.tensors)
 	clear(hs)
-	scopeBuffers.Put(&Scope{tensors: s.tensors[:0], handles: hs[:0]})
+	scopeBuffers.Put(&scopeBuffer{tensors: s.tensors[:0], handles: hs[:0]})
 	s.tensors, s.handles = nil, nil
 	setInnermost(s.gid, s.parent)
 	openScopes.Add(-1)
