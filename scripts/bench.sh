@@ -26,15 +26,7 @@ build=${BUILD:-build}
 export EDEMA_BENCH_THREADS=$threads EDEMA_BENCH_DEVICE=$device
 . scripts/bench_env.sh
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-test_bin=${TORCH_TEST:-}
-if [ -z "$test_bin" ]; then
-  make -s shim BUILD="$build"
-  test_bin=$work/torch.test
-  go test -c -o "$test_bin" ./torch
-fi
+test_bin=$(go_test_binary torch "${TORCH_TEST:-}")
 floor=""
 if flock "$build/.lock" cmake --build "$build" --target bench_libtorch >"$work/cmake.log" 2>&1; then
   floor=$build/bench_libtorch

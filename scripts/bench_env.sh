@@ -1,5 +1,6 @@
-# Sourced by scripts/bench.sh, bench_models.sh and bench_train.sh: the
-# memory settings that the Go and the PyTorch side run under.
+# Sourced by scripts/bench.sh, bench_models.sh and bench_train.sh, from the
+# repository root: a scratch folder, the Go test binary, and the memory
+# settings that the Go and the PyTorch side run under.
 #
 #   EDEMA_BENCH_MALLOC      glibc's allocator settings for both processes:
 #                           "default" (glibc as shipped, as PyTorch users run
@@ -26,3 +27,20 @@ case $EDEMA_BENCH_HOST_CACHE in
 1) bench_memory="malloc $malloc for both; Go with the host cache" ;;
 *) echo "EDEMA_BENCH_HOST_CACHE=$EDEMA_BENCH_HOST_CACHE: want 0 or 1" >&2; exit 2 ;;
 esac
+
+# A scratch folder for the run, removed at exit.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# go_test_binary PKG PREBUILT prints the path of a `go test -c` binary of
+# ./PKG: PREBUILT when it is set (for machines without Go), else one built
+# into $work against the shim in ${build:-build}.
+go_test_binary() {
+  if [ -n "$2" ]; then
+    echo "$2"
+    return
+  fi
+  make -s shim BUILD="${build:-build}" >&2
+  go test -c -o "$work/$1.test" "./$1" >&2
+  echo "$work/$1.test"
+}

@@ -24,15 +24,7 @@ python=${EDEMA_PYTHON:-/usr/bin/python3}
 export EDEMA_BENCH_THREADS=$threads
 . scripts/bench_env.sh
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-test_bin=${MODELS_TEST:-}
-if [ -z "$test_bin" ]; then
-  make -s shim
-  test_bin=$work/models.test
-  go test -c -o "$test_bin" ./models
-fi
+test_bin=$(go_test_binary models "${MODELS_TEST:-}")
 
 # Each round appends lines "<round> <impl> <network> <wall ms> <cpu ms>".
 for ((r = 1; r <= rounds; r++)); do

@@ -25,14 +25,7 @@ python=${EDEMA_PYTHON:-/usr/bin/python3}
 export EDEMA_BENCH_THREADS=$threads OMP_NUM_THREADS=$threads
 . scripts/bench_env.sh
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-test_bin=${TRAIN_TEST:-}
-if [ -z "$test_bin" ]; then
-  make -s shim
-  test_bin=$work/train.test
-  go test -c -o "$test_bin" ./train
-fi
+test_bin=$(go_test_binary train "${TRAIN_TEST:-}")
 names=${NAMES:-unet unet_nested unet_nested_dilated}
 
 # Lines "<impl> <network> <wall s> <cpu s>" per step time measured.
