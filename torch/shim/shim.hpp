@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <exception>
 
 #include "edema_torch.h"
@@ -42,6 +43,20 @@ inline void et_sync_num_threads() {
     applied = n;
     at::set_num_threads(n);
   }
+}
+
+// et_set_blas_threads sets the thread count of OpenBLAS, when libtorch
+// calls into it (Debian's libtorch does, for its matrix products and
+// convolutions): at::set_num_threads leaves OpenBLAS's own thread pool at
+// the count it read from the environment at start, so without this a run
+// with one libtorch thread still multiplies matrices on all cores, and its
+// sums are not those of a one-thread run. OpenBLAS's setting is global, so
+// one call serves every thread. Builds with MKL or no OpenBLAS lack the
+// symbol and need nothing.
+inline void et_set_blas_threads(int n) {
+  using setter = void (*)(int);
+  static setter set = reinterpret_cast<setter>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set != nullptr) set(n);
 }
 
 // ET_TRY runs a body and turns any C++ exception into an error string, so

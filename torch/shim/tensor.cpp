@@ -131,7 +131,7 @@ et_error et_bernoulli_(et_tensor t, double p) { ET_TRY(at::NoGradGuard g; t->t.b
 
 et_error et_set_num_threads(int n) {
   ET_TRY(TORCH_CHECK(n > 0, "the number of threads must be positive, got ", n); et_num_threads.store(n);
-         et_sync_num_threads())
+         et_sync_num_threads(); et_set_blas_threads(n))
 }
 et_error et_get_num_threads(int *out) { ET_TRY(*out = at::get_num_threads()) }
 
