@@ -60,11 +60,12 @@ func saveRandom(t *testing.T, path, name string, seed uint64) string {
 // in list order: the Dice of each class (NaN when absent from the ground
 // truth) and its mean, as the original's aic_fundus_lesion_segmentation and
 // compute_segment_score; the AUC pooled over all slices, as its
-// aic_fundus_lesion_classification; and the official per-cube AUC.
+// aic_fundus_lesion_classification and the organisers' scorer (roc_curve
+// then auc) compute it; and the mean of the per-cube AUCs.
 const scoreReference = `
 import json, math, os, sys
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import auc as area, roc_auc_score, roc_curve
 
 sub, gt, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 cubes, all_det, all_ref = [], [], []
@@ -91,12 +92,12 @@ def nanmean(v):
     return sum(v) / len(v) if v else float("nan")
 
 dice = [nanmean([c["dice"][k] for c in cubes]) for k in range(3)]
-pooled = [roc_auc_score(all_ref[:, k], all_det[:, k]) for k in range(3)]
+pooled = [area(*roc_curve(all_ref[:, k], all_det[:, k], pos_label=1)[:2]) for k in range(3)]
 per_cube = [nanmean([c["auc"][k] for c in cubes]) for k in range(3)]
 print(json.dumps({"cubes": cubes, "dice": dice, "mean_dice": nanmean(dice),
                   "pooled_auc": pooled, "mean_pooled_auc": sum(pooled) / 3,
-                  "cube_auc": per_cube, "avg_detection": nanmean(per_cube),
-                  "score": (nanmean(per_cube) + nanmean(dice)) / 2}).replace("NaN", "null"))
+                  "cube_auc": per_cube, "avg_detection": nanmean(pooled),
+                  "score": (nanmean(pooled) + nanmean(dice)) / 2}).replace("NaN", "null"))
 `
 
 type referenceScores struct {
@@ -212,7 +213,8 @@ func TestEvalAgreesWithTestOutput(t *testing.T) {
 				}
 			}
 
-			// score.txt: the official figures, four decimals.
+			// score.txt: the official figures (the pooled AUC), four
+			// decimals, and the mean of the per-cube AUCs beside them.
 			score := map[string][]string{}
 			for _, line := range strings.Split(readFileString(t, filepath.Join(evalOut, inference.ScoreName)), "\n") {
 				if f := strings.Fields(line); len(f) > 1 {
@@ -220,7 +222,8 @@ func TestEvalAgreesWithTestOutput(t *testing.T) {
 				}
 			}
 			for c, name := range []string{"REA", "SRF", "PED"} {
-				assertFigure(t, &ref.CubeAUC[c], parseFigure(t, score[name][0]), 5e-5, name+" official AUC")
+				assertFigure(t, &ref.PooledAUC[c], parseFigure(t, score[name][0]), 5e-5, name+" official AUC")
+				assertFigure(t, &ref.CubeAUC[c], parseFigure(t, score[name][2]), 5e-5, name+" AUC per cube")
 			}
 			assert.InDelta(t, ref.AvgDetection, parseFigure(t, score["average"][0]), 5e-5)
 			assert.InDelta(t, ref.MeanDice, parseFigure(t, score["average"][1]), 5e-5)

@@ -72,12 +72,13 @@ func TestScoreCommand(t *testing.T) {
 		"cube AUC REA AUC SRF AUC PED Dice REA Dice SRF Dice PED",
 		"P0001 n/a 1.0000 1.0000 0.0000 1.0000 1.0000",
 		"",
-		"class detection AUC segmentation Dice",
-		"REA n/a 0.0000",
-		"SRF 1.0000 1.0000",
-		"PED 1.0000 1.0000",
-		"average 1.0000 0.6667",
+		"class detection AUC segmentation Dice (AUC per cube, not scored)",
+		"REA n/a 0.0000 n/a",
+		"SRF 1.0000 1.0000 1.0000",
+		"PED 1.0000 1.0000 1.0000",
+		"average 1.0000 0.6667 1.0000",
 		"score 0.8333",
+		"note: detection AUC of REA is undefined: all 2 slices of the reference cubes contain REA",
 		"",
 	}, lines)
 }

@@ -221,7 +221,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if err := inference.WriteReport(dir, label, ev); err != nil {
 			return err
 		}
-		r.Rows = append(r.Rows, Row{Model: label, Summary: ev.Summary(), Official: inference.Official(ev), Dir: dir})
+		r.Rows = append(r.Rows, Row{Model: label, Summary: ev.Summary(), Official: submission.Official(ev), Dir: dir})
 		return nil
 	}
 	evalDir := func(name string) string { return filepath.Join(o.Out, "eval", name) }

@@ -32,7 +32,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "test submission (fusion): Dice %s, AUC per cube %s, official score %s\n",
+	_, err := fmt.Fprintf(w, "test submission (fusion): Dice %s, AUC %s, official score %s\n",
 		inference.Figure(r.Test.AvgSegmentation), inference.Figure(r.Test.AvgDetection), inference.Figure(r.Test.Score))
 	return err
 }

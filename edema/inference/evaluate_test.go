@@ -93,7 +93,7 @@ func TestEvaluateAgreesWithTheSubmissionScore(t *testing.T) {
 	assert.Equal(t, filepath.Join(sub, submission.ZipName), zipPath)
 	r, err := submission.Score(zipPath, filepath.Join(dataDir, filepath.FromSlash(edema.Validation.GroundTruthDir())))
 	require.NoError(t, err)
-	official := Official(ev)
+	official := submission.Official(ev)
 	assertSameFigures(t, r.Segmentation, official.Segmentation)
 	assertSameFigures(t, r.Detection, official.Detection)
 	assert.InDelta(t, r.Score, official.Score, 1e-12)

@@ -24,20 +24,10 @@ const (
 	// ScoreName holds the challenge's official figures, as `edema score`
 	// prints them.
 	ScoreName = "score.txt"
-	// ROCName is the plot of the pooled ROC curves.
+	// ROCName is the plot of the ROC curves pooled over all slices of all
+	// cubes, whose AUCs are the official detection figures.
 	ROCName = "roc.png"
 )
-
-// Official returns the challenge's official figures of an evaluation (SPEC
-// §6, "official scoring"): per class the mean over cubes of the per-cube
-// detection AUC and of the Dice, their averages and the score.
-func Official(ev *metrics.Evaluation) submission.Result {
-	r := submission.Result{Cubes: ev.Cubes(), Detection: ev.CubeAUC(), Segmentation: ev.Dice()}
-	r.AvgDetection = r.Detection.Mean()
-	r.AvgSegmentation = r.Segmentation.Mean()
-	r.Score = (r.AvgDetection + r.AvgSegmentation) / 2
-	return r
-}
 
 // WriteReport writes the figures of an evaluation into dir: LogName,
 // CubesName, ScoreName and the ROC plot ROCName titled title.
@@ -49,7 +39,7 @@ func WriteReport(dir, title string, ev *metrics.Evaluation) error {
 		return err
 	}
 	var score bytes.Buffer
-	if err := Official(ev).WriteTable(&score); err != nil {
+	if err := submission.Official(ev).WriteTable(&score); err != nil {
 		return err
 	}
 	if err := atomicfile.Write(filepath.Join(dir, ScoreName), func(w io.Writer) error {
@@ -101,17 +91,17 @@ func WriteCubes(path string, cubes []metrics.CubeScores) error {
 
 // WriteSummary writes the figures of an evaluation for people: the
 // original eval script's (Dice per cube averaged per class, AUC pooled over
-// all slices), then the challenge's official ones (Dice and AUC per cube,
-// averaged over cubes) as `edema score` prints them.
+// all slices), then the challenge's official ones as `edema score` prints
+// them.
 func WriteSummary(w io.Writer, ev *metrics.Evaluation) error {
 	s := ev.Summary()
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "original eval (%d cubes; Dice per cube, AUC pooled over all slices):\n", s.Cubes)
 	fmt.Fprintf(&b, "  Dice %s  %s\n", Figure(s.MeanDice), PerLesion(s.Dice))
 	fmt.Fprintf(&b, "  AUC  %s  %s\n", Figure(s.MeanPooledAUC), PerLesion(s.PooledAUC))
-	b.WriteString("official score (Dice and AUC per cube, averaged over cubes):\n")
+	b.WriteString("official score (Dice per cube averaged over cubes, AUC pooled over all slices):\n")
 	var table bytes.Buffer
-	if err := Official(ev).WriteTable(&table); err != nil {
+	if err := submission.Official(ev).WriteTable(&table); err != nil {
 		return err
 	}
 	for line := range strings.Lines(table.String()) {

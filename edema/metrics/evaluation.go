@@ -14,7 +14,8 @@ type CubeScores struct {
 	Dice PerLesion
 	// AUC per lesion class of the cube's per-slice detection probabilities
 	// against its per-slice targets, NaN where the targets of the class are
-	// all 0 or all 1 (the challenge's official detection figure).
+	// all 0 or all 1. The challenge pools the slices of all cubes instead
+	// (Evaluation.PooledAUC).
 	AUC PerLesion
 }
 
@@ -124,8 +125,9 @@ func (e *Evaluation) Dice() PerLesion {
 }
 
 // CubeAUC returns per lesion class the mean over cubes of each cube's own
-// detection AUC, over the cubes where it is defined: the challenge's official
-// detection figure.
+// detection AUC, over the cubes where it is defined. It is not the
+// challenge's figure (that is PooledAUC) but shows how well the detection
+// ranks the slices within a cube, whatever its calibration across cubes.
 func (e *Evaluation) CubeAUC() PerLesion {
 	auc := make([]PerLesion, len(e.cubes))
 	for i, cube := range e.cubes {
@@ -136,7 +138,7 @@ func (e *Evaluation) CubeAUC() PerLesion {
 
 // PooledROC returns per lesion class the ROC curve of the detection
 // probabilities of all slices of all cubes together, as the original
-// evaluation script computes it.
+// evaluation script and the organisers' scorer compute it.
 func (e *Evaluation) PooledROC() [NumLesions]ROCCurve {
 	var curves [NumLesions]ROCCurve
 	for c := range curves {
@@ -146,7 +148,22 @@ func (e *Evaluation) PooledROC() [NumLesions]ROCCurve {
 	return curves
 }
 
-// PooledAUC returns per lesion class the AUC of PooledROC.
+// PooledTargets returns per lesion class the number of slices, over all
+// cubes, whose target is positive, and the number of slices in all: what
+// decides whether a pooled AUC is defined.
+func (e *Evaluation) PooledTargets() (positive [NumLesions]int, slices int) {
+	for c := range positive {
+		for _, p := range e.targets[c] {
+			if p {
+				positive[c]++
+			}
+		}
+	}
+	return positive, len(e.targets[0])
+}
+
+// PooledAUC returns per lesion class the AUC of PooledROC: the challenge's
+// official detection figure.
 func (e *Evaluation) PooledAUC() PerLesion {
 	var auc PerLesion
 	for c, curve := range e.PooledROC() {

@@ -28,14 +28,18 @@ const (
 )
 
 // WriteROC plots the ROC curve of each lesion class in its colour, with its
-// AUC in the legend, and writes the plot as a PNG file at path. An undefined
+// AUC in the legend (curves of all slices of all cubes pooled, so the legend
+// says "pooled AUC"), and writes the plot as a PNG file at path. An undefined
 // curve (a class whose targets are all one value) is listed in the legend
 // as "n/a" with no line.
 func WriteROC(path, title string, curves [metrics.NumLesions]metrics.ROCCurve) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.Title.Padding = vg.Points(6)
-	p.X.Label.Text = "false positive rate"
+	// The curves are those of all slices of all cubes together, the ROC
+	// whose AUC the challenge scores; say so, since a per-cube AUC is
+	// printed beside it in the reports.
+	p.X.Label.Text = "false positive rate (all slices of all cubes pooled)"
 	p.Y.Label.Text = "true positive rate"
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
 	p.Add(plotter.NewGrid())
@@ -54,7 +58,7 @@ func WriteROC(path, title string, curves [metrics.NumLesions]metrics.ROCCurve) e
 		name := metrics.LesionNames[c]
 		if !curve.Defined() {
 			// An empty line keeps the class in the legend.
-			p.Legend.Add(name+": AUC n/a", &plotter.Line{LineStyle: draw.LineStyle{Color: LesionColors[c], Width: vg.Points(2)}})
+			p.Legend.Add(name+": pooled AUC n/a", &plotter.Line{LineStyle: draw.LineStyle{Color: LesionColors[c], Width: vg.Points(2)}})
 			continue
 		}
 		points := make(plotter.XYs, len(curve.FPR))
@@ -68,7 +72,7 @@ func WriteROC(path, title string, curves [metrics.NumLesions]metrics.ROCCurve) e
 		line.Color = LesionColors[c]
 		line.Width = vg.Points(2)
 		p.Add(line)
-		p.Legend.Add(fmt.Sprintf("%s: AUC %.4f", name, curve.AUC()), line)
+		p.Legend.Add(fmt.Sprintf("%s: pooled AUC %.4f", name, curve.AUC()), line)
 	}
 	return writePlotPNG(path, p, rocSize, rocSize)
 }

@@ -26,9 +26,15 @@ const (
 type Result struct {
 	// Cubes holds the figures of each reference cube, sorted by name.
 	Cubes []metrics.CubeScores
-	// Detection holds per lesion class the mean over cubes of each cube's
-	// detection AUC, over the cubes where it is defined.
+	// Detection holds per lesion class the ROC AUC of the detection
+	// probabilities of all slices of all cubes pooled together, as the
+	// organisers' scorer computes it.
 	Detection metrics.PerLesion
+	// CubeAUC holds per lesion class the mean over cubes of each cube's own
+	// detection AUC, over the cubes where it is defined. It is not part of
+	// the score: it shows the ranking within cubes, whatever the
+	// calibration of the probabilities across cubes.
+	CubeAUC metrics.PerLesion
 	// Segmentation holds per lesion class the mean over cubes of the Dice,
 	// over the cubes where the class occurs in the ground truth.
 	Segmentation metrics.PerLesion
@@ -37,16 +43,54 @@ type Result struct {
 	AvgDetection, AvgSegmentation float64
 	// Score is the leaderboard score, (AvgDetection + AvgSegmentation) / 2.
 	Score float64
+	// Undefined says, one line each, why a figure is undefined (where the
+	// organisers' scorer would have crashed); such figures are left out of
+	// the averages.
+	Undefined []string
 }
 
-// Score computes the official score of a submission, a .zip file or a
-// folder, against a reference folder holding per cube <CUBE>_volumes.npy
-// (labels 0..3, S×H×W, any integer dtype) and <CUBE>_detections.npy
-// (targets 0 or 1, S×3, any numeric dtype). The submission must hold for
-// every reference cube its volume (uint8, the reference's shape) and its
-// detection probabilities (float32 or float64, S×3), named as the
-// reference's files or with _labelMark before the suffix; other files are
-// ignored. Every malformed or missing file is an error that names it.
+// Official returns the challenge's official figures of an evaluation:
+// per class the detection AUC pooled over all slices of all cubes and the
+// mean over cubes of the Dice, their averages and the score.
+func Official(ev *metrics.Evaluation) Result {
+	r := Result{
+		Cubes:        ev.Cubes(),
+		Detection:    ev.PooledAUC(),
+		CubeAUC:      ev.CubeAUC(),
+		Segmentation: ev.Dice(),
+	}
+	positive, slices := ev.PooledTargets()
+	for c, name := range metrics.LesionNames {
+		switch {
+		case !math.IsNaN(r.Detection[c]):
+		case positive[c] == 0:
+			r.Undefined = append(r.Undefined, fmt.Sprintf("detection AUC of %s is undefined: no slice of any reference cube contains %s", name, name))
+		default:
+			r.Undefined = append(r.Undefined, fmt.Sprintf("detection AUC of %s is undefined: all %d slices of the reference cubes contain %s", name, slices, name))
+		}
+		if math.IsNaN(r.Segmentation[c]) {
+			r.Undefined = append(r.Undefined, fmt.Sprintf("segmentation Dice of %s is undefined: no reference cube contains %s", name, name))
+		}
+	}
+	r.AvgDetection = r.Detection.Mean()
+	r.AvgSegmentation = r.Segmentation.Mean()
+	r.Score = (r.AvgDetection + r.AvgSegmentation) / 2
+	return r
+}
+
+// Score computes the official score of a submission against a reference
+// folder holding per cube <CUBE>_volumes.npy (labels 0..3, S×H×W, any
+// integer dtype) and <CUBE>_detections.npy (targets 0 or 1, S×3, any
+// numeric dtype).
+//
+// The submission is a .zip file or a folder; one that holds a single entry,
+// a folder, stands for that folder, as in the organisers' scorer. It must
+// hold for every reference cube its volume (uint8, the reference's shape)
+// and its detection probabilities (float32 or float64, S×3). Each is found
+// by the reference file's name, else by that name with _labelMark removed,
+// else with _labelMark added before the suffix, so that both spellings work
+// on either side; other files are ignored. Every malformed or missing file
+// is an error that names it.
 func Score(submitted, reference string) (Result, error) {
 	cubes, err := referenceCubes(reference)
 	if err != nil {
@@ -65,15 +109,7 @@ func Score(submitted, reference string) (Result, error) {
 			return Result{}, err
 		}
 	}
-	r := Result{
-		Cubes:        eval.Cubes(),
-		Detection:    eval.CubeAUC(),
-		Segmentation: eval.Dice(),
-	}
-	r.AvgDetection = r.Detection.Mean()
-	r.AvgSegmentation = r.Segmentation.Mean()
-	r.Score = (r.AvgDetection + r.AvgSegmentation) / 2
-	return r, nil
+	return Official(&eval), nil
 }
 
 // referenceCubes lists the cubes of a reference folder, sorted.
@@ -107,14 +143,30 @@ func openSubmission(path string) (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the submission: %w", err)
 	}
-	if info.IsDir() {
-		return &source{name: path, fsys: os.DirFS(path)}, nil
+	s := &source{name: path, fsys: os.DirFS(path)}
+	if !info.IsDir() {
+		z, err := zip.OpenReader(path)
+		if err != nil {
+			return nil, fmt.Errorf("submission %s is neither a folder nor a readable .zip file: %w", path, err)
+		}
+		s = &source{name: path, fsys: z, closer: z}
 	}
-	z, err := zip.OpenReader(path)
+	entries, err := fs.ReadDir(s.fsys, ".")
 	if err != nil {
-		return nil, fmt.Errorf("submission %s is neither a folder nor a readable .zip file: %w", path, err)
+		s.Close()
+		return nil, fmt.Errorf("reading the submission %s: %w", path, err)
 	}
-	return &source{name: path, fsys: z, closer: z}, nil
+	if len(entries) == 1 && entries[0].IsDir() {
+		// A submission zipped with its folder: the organisers' scorer
+		// descends into a single entry.
+		sub, err := fs.Sub(s.fsys, entries[0].Name())
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("reading the submission %s: %w", path, err)
+		}
+		s.fsys, s.name = sub, path+"/"+entries[0].Name()
+	}
+	return s, nil
 }
 
 func (s *source) Close() error {
@@ -196,6 +248,21 @@ func anyNumber(dtype) bool    { return true }
 func onlyUint8(d dtype) bool  { return d == uint8Type }
 func anyFloat(d dtype) bool   { return d == float32Type || d == float64Type }
 
+// submittedNames returns the names under which a submission may hold the
+// file of a reference cube, in the order they are tried: the reference's
+// own name and, as the organisers' scorer does, that name without
+// _labelMark; then, for references named without it, the name that
+// WriteCube gives.
+func submittedNames(cube, suffix string) []string {
+	names := []string{cube + suffix}
+	if stripped := strings.ReplaceAll(cube, labelMark, ""); stripped != cube {
+		names = append(names, stripped+suffix)
+	} else {
+		names = append(names, cube+labelMark+suffix)
+	}
+	return names
+}
+
 func scoreCube(eval *metrics.Evaluation, cube string, sub, ref *source) error {
 	truth, shape, err := read(ref, cube+volumesSuffix, anyInteger, "integer labels", []int{-1, -1, -1}, readLabels)
 	if err != nil {
@@ -212,7 +279,7 @@ func scoreCube(eval *metrics.Evaluation, cube string, sub, ref *source) error {
 		}
 	}
 
-	name, err := sub.find(cube+labelMark+volumesSuffix, cube+volumesSuffix)
+	name, err := sub.find(submittedNames(cube, volumesSuffix)...)
 	if err != nil {
 		return err
 	}
@@ -220,7 +287,7 @@ func scoreCube(eval *metrics.Evaluation, cube string, sub, ref *source) error {
 	if err != nil {
 		return err
 	}
-	name, err = sub.find(cube+labelMark+detectionsSuffix, cube+detectionsSuffix)
+	name, err = sub.find(submittedNames(cube, detectionsSuffix)...)
 	if err != nil {
 		return err
 	}
@@ -237,17 +304,27 @@ func scoreCube(eval *metrics.Evaluation, cube string, sub, ref *source) error {
 }
 
 // WriteTable writes the figures of r as an aligned table: per lesion class
-// the detection AUC and the segmentation Dice, their averages and the score.
-// Undefined figures read "n/a".
+// the detection AUC (pooled, the official one), the segmentation Dice and,
+// outside the score, the mean of the per-cube AUCs; their averages, the
+// score, and a line for each undefined figure. Undefined figures read
+// "n/a".
 func (r Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintf(tw, "class\tdetection AUC\tsegmentation Dice\n")
+	fmt.Fprintf(tw, "class\tdetection AUC\tsegmentation Dice\t(AUC per cube, not scored)\n")
 	for c, name := range metrics.LesionNames {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, figure(r.Detection[c]), figure(r.Segmentation[c]))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, figure(r.Detection[c]), figure(r.Segmentation[c]), figure(r.CubeAUC[c]))
 	}
-	fmt.Fprintf(tw, "average\t%s\t%s\n", figure(r.AvgDetection), figure(r.AvgSegmentation))
+	fmt.Fprintf(tw, "average\t%s\t%s\t%s\n", figure(r.AvgDetection), figure(r.AvgSegmentation), figure(r.CubeAUC.Mean()))
 	fmt.Fprintf(tw, "score\t%s\n", figure(r.Score))
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, line := range r.Undefined {
+		if _, err := fmt.Fprintf(w, "note: %s\n", line); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteCubeTable writes the figures of each cube as an aligned table.

@@ -93,17 +93,144 @@ func TestScoreHandMade(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, r.Cubes, 2)
 		assert.Equal(t, handMade[0].name, r.Cubes[0].Name)
-		assertFigures(t, []float64{0.5, 1, 1}, r.Detection[:], "detection")
+		// REA's AUC is 0.5 in the first cube and undefined in the second,
+		// 0.75 over the four slices pooled: the score uses the pooled one.
+		assertFigures(t, []float64{0.75, 1, 1}, r.Detection[:], "detection")
+		assertFigures(t, []float64{0.5, 1, 1}, r.CubeAUC[:], "AUC per cube")
 		assertFigures(t, []float64{1.0 / 3, 2.0 / 3, 2.0 / 3}, r.Segmentation[:], "segmentation")
-		assert.InDelta(t, 2.5/3, r.AvgDetection, 1e-12)
+		assert.InDelta(t, 2.75/3, r.AvgDetection, 1e-12)
 		assert.InDelta(t, 5.0/9, r.AvgSegmentation, 1e-12)
-		assert.InDelta(t, 25.0/36, r.Score, 1e-12)
+		assert.InDelta(t, 13.25/18, r.Score, 1e-12)
+		assert.Empty(t, r.Undefined)
 	}
+}
+
+// The organisers' scorer descends into a submission holding one folder,
+// and matches reference names that contain _labelMark with submitted names
+// with or without it.
+func TestScoreFindsFilesAsTheOrganisersScorer(t *testing.T) {
+	ref, sub := writeHandMade(t)
+	want, err := Score(sub, ref)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name   string
+		modify func(t *testing.T, ref, sub string) string
+	}{{
+		name: "zip holding one folder",
+		modify: func(t *testing.T, ref, sub string) string {
+			path := filepath.Join(t.TempDir(), "nested.zip")
+			f, err := os.Create(path)
+			require.NoError(t, err)
+			z := zip.NewWriter(f)
+			entries, err := os.ReadDir(sub)
+			require.NoError(t, err)
+			for _, e := range entries {
+				w, err := z.Create("submit/" + e.Name())
+				require.NoError(t, err)
+				data, err := os.ReadFile(filepath.Join(sub, e.Name()))
+				require.NoError(t, err)
+				_, err = w.Write(data)
+				require.NoError(t, err)
+			}
+			require.NoError(t, z.Close())
+			require.NoError(t, f.Close())
+			return path
+		},
+	}, {
+		name: "folder holding one folder",
+		modify: func(t *testing.T, ref, sub string) string {
+			outer := t.TempDir()
+			require.NoError(t, os.Rename(sub, filepath.Join(outer, "submit")))
+			return outer
+		},
+	}, {
+		name: "reference names with _labelMark, submitted without",
+		modify: func(t *testing.T, ref, sub string) string {
+			for _, c := range handMade {
+				for _, suffix := range []string{"_volumes.npy", "_detections.npy"} {
+					require.NoError(t, os.Rename(filepath.Join(ref, c.name+suffix), filepath.Join(ref, c.name+"_labelMark"+suffix)))
+					require.NoError(t, os.Rename(filepath.Join(sub, c.name+"_labelMark"+suffix), filepath.Join(sub, c.name+suffix)))
+				}
+			}
+			return sub
+		},
+	}, {
+		name: "reference and submitted names with _labelMark",
+		modify: func(t *testing.T, ref, sub string) string {
+			for _, c := range handMade {
+				for _, suffix := range []string{"_volumes.npy", "_detections.npy"} {
+					require.NoError(t, os.Rename(filepath.Join(ref, c.name+suffix), filepath.Join(ref, c.name+"_labelMark"+suffix)))
+				}
+			}
+			return sub
+		},
+	}, {
+		name: "reference and submitted names without _labelMark",
+		modify: func(t *testing.T, ref, sub string) string {
+			for _, c := range handMade {
+				for _, suffix := range []string{"_volumes.npy", "_detections.npy"} {
+					require.NoError(t, os.Rename(filepath.Join(sub, c.name+"_labelMark"+suffix), filepath.Join(sub, c.name+suffix)))
+				}
+			}
+			return sub
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ref, sub := writeHandMade(t)
+			r, err := Score(tt.modify(t, ref, sub), ref)
+			require.NoError(t, err)
+			assertFigures(t, want.Detection[:], r.Detection[:], "detection")
+			assertFigures(t, want.Segmentation[:], r.Segmentation[:], "segmentation")
+			assert.InDelta(t, want.Score, r.Score, 1e-12)
+		})
+	}
+}
+
+// Where the organisers' scorer would crash, the figure is undefined, the
+// result says why, and the averages take the defined figures.
+func TestScoreUndefinedFigures(t *testing.T) {
+	dir := t.TempDir()
+	ref, sub := filepath.Join(dir, "groundtruth"), filepath.Join(dir, "submit")
+	require.NoError(t, os.Mkdir(ref, 0o755))
+	require.NoError(t, os.Mkdir(sub, 0o755))
+	// No PED anywhere; REA in every slice; SRF in one of the four.
+	cubes := []struct {
+		name       string
+		truth      []uint8
+		targets    []int64
+		detections []float32
+	}{
+		{"A", []uint8{1, 2, 0, 1, 0, 0}, []int64{1, 1, 0, 1, 0, 0}, []float32{0.9, 0.8, 0.1, 0.6, 0.2, 0.3}},
+		{"B", []uint8{1, 1, 0, 1, 0, 0}, []int64{1, 0, 0, 1, 0, 0}, []float32{0.9, 0.1, 0.1, 0.6, 0.2, 0.3}},
+	}
+	for _, c := range cubes {
+		writeNPY(t, filepath.Join(ref, c.name+"_volumes.npy"), volume3(c.truth, 2, 1, 3))
+		writeNPY(t, filepath.Join(ref, c.name+"_detections.npy"), rows3(c.targets))
+		require.NoError(t, WriteCube(sub, Cube{Name: c.name, Slices: 2, Height: 1, Width: 3, Labels: c.truth, Detections: c.detections}))
+	}
+	r, err := Score(sub, ref)
+	require.NoError(t, err)
+	assertFigures(t, []float64{math.NaN(), 1, math.NaN()}, r.Detection[:], "detection")
+	assertFigures(t, []float64{1, 1, math.NaN()}, r.Segmentation[:], "segmentation")
+	assert.InDelta(t, 1, r.AvgDetection, 1e-12)
+	assert.InDelta(t, 1, r.Score, 1e-12)
+	assert.Equal(t, []string{
+		"detection AUC of REA is undefined: all 4 slices of the reference cubes contain REA",
+		"detection AUC of PED is undefined: no slice of any reference cube contains PED",
+		"segmentation Dice of PED is undefined: no reference cube contains PED",
+	}, r.Undefined)
+
+	var buf bytes.Buffer
+	require.NoError(t, r.WriteTable(&buf))
+	assert.Contains(t, buf.String(), "note: detection AUC of PED is undefined: no slice of any reference cube contains PED\n")
 }
 
 func TestWriteTable(t *testing.T) {
 	r := Result{
 		Detection:       metrics.PerLesion{0.5, 1, math.NaN()},
+		CubeAUC:         metrics.PerLesion{0.25, 1, math.NaN()},
 		Segmentation:    metrics.PerLesion{1.0 / 3, 2.0 / 3, 0.25},
 		AvgDetection:    0.75,
 		AvgSegmentation: 0.4166666,
@@ -113,11 +240,11 @@ func TestWriteTable(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, r.WriteTable(&buf))
 	assert.Equal(t, strings.Join([]string{
-		"class     detection AUC   segmentation Dice",
-		"REA       0.5000          0.3333",
-		"SRF       1.0000          0.6667",
-		"PED       n/a             0.2500",
-		"average   0.7500          0.4167",
+		"class     detection AUC   segmentation Dice   (AUC per cube, not scored)",
+		"REA       0.5000          0.3333              0.2500",
+		"SRF       1.0000          0.6667              1.0000",
+		"PED       n/a             0.2500              n/a",
+		"average   0.7500          0.4167              0.6250",
 		"score     0.5833",
 		"",
 	}, "\n"), trimLines(buf.String()))
@@ -154,11 +281,14 @@ func assertFigures(t *testing.T, want, got []float64, what string) {
 
 // numpyOfficialScore writes a reference and a submission in the many forms
 // NumPy can save them and computes their official score with NumPy and
-// scikit-learn, independently of the Go code.
+// scikit-learn, independently of the Go code, as the organisers' scorer
+// does: the detections of all cubes concatenated, one roc_curve + auc per
+// class. Each cube's probabilities are calibrated differently, so that the
+// pooled AUC and the mean of the per-cube AUCs differ.
 const numpyOfficialScore = `
 import json, os, sys, zipfile
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import auc as area, roc_auc_score, roc_curve
 
 ref, sub, zipped = sys.argv[1:4]
 os.makedirs(ref)
@@ -182,13 +312,14 @@ def lesions(cube_index):
     return truth
 
 expected_cubes = {}
+all_targets, all_probs = [], []
 for i, cube in enumerate(cubes):
     truth = lesions(i)
     targets = np.stack([(truth == c).any(axis=(1, 2)) for c in (1, 2, 3)], axis=1)
     pred = truth.copy()
     noise = rng.random(pred.shape) < 0.15
     pred[noise] = rng.integers(0, 4, size=noise.sum())
-    probs = np.round(0.5 * targets + 0.6 * rng.random(targets.shape), 1)
+    probs = np.round((0.5 * targets + 0.6 * rng.random(targets.shape)) * [0.3, 0.7, 1.0, 0.5][i] + [0.6, 0.0, 0.1, 0.3][i], 1)
 
     # Reference: several dtypes, byte orders and memory orders.
     vol_ref = [truth, truth.astype(np.int64), np.asfortranarray(truth.astype(np.int32)), truth.astype(">i8")][i]
@@ -213,6 +344,8 @@ for i, cube in enumerate(cubes):
         t = targets[:, c - 1]
         auc.append(roc_auc_score(t, det_sub[:, c - 1]) if 0 < t.sum() < S else float("nan"))
     expected_cubes[cube] = {"dice": dice, "auc": auc}
+    all_targets.append(targets)
+    all_probs.append(np.asarray(det_sub, dtype=np.float64))
 
 with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as z:
     for name in sorted(os.listdir(sub)):
@@ -220,7 +353,14 @@ with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as z:
 
 dice = np.array([expected_cubes[c]["dice"] for c in cubes])
 auc = np.array([expected_cubes[c]["auc"] for c in cubes])
-detection = np.nanmean(auc, axis=0)
+cube_auc = np.nanmean(auc, axis=0)
+pooled_targets, pooled_probs = np.concatenate(all_targets), np.concatenate(all_probs)
+detection = []
+for c in range(3):
+    fpr, tpr, _ = roc_curve(pooled_targets[:, c], pooled_probs[:, c], pos_label=1)
+    detection.append(area(fpr, tpr))
+detection = np.array(detection)
+assert np.abs(detection - cube_auc).max() > 0.01, (detection, cube_auc)
 segmentation = np.nanmean(dice, axis=0)
 avg_detection, avg_segmentation = detection.mean(), segmentation.mean()
 
@@ -234,7 +374,7 @@ def clean(v):
 
 json.dump(clean({
     "cubes": expected_cubes,
-    "detection": detection, "segmentation": segmentation,
+    "detection": detection, "cube_auc": cube_auc, "segmentation": segmentation,
     "avg_detection": avg_detection, "avg_segmentation": avg_segmentation,
     "score": (avg_detection + avg_segmentation) / 2,
 }), sys.stdout)
@@ -246,6 +386,7 @@ type officialScore struct {
 		AUC  []*float64 `json:"auc"`
 	} `json:"cubes"`
 	Detection       []float64 `json:"detection"`
+	CubeAUC         []float64 `json:"cube_auc"`
 	Segmentation    []float64 `json:"segmentation"`
 	AvgDetection    float64   `json:"avg_detection"`
 	AvgSegmentation float64   `json:"avg_segmentation"`
@@ -282,6 +423,7 @@ func TestScoreMatchesNumPy(t *testing.T) {
 				assertFigures(t, orNaN(w.AUC), cube.AUC[:], cube.Name+" AUC")
 			}
 			assertFigures(t, want.Detection, r.Detection[:], "detection")
+			assertFigures(t, want.CubeAUC, r.CubeAUC[:], "AUC per cube")
 			assertFigures(t, want.Segmentation, r.Segmentation[:], "segmentation")
 			assert.InDelta(t, want.AvgDetection, r.AvgDetection, 1e-12)
 			assert.InDelta(t, want.AvgSegmentation, r.AvgSegmentation, 1e-12)
@@ -304,13 +446,13 @@ func TestScoreMalformed(t *testing.T) {
 		modify: func(t *testing.T, ref, sub string) {
 			require.NoError(t, os.Remove(filepath.Join(sub, VolumesFile(second))))
 		},
-		want: []string{"lacks " + second + "_labelMark_volumes.npy (or " + second + "_volumes.npy)"},
+		want: []string{"lacks " + second + "_volumes.npy (or " + second + "_labelMark_volumes.npy)"},
 	}, {
 		name: "missing detections",
 		modify: func(t *testing.T, ref, sub string) {
 			require.NoError(t, os.Remove(filepath.Join(sub, DetectionsFile(first))))
 		},
-		want: []string{"lacks " + first + "_labelMark_detections.npy"},
+		want: []string{"lacks " + first + "_detections.npy (or " + first + "_labelMark_detections.npy)"},
 	}, {
 		name: "volume shape",
 		modify: func(t *testing.T, ref, sub string) {
