@@ -18,28 +18,35 @@ type TrainOptions struct {
 	BatchSize int    // slices per batch; the last incomplete batch is dropped
 	Workers   int    // goroutines decoding slices; all CPUs when ≤ 0
 	Prefetch  int    // batches decoded ahead of the consumer; 2 when ≤ 0
-	Seed      uint64 // seeds the order and flips of every epoch
+	Seed      uint64 // seeds the order, flips and augmentation of every epoch
 	NoFlip    bool   // turn off the random horizontal flip
+	// Augment is the optional geometry augmentation applied before the
+	// flip; its output size is the batches' size.
+	Augment Augment
 }
 
 // TrainLoader yields the training slices in shuffled batches, one epoch at a
-// time, with the original's augmentation: each slice and its label mirrored
-// left to right together with probability 1/2.
+// time, with the original's augmentation: the optional geometry steps of
+// TrainOptions.Augment, then each slice and its label mirrored left to
+// right together with probability 1/2.
 //
-// The order and the flips of an epoch depend only on the seed and the
-// epoch number, never on the number of workers or on earlier epochs, so a run
-// resumed at epoch e sees what an uninterrupted run would have seen.
+// The order, the flips and the augmentation draws of an epoch depend only
+// on the seed, the epoch number and the position in the epoch, never on
+// the number of workers or on earlier epochs, so a run resumed at epoch e,
+// or inside it, sees what an uninterrupted run would have seen.
 type TrainLoader struct {
 	dataDir string
 	samples []Sample
 	norm    *Normalizer
 	opt     TrainOptions
-	w, h    int
+	w, h    int // size of the slices read
+	bw, bh  int // size of the slices of a batch, after augmentation
 }
 
 // NewTrainLoader returns a loader of samples (paths relative to dataDir)
-// normalised with info. Every slice must have the size of the first one, a
-// multiple of 16 in both directions as the networks need.
+// normalised with info. Every slice must have the size of the first one;
+// the batches' size (the slices' or that of the augmentation) must be a
+// multiple of 16 in both directions, as the networks need.
 func NewTrainLoader(dataDir string, samples []Sample, info Info, opt TrainOptions) (*TrainLoader, error) {
 	if opt.BatchSize <= 0 {
 		return nil, fmt.Errorf("batch size %d must be positive", opt.BatchSize)
@@ -62,10 +69,18 @@ func NewTrainLoader(dataDir string, samples []Sample, info Info, opt TrainOption
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMultipleOf16(first, w, h); err != nil {
+	bw, bh, err := opt.Augment.OutputSize(w, h)
+	if err != nil {
 		return nil, err
 	}
-	return &TrainLoader{dataDir: dataDir, samples: samples, norm: norm, opt: opt, w: w, h: h}, nil
+	if opt.Augment.Active() {
+		if bw%16 != 0 || bh%16 != 0 {
+			return nil, fmt.Errorf("augmented slices are %d×%d (width×height); the networks need multiples of 16", bw, bh)
+		}
+	} else if err := checkMultipleOf16(first, w, h); err != nil {
+		return nil, err
+	}
+	return &TrainLoader{dataDir: dataDir, samples: samples, norm: norm, opt: opt, w: w, h: h, bw: bw, bh: bh}, nil
 }
 
 // pngSize reads the size of a PNG from its header.
@@ -89,8 +104,8 @@ func checkMultipleOf16(path string, w, h int) error {
 	return nil
 }
 
-// Size is the width and height of every slice.
-func (l *TrainLoader) Size() (w, h int) { return l.w, l.h }
+// Size is the width and height of every slice of a batch.
+func (l *TrainLoader) Size() (w, h int) { return l.bw, l.bh }
 
 // Len is the number of training slices.
 func (l *TrainLoader) Len() int { return len(l.samples) }
@@ -129,10 +144,11 @@ func (p *pending) finish(err error) {
 }
 
 type decodeJob struct {
-	p    *pending
-	slot int
-	idx  int
-	flip bool
+	p          *pending
+	slot       int
+	idx        int
+	flip       bool
+	epoch, pos int // where the slice falls, which seeds its augmentation
 }
 
 // Epoch yields the batches of an epoch in order. Workers decode up to
@@ -179,11 +195,11 @@ func (l *TrainLoader) Epoch(ctx context.Context, epoch int) iter.Seq2[*Batch, er
 				case <-ctx.Done():
 					return
 				}
-				p.batch = newBatch(bs, l.w, l.h, true)
+				p.batch = newBatch(bs, l.bw, l.bh, true)
 				for k := range bs {
 					pos := b*bs + k
 					select {
-					case jobs <- decodeJob{p: p, slot: k, idx: order[pos], flip: flips[pos]}:
+					case jobs <- decodeJob{p: p, slot: k, idx: order[pos], flip: flips[pos], epoch: epoch, pos: pos}:
 					case <-ctx.Done():
 						return
 					}
@@ -232,6 +248,18 @@ func (l *TrainLoader) decode(ctx context.Context, j decodeJob) error {
 	if err != nil {
 		return err
 	}
+	if l.opt.Augment.Active() {
+		stack, label = l.opt.Augment.apply(augmentRand(l.opt.Seed, j.epoch, j.pos), stack, label)
+		if stack.W != l.bw || stack.H != l.bh || label.W != l.bw || label.H != l.bh {
+			return fmt.Errorf("%s: %w", s.Image, errAugmentSize)
+		}
+	}
 	j.p.batch.setSlice(j.slot, l.norm, stack, label, j.flip, s.Image)
 	return nil
+}
+
+// augmentRand is the generator of the augmentation draws of the slice at
+// position pos of an epoch: a stream of its own, apart from Plan's.
+func augmentRand(seed uint64, epoch, pos int) *rand.Rand {
+	return rand.New(rand.NewPCG(seed^0xa076_1d64_78bd_642f, uint64(epoch)<<32|uint64(uint32(pos))))
 }

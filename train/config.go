@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/edema/edema/edema"
 	"github.com/edema/edema/losses"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
@@ -41,6 +42,11 @@ type Config struct {
 	Momentum    float64
 	WeightDecay float64
 	Loss        string // mix_3 or mix_33
+
+	// Augment is the original's optional geometry augmentation of the
+	// training slices (--resize, --random-rotate, --random-scale,
+	// --crop-size), off by default as in the published runs.
+	Augment edema.Augment
 
 	// Resume continues the run that wrote this checkpoint (see Run).
 	Resume string
@@ -119,6 +125,9 @@ func (c Config) Validate() error {
 	case c.Resume != "" && c.ModelPath != "":
 		return errors.New("--resume and --model-path exclude each other: --resume continues a run, --model-path starts one from given weights")
 	}
+	if _, _, err := c.Augment.OutputSize(16, 16); err != nil {
+		return augmentError(err)
+	}
 	if _, err := losses.New(c.Loss); err != nil {
 		return fmt.Errorf("--loss: %w", err)
 	}
@@ -129,6 +138,27 @@ func (c Config) Validate() error {
 		return err
 	}
 	return isDir("--list-dir", c.ListDir)
+}
+
+// augmentFlags are the flags of the fields of edema.Augment.
+var augmentFlags = map[edema.Field]string{
+	edema.FieldResize: "--resize",
+	edema.FieldRotate: "--random-rotate",
+	edema.FieldScale:  "--random-scale",
+	edema.FieldCrop:   "--crop-size",
+}
+
+// augmentError names the flags of an edema.FieldError.
+func augmentError(err error) error {
+	var fe *edema.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	flags := make([]string, len(fe.Fields))
+	for i, f := range fe.Fields {
+		flags[i] = augmentFlags[f]
+	}
+	return fmt.Errorf("%s: %s", strings.Join(flags, " and "), fe.Msg)
 }
 
 func isDir(flag, path string) error {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -16,13 +17,20 @@ import (
 const LogName = "dice_epoch.txt"
 
 // logColumns are the original's columns (Dice_1 is the training Dice of
-// class 1, Dice_11 its validation Dice, ...) followed by ours.
+// class 1, Dice_11 its validation Dice, ...) followed by ours. The
+// training Dice columns hold the original's figure, the mean over the
+// epoch's batches of each batch's Dice smoothed by 0.001; Dice_Train_Pooled
+// is the Dice of all the epoch's pixels together, unsmoothed.
 var logColumns = []string{
 	"Epoch", "Dice_Train", "Dice_Val", "AUC",
 	"Dice_1", "Dice_11", "Dice_2", "Dice_22", "Dice_3", "Dice_33",
 	"AUC_1", "AUC_2", "AUC_3",
-	"Loss_Train", "LR",
+	"Loss_Train", "LR", "Dice_Train_Pooled",
 }
+
+// olderLogColumns is the number of columns of logs written before
+// Dice_Train_Pooled; ReadLog reads them with that figure NaN.
+const olderLogColumns = 15
 
 // Row is one epoch of the log.
 type Row struct {
@@ -35,6 +43,9 @@ type Row struct {
 	ClassAUC       [3]float64
 	TrainLoss      float64
 	LR             float64
+	// TrainPooledDice is the mean over the classes of the training Dice of
+	// all the epoch's pixels together.
+	TrainPooledDice float64
 }
 
 func (r Row) values() []float64 {
@@ -43,7 +54,7 @@ func (r Row) values() []float64 {
 		r.TrainClassDice[0], r.ValClassDice[0], r.TrainClassDice[1], r.ValClassDice[1],
 		r.TrainClassDice[2], r.ValClassDice[2],
 		r.ClassAUC[0], r.ClassAUC[1], r.ClassAUC[2],
-		r.TrainLoss, r.LR,
+		r.TrainLoss, r.LR, r.TrainPooledDice,
 	}
 }
 
@@ -53,7 +64,7 @@ func rowOf(epoch int, v []float64) Row {
 		TrainClassDice: [3]float64{v[3], v[5], v[7]},
 		ValClassDice:   [3]float64{v[4], v[6], v[8]},
 		ClassAUC:       [3]float64{v[9], v[10], v[11]},
-		TrainLoss:      v[12], LR: v[13],
+		TrainLoss:      v[12], LR: v[13], TrainPooledDice: v[14],
 	}
 }
 
@@ -91,12 +102,13 @@ func ReadLog(path string) ([]Row, error) {
 	defer f.Close()
 	var rows []Row
 	sc := bufio.NewScanner(f)
-	line := 0
+	line, columns := 0, 0
 	for sc.Scan() {
 		line++
 		fields := strings.Fields(sc.Text())
 		if line == 1 {
-			if len(fields) != len(logColumns) || fields[0] != logColumns[0] {
+			columns = len(fields)
+			if (columns != len(logColumns) && columns != olderLogColumns) || fields[0] != logColumns[0] {
 				return nil, fmt.Errorf("%s: not a training log (header %q)", path, sc.Text())
 			}
 			continue
@@ -104,14 +116,17 @@ func ReadLog(path string) ([]Row, error) {
 		if len(fields) == 0 {
 			continue
 		}
-		if len(fields) != len(logColumns) {
-			return nil, fmt.Errorf("%s:%d: %d fields, want %d", path, line, len(fields), len(logColumns))
+		if len(fields) != columns {
+			return nil, fmt.Errorf("%s:%d: %d fields, want %d", path, line, len(fields), columns)
 		}
 		epoch, err := strconv.Atoi(fields[0])
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: bad epoch %q", path, line, fields[0])
 		}
-		v := make([]float64, len(fields)-1)
+		v := make([]float64, len(logColumns)-1)
+		for i := len(fields) - 1; i < len(v); i++ {
+			v[i] = math.NaN()
+		}
 		for i, s := range fields[1:] {
 			if v[i], err = strconv.ParseFloat(s, 64); err != nil {
 				return nil, fmt.Errorf("%s:%d: bad number %q in column %s", path, line, s, logColumns[i+1])

@@ -224,10 +224,10 @@ func (t *trainer) openData() error {
 		return err
 	}
 	t.loader, err = edema.NewTrainLoader(cfg.DataDir, samples, info, edema.TrainOptions{
-		BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: cfg.Seed,
+		BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: cfg.Seed, Augment: cfg.Augment,
 	})
 	if err != nil {
-		return err
+		return augmentError(err)
 	}
 	t.val = edema.NewCubeLoader(cfg.DataDir, cubes, cfg.Workers)
 	t.steps = t.loader.BatchesPerEpoch()
@@ -419,7 +419,7 @@ func (t *trainer) endEpoch(epoch int, lr float64, tot totals, val metrics.Summar
 	row := Row{
 		Epoch: epoch, TrainDice: trainDice.Mean(), ValDice: val.MeanDice, AUC: val.MeanPooledAUC,
 		TrainClassDice: trainDice, ValClassDice: val.Dice, ClassAUC: val.PooledAUC,
-		TrainLoss: tot.meanLoss(), LR: lr,
+		TrainLoss: tot.meanLoss(), LR: lr, TrainPooledDice: tot.pooledDice().Mean(),
 	}
 	isBest := row.ValDice > t.best
 	if isBest {

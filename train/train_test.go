@@ -204,6 +204,46 @@ func TestResumeContinuesExactly(t *testing.T) {
 	})
 }
 
+// The augmentation flags train on transformed slices, and their draws are
+// the run's: a run interrupted inside an epoch resumes exactly.
+func TestAugmentedRunResumesExactly(t *testing.T) {
+	augmented := func(t *testing.T) Config {
+		cfg := tinyConfig(t)
+		cfg.Augment = edema.Augment{Rotate: 20, Scale: 1.5, Crop: 32}
+		return cfg
+	}
+	straight := augmented(t)
+	_, err := Run(context.Background(), straight, nil)
+	require.NoError(t, err)
+	want := finalState(t, straight)
+
+	plain := tinyConfig(t)
+	_, err = Run(context.Background(), plain, nil)
+	require.NoError(t, err)
+	other := finalState(t, plain).checkpoint.StateDict
+	differ := 0
+	for _, k := range want.checkpoint.StateDict.Keys() {
+		a, _ := want.checkpoint.StateDict.Get(k)
+		b, ok := other.Get(k)
+		require.True(t, ok, k)
+		if !a.Equal(b) {
+			differ++
+		}
+	}
+	assert.Greater(t, differ, 0, "the augmentation changed nothing")
+
+	cfg := augmented(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sum, err := Run(ctx, cfg, &interruptAt{cancel: cancel, atValidate: -1, afterStep: func(s Step) bool { return s.Epoch == 0 && s.Step == 3 }})
+	require.NoError(t, err)
+	require.True(t, sum.Interrupted)
+	cfg.Resume = sum.Checkpoint
+	_, err = Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	requireSameState(t, want, finalState(t, cfg))
+}
+
 // recorder keeps the Start event and the epochs.
 type recorder struct {
 	NopObserver

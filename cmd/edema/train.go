@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/edema/edema/edema"
 	"github.com/edema/edema/edema/metrics"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
@@ -37,7 +38,10 @@ func trainCommand() *cli.Command {
 			"exits; --resume on it continues exactly where it stopped, inside the epoch too.\n\n" +
 			"The published recipes (SPEC §5): UNet++: --name unet_nested --loss mix_33 --lr 0.001\n" +
 			"--lr-mode poly --batch-size 16 --epochs 100; UNet: --name unet --loss mix_3 --lr 0.001\n" +
-			"--lr-mode step --step 20 --batch-size 32 --epochs 100.",
+			"--lr-mode step --step 20 --batch-size 32 --epochs 100.\n\n" +
+			"Augmentation, as the original's flags (off in the published runs): --resize, --random-rotate,\n" +
+			"--random-scale and --crop-size apply in this order, before the random horizontal flip; padding\n" +
+			"is ignored by the loss. See docs/TRAINING.md.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "name", Required: true, Usage: "network: " + strings.Join(models.Names(), " | ")},
 			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Required: true, Usage: "DATA_DIR, the data folder"},
@@ -60,6 +64,10 @@ func trainCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: def.Seed, Usage: "random seed of the initial weights, data order, flips and dropout"},
 			&cli.IntFlag{Name: "max-steps-per-epoch", Usage: "train at most this many steps an epoch (0: all), for quick runs"},
 			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "libtorch threads inside one operation"},
+			&cli.IntFlag{Name: "resize", Usage: "resize every training slice and its label to N×N (0: off)"},
+			&cli.IntFlag{Name: "random-rotate", Usage: "rotate every training slice by a random whole angle in [−A, A] degrees (0: off)"},
+			&cli.Float64Flag{Name: "random-scale", Usage: "scale every training slice by a random ratio in [1/S, S] (0: off; needs --crop-size)"},
+			&cli.IntFlag{Name: "crop-size", Aliases: []string{"s"}, Usage: "train on random C×C crops, padding smaller slices (0: off)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -76,6 +84,9 @@ func trainCommand() *cli.Command {
 				Momentum: c.Float64("momentum"), WeightDecay: c.Float64("weight-decay"), Loss: c.String("loss"),
 				Resume: c.String("resume"), ModelPath: c.String("model-path"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"),
 				Device: device, Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
+				Augment: edema.Augment{
+					Resize: c.Int("resize"), Rotate: c.Int("random-rotate"), Scale: c.Float64("random-scale"), Crop: c.Int("crop-size"),
+				},
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
