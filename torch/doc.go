@@ -67,6 +67,20 @@
 // other goroutines. Goroutines started inside such a function do not inherit
 // the mode.
 //
+// Autograd depends on the OS thread too: libtorch gives each node of the
+// graph a sequence number from a counter kept per OS thread
+// (at::sequence_number) and the backward pass runs ready nodes in the
+// order of those numbers. A forward pass whose operations ran on several
+// threads gets numbers from several counters, so the order in which the
+// gradients of a tensor with several consumers are summed (UNet++'s x00 …
+// x30), and with it their rounding, would change from run to run. Every
+// sequence of calls whose result depends on such state therefore runs on
+// one OS thread by construction: an open [Scope] locks its goroutine to
+// its thread until it is closed, and the networks' forward pass, a
+// training step (forward, loss, backward, optimizer step) and inference
+// each run inside one. Code that builds graphs outside a scope gets
+// correct gradients, summed in an order that may vary in the last bits.
+//
 // [SetNumThreads] sets libtorch's intra-op thread count for the process.
 // libtorch's OpenMP backend applies it to the calling OS thread only, so the
 // shim re-applies it on any other thread before that thread's next call.

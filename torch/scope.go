@@ -6,6 +6,7 @@ package torch
 import "C"
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -25,6 +26,14 @@ import (
 // cleanup). A scope belongs to the goroutine that opened it: tensors made by
 // other goroutines are not its own, and it must be closed on its goroutine,
 // innermost first.
+//
+// An open scope also locks its goroutine to its OS thread, so that all the
+// libtorch calls inside it run on one thread: libtorch numbers autograd
+// nodes from a counter kept per OS thread and orders the backward pass by
+// those numbers, so a forward pass, its loss and their backward pass spread
+// over several threads would accumulate gradients in an order that changes
+// from run to run (see the package doc). A training step or an inference
+// in one scope is therefore a function of its inputs.
 type Scope struct {
 	parent  *Scope
 	gid     int64
@@ -70,8 +79,10 @@ func setInnermost(gid int64, s *Scope) {
 	latest.Store(&innermost{gid: gid, scope: s})
 }
 
-// NewScope opens a scope on the current goroutine.
+// NewScope opens a scope on the current goroutine and locks the goroutine
+// to its OS thread until the scope is closed.
 func NewScope() *Scope {
+	runtime.LockOSThread()
 	gid := goid.Get()
 	buf := scopeBuffers.Get().(*scopeBuffer)
 	s := &Scope{gid: gid, tensors: buf.tensors[:0], handles: buf.handles[:0]}
@@ -155,6 +166,7 @@ func (s *Scope) Close() {
 	s.tensors, s.handles = nil, nil
 	setInnermost(s.gid, s.parent)
 	openScopes.Add(-1)
+	runtime.UnlockOSThread()
 }
 
 // Scoped runs f inside a new scope and closes it afterwards; f keeps what

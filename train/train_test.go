@@ -433,3 +433,62 @@ func TestBestCheckpointFollowsValidationDice(t *testing.T) {
 	assert.True(t, math.IsNaN(rows[3].ValDice))
 	assert.Equal(t, 0.5, rows[4].ValDice)
 }
+
+// A run is a function of its settings: two runs of each network give the
+// same weights, optimizer state, log and best checkpoint, with the host
+// cache on and off, on one libtorch thread and on two. (Without the
+// training step locked to one OS thread, UNet++'s gradients were summed in
+// an order that changed between runs.)
+func TestRunsAreFunctionsOfTheirSettings(t *testing.T) {
+	defer torch.SetNumThreads(torch.NumThreads())
+	for _, name := range models.Names() {
+		for _, setting := range []struct {
+			threads int
+			cache   bool
+		}{{1, true}, {2, false}} {
+			t.Run(fmt.Sprintf("%s/%d threads, host cache %v", name, setting.threads, setting.cache), func(t *testing.T) {
+				if setting.cache {
+					torch.EnableHostCache(64 << 20)
+					defer torch.DisableHostCache()
+				}
+				var states []runState
+				for range 2 {
+					cfg := tinyConfig(t)
+					cfg.Name = name
+					cfg.Threads = setting.threads
+					cfg.MaxStepsPerEpoch = 3
+					_, err := Run(context.Background(), cfg, nil)
+					require.NoError(t, err)
+					states = append(states, finalState(t, cfg))
+				}
+				requireSameState(t, states[0], states[1])
+			})
+		}
+	}
+}
+
+// UNet++ resumes exactly too: its x00..x30 feed three or more later nodes,
+// whose gradients are sums whose order must not change.
+func TestNestedResumesExactly(t *testing.T) {
+	nested := func(t *testing.T) Config {
+		cfg := tinyConfig(t)
+		cfg.Name = models.NameUNetNested
+		cfg.MaxStepsPerEpoch = 3
+		return cfg
+	}
+	straight := nested(t)
+	_, err := Run(context.Background(), straight, nil)
+	require.NoError(t, err)
+	want := finalState(t, straight)
+
+	cfg := nested(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sum, err := Run(ctx, cfg, &interruptAt{cancel: cancel, atValidate: -1, afterStep: func(s Step) bool { return s.Epoch == 1 && s.Step == 1 }})
+	require.NoError(t, err)
+	require.True(t, sum.Interrupted)
+	cfg.Resume = sum.Checkpoint
+	_, err = Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	requireSameState(t, want, finalState(t, cfg))
+}
