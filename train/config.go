@@ -54,6 +54,10 @@ type Config struct {
 	ModelPath string
 	// SaveEveryCheckpoint also keeps checkpoint_EEE.pth.tar of every epoch.
 	SaveEveryCheckpoint bool
+	// Overwrite lets a new run start in an output folder that holds
+	// another run's log or checkpoints, removing them first; without it
+	// (and without Resume) such a folder is refused.
+	Overwrite bool
 
 	Device torch.Device
 	Seed   uint64

@@ -57,6 +57,10 @@ type Start struct {
 	// afresh and the continuation is not exact.
 	FreshOptimizer bool
 	OutDir         string
+	// Notes says, one line each, what claiming the output folder cleaned
+	// up: a lock of an ended run taken over, its temporary files removed,
+	// the files of an earlier run replaced under Config.Overwrite.
+	Notes []string
 }
 
 // EpochStart says which steps of an epoch are about to run.

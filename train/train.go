@@ -42,6 +42,7 @@ import (
 	"github.com/edema/edema/edema/metrics"
 	"github.com/edema/edema/edema/picture"
 	"github.com/edema/edema/internal/atomicfile"
+	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/losses"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
@@ -127,6 +128,7 @@ type trainer struct {
 	best     float64 // best validation Dice so far, 0 before any, as the original
 	lastDice float64 // validation Dice of the last epoch done
 	start    Start
+	claim    *outdir.Claim
 }
 
 // position is a point of a run: in epoch, with totals.Steps of its steps
@@ -187,9 +189,27 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 		if pos, err = t.resume(); err != nil {
 			return nil, pos, err
 		}
+	} else if earlier := t.earlierRun(); earlier != "" && !cfg.Overwrite {
+		return nil, pos, fmt.Errorf("--out %s holds another run (%s): continue it with --resume %s, or start afresh with --overwrite",
+			t.out, earlier, t.path(LatestName))
 	}
-	if err := os.MkdirAll(filepath.Join(t.out, CheckpointDir), 0o755); err != nil {
+	// Nothing is written before this point; from here on the folder is
+	// this run's alone.
+	if t.claim, err = outdir.Acquire(t.out, CheckpointDir); err != nil {
 		return nil, pos, fmt.Errorf("--out: %w", err)
+	}
+	t.start.Notes = append(t.start.Notes, t.claim.Notes...)
+	if cfg.Resume == "" && cfg.Overwrite {
+		removed, err := t.removeEarlierRun()
+		if err != nil {
+			return nil, pos, fmt.Errorf("--overwrite: %w", err)
+		}
+		if removed > 0 {
+			t.start.Notes = append(t.start.Notes, fmt.Sprintf("--overwrite: removed %d file(s) of the earlier run in %s", removed, t.out))
+		}
+	}
+	if err := t.repairEveryCheckpoint(pos); err != nil {
+		return nil, pos, err
 	}
 	return t, pos, nil
 }
@@ -199,6 +219,69 @@ func (t *trainer) free() {
 		t.model.Free()
 		t.model = nil
 	}
+	t.claim.Release()
+}
+
+// runFiles lists the files of the output folder that belong to a run: the
+// log, the curves and every checkpoint.
+func (t *trainer) runFiles() ([]string, error) {
+	files := []string{filepath.Join(t.out, LogName), filepath.Join(t.out, CurvesName), t.path(LatestName), t.path(BestName)}
+	every, err := filepath.Glob(t.path(everyGlob))
+	if err != nil {
+		return nil, err
+	}
+	return append(files, every...), nil
+}
+
+// everyGlob matches the files of EveryNameFmt.
+const everyGlob = "checkpoint_[0-9][0-9][0-9]*.pth.tar"
+
+// earlierRun names a file of another run in the output folder, or "".
+func (t *trainer) earlierRun() string {
+	files, _ := t.runFiles()
+	for _, f := range files {
+		if f == filepath.Join(t.out, CurvesName) {
+			continue // a picture alone is no run
+		}
+		if _, err := os.Stat(f); err == nil {
+			rel, _ := filepath.Rel(t.out, f)
+			return rel
+		}
+	}
+	return ""
+}
+
+// removeEarlierRun removes the files of runFiles and returns how many
+// there were.
+func (t *trainer) removeEarlierRun() (int, error) {
+	files, err := t.runFiles()
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, f := range files {
+		err := os.Remove(f)
+		if err == nil {
+			removed++
+		} else if !os.IsNotExist(err) {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+// repairEveryCheckpoint writes, under SaveEveryCheckpoint, the copy of the
+// epoch that the resumed checkpoint ended where a crash kept it from being
+// written: the resumed checkpoint is that copy.
+func (t *trainer) repairEveryCheckpoint(pos position) error {
+	if !t.cfg.SaveEveryCheckpoint || t.cfg.Resume == "" || pos.epoch == 0 || pos.totals.Steps > 0 {
+		return nil
+	}
+	every := t.path(fmt.Sprintf(EveryNameFmt, pos.epoch-1))
+	if _, err := os.Stat(every); !os.IsNotExist(err) {
+		return err
+	}
+	return copyFileAtomic(t.cfg.Resume, every)
 }
 
 // openData reads the list folder and sets up the loaders.
@@ -428,30 +511,53 @@ func (t *trainer) endEpoch(epoch int, lr float64, tot totals, val metrics.Summar
 	t.lastDice = row.ValDice
 	t.rows = append(t.rows, row)
 
-	// The log first: a resume from the checkpoint before this one drops
-	// the rows it has not reached, so no order of crashes leaves a gap.
-	if err := WriteLog(filepath.Join(t.out, LogName), t.rows); err != nil {
-		return EpochEnd{}, err
+	// The order makes a crash at any point recoverable by --resume from
+	// checkpoint_latest: the log first, since a resume drops the rows it
+	// has not reached; then model_best before checkpoint_latest, since a
+	// resume from the older latest redoes the epoch and writes the same
+	// best again, while the other order could leave latest past an epoch
+	// whose best was never written; the copy of every epoch last, which a
+	// resume writes where it is missing.
+	steps := []epochWrite{
+		{"log", func() error { return WriteLog(filepath.Join(t.out, LogName), t.rows) }},
 	}
 	latest := t.path(LatestName)
-	if err := t.save(latest, position{epoch: epoch + 1}); err != nil {
-		return EpochEnd{}, err
-	}
 	if isBest {
-		if err := copyFileAtomic(latest, t.path(BestName)); err != nil {
-			return EpochEnd{}, err
-		}
+		best := t.path(BestName)
+		steps = append(steps,
+			epochWrite{"best", func() error { return t.save(best, position{epoch: epoch + 1}) }},
+			epochWrite{"latest", func() error { return copyFileAtomic(best, latest) }})
+	} else {
+		steps = append(steps, epochWrite{"latest", func() error { return t.save(latest, position{epoch: epoch + 1}) }})
 	}
 	if t.cfg.SaveEveryCheckpoint {
-		if err := copyFileAtomic(latest, t.path(fmt.Sprintf(EveryNameFmt, epoch))); err != nil {
+		every := t.path(fmt.Sprintf(EveryNameFmt, epoch))
+		steps = append(steps, epochWrite{"every", func() error { return copyFileAtomic(latest, every) }})
+	}
+	steps = append(steps, epochWrite{"plot", t.plot})
+	for _, s := range steps {
+		if err := s.write(); err != nil {
 			return EpochEnd{}, err
 		}
-	}
-	if err := t.plot(); err != nil {
-		return EpochEnd{}, err
+		if crashAfter != nil {
+			if err := crashAfter(s.point); err != nil {
+				return EpochEnd{}, err
+			}
+		}
 	}
 	return EpochEnd{Row: row, Best: isBest, Checkpoint: latest}, nil
 }
+
+// epochWrite is one file that endEpoch writes, named for crashAfter.
+type epochWrite struct {
+	point string
+	write func() error
+}
+
+// crashAfter, set by tests, is called after each file that endEpoch
+// writes with its name (log, best, latest, every, plot); an error stops
+// the run there, as a crash at that point would.
+var crashAfter func(point string) error
 
 func (t *trainer) path(name string) string { return filepath.Join(t.out, CheckpointDir, name) }
 

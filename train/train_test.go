@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/edema/edema/edema/metrics"
 	"github.com/edema/edema/edema/synth"
 	"github.com/edema/edema/internal/pytorchtest"
+	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/pth"
@@ -491,4 +493,118 @@ func TestNestedResumesExactly(t *testing.T) {
 	_, err = Run(context.Background(), cfg, nil)
 	require.NoError(t, err)
 	requireSameState(t, want, finalState(t, cfg))
+}
+
+// A crash after any file of an epoch's end leaves a folder from which
+// --resume gives what an uninterrupted run gives: the same log, latest and
+// best checkpoints, and every epoch's copy.
+func TestCrashAtEveryPointOfAnEpochsEndResumes(t *testing.T) {
+	config := func(t *testing.T) Config {
+		cfg := tinyConfig(t)
+		cfg.Epochs = 4
+		cfg.Step = 100
+		cfg.LR = 0.01
+		cfg.SaveEveryCheckpoint = true
+		return cfg
+	}
+	straight := config(t)
+	var start Start
+	rec := &recorder{start: &start}
+	_, err := Run(context.Background(), straight, rec)
+	require.NoError(t, err)
+	want := finalState(t, straight)
+	// The crash falls at the end of an improving epoch after the first and
+	// before the last, so that a checkpoint_latest exists from before it,
+	// model_best moves, and there is an epoch left to resume.
+	crashEpoch := -1
+	for _, e := range rec.epochs {
+		if e.Best && e.Row.Epoch > 0 && e.Row.Epoch < straight.Epochs-1 {
+			crashEpoch = e.Row.Epoch
+		}
+	}
+	for _, e := range rec.epochs {
+		t.Logf("epoch %d: val Dice %.4f best %v", e.Row.Epoch, e.Row.ValDice, e.Best)
+	}
+	require.NotEqual(t, -1, crashEpoch, "the run improves after its first epoch")
+
+	for _, point := range []string{"log", "best", "latest", "every", "plot"} {
+		t.Run("after "+point, func(t *testing.T) {
+			cfg := config(t)
+			epoch := -1
+			crashAfter = func(p string) error {
+				if p == "log" {
+					epoch++
+				}
+				if epoch == crashEpoch && p == point {
+					return errors.New("crash")
+				}
+				return nil
+			}
+			_, err := Run(context.Background(), cfg, nil)
+			crashAfter = nil
+			require.ErrorContains(t, err, "crash")
+
+			// Right after the crash the pair agrees: the best Dice that
+			// checkpoint_latest records is the Dice of model_best's epoch.
+			latest, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
+			require.NoError(t, err)
+			if *latest.BestDice > 0 {
+				best, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, BestName))
+				require.NoError(t, err, "checkpoint_latest records a best Dice, so model_best must exist")
+				require.Equal(t, *latest.BestDice, *best.DiceEpoch, "model_best is the epoch checkpoint_latest calls best")
+			}
+
+			cfg.Resume = filepath.Join(cfg.Out(), CheckpointDir, LatestName)
+			_, err = Run(context.Background(), cfg, nil)
+			require.NoError(t, err)
+			requireSameState(t, want, finalState(t, cfg))
+			for e := range cfg.Epochs {
+				name := fmt.Sprintf(EveryNameFmt, e)
+				a, err := os.ReadFile(filepath.Join(straight.Out(), CheckpointDir, name))
+				require.NoError(t, err)
+				b, err := os.ReadFile(filepath.Join(cfg.Out(), CheckpointDir, name))
+				require.NoError(t, err, name)
+				require.Equal(t, a, b, name)
+			}
+		})
+	}
+}
+
+// The output folder is the run's alone: a second run into it fails at
+// once; a new run into a folder that holds another needs --overwrite,
+// which removes the other run's files; the temporary files of a killed
+// run are removed.
+func TestOutputFolderIsProtected(t *testing.T) {
+	cfg := tinyConfig(t)
+	cfg.Epochs = 1
+	cfg.MaxStepsPerEpoch = 1
+	cfg.SaveEveryCheckpoint = true
+	_, err := Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+
+	again := cfg
+	again.Seed = 7
+	_, err = Run(context.Background(), again, nil)
+	require.ErrorContains(t, err, "--out "+cfg.Out()+" holds another run (dice_epoch.txt): continue it with --resume")
+
+	// A run in progress holds the folder.
+	claim, err := outdir.Acquire(cfg.Out())
+	require.NoError(t, err)
+	again.Overwrite = true
+	_, err = Run(context.Background(), again, nil)
+	require.ErrorIs(t, err, outdir.ErrBusy)
+	claim.Release()
+
+	stale := filepath.Join(cfg.Out(), CheckpointDir, ".checkpoint_latest.pth.tar.tmp-42")
+	require.NoError(t, os.WriteFile(stale, []byte("partial"), 0o644))
+	var start Start
+	_, err = Run(context.Background(), again, &recorder{start: &start})
+	require.NoError(t, err)
+	assert.NoFileExists(t, stale)
+	assert.Contains(t, start.Notes, "removed 1 temporary file(s) of an interrupted run from "+filepath.Join(cfg.Out(), CheckpointDir))
+	assert.Contains(t, start.Notes, "--overwrite: removed 5 file(s) of the earlier run in "+cfg.Out())
+	c, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
+	require.NoError(t, err)
+	seed, _ := c.Extra.Get(checkpointSeed)
+	assert.Equal(t, int64(7), seed)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edema/edema/edema"
 	"github.com/edema/edema/edema/inference"
+	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
 )
@@ -56,11 +57,8 @@ func runEval(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer job.p.Free()
+	defer job.close()
 	cubes, norm, p, out := job.cubes, job.norm, job.p, job.out
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
 	opts := inference.EvalOptions{
 		Workers:  c.Int("workers"),
 		Progress: func(d inference.CubeDone) { fmt.Fprintln(c.App.Writer, inference.CubeLine(d)) },
@@ -182,13 +180,25 @@ type predictionJob struct {
 	norm  *edema.Normalizer
 	p     *inference.Predictor
 	out   string // --out, or result/<command>/<network or fusion>
+	claim *outdir.Claim
+}
+
+// close frees the predictor and releases the output folder.
+func (j *predictionJob) close() {
+	j.p.Free()
+	j.claim.Release()
 }
 
 // newPredictionJob reads them for command (eval or test), with readList
-// and infoFile the command's list and info file. The caller frees job.p.
+// and infoFile the command's list and info file, and claims the output
+// folder once every input is valid, so that nothing is created before.
+// The caller closes the job.
 func newPredictionJob(c *cli.Context, command string, readList func(string) ([]edema.CubeEntry, error), infoFile string) (*predictionJob, error) {
 	if c.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", c.Args().First())
+	}
+	if err := checkDir("--data-dir", c.String("data-dir")); err != nil {
+		return nil, err
 	}
 	listDir := c.String("list-dir")
 	cubes, err := readList(listDir)
@@ -207,7 +217,27 @@ func newPredictionJob(c *cli.Context, command string, readList func(string) ([]e
 	if out == "" {
 		out = filepath.Join("result", command, label)
 	}
-	return &predictionJob{cubes: cubes, norm: norm, p: p, out: out}, nil
+	claim, err := outdir.Acquire(out)
+	if err != nil {
+		p.Free()
+		return nil, fmt.Errorf("--out: %w", err)
+	}
+	for _, note := range claim.Notes {
+		fmt.Fprintln(c.App.ErrWriter, "note:", note)
+	}
+	return &predictionJob{cubes: cubes, norm: norm, p: p, out: out, claim: claim}, nil
+}
+
+// checkDir checks that the folder of a flag exists.
+func checkDir(flag, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: %s is not a folder", flag, path)
+	}
+	return nil
 }
 
 func readNormalizer(path string) (*edema.Normalizer, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/edema/edema/edema"
 	"github.com/edema/edema/edema/inference"
 	"github.com/edema/edema/edema/synth"
+	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/internal/pytorchtest"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
@@ -319,7 +320,23 @@ func TestEvalAndTestErrors(t *testing.T) {
 	}
 	assert.NoDirExists(t, filepath.Join(dir, "out"), "nothing is written on an error")
 
-	_, err := runCommand(t, evalCommand(), "-d", f.data, "-l", dir, "--seg-name", "unet", "--seg-path", f.unet)
+	// A missing data folder is found before --out is made.
+	for _, cmd := range []func() *cli.Command{evalCommand, testCommand} {
+		_, err := runCommand(t, cmd(), "-d", filepath.Join(dir, "nodata"), "-l", f.lists, "--out", filepath.Join(dir, "out"), "--seg-name", "unet", "--seg-path", f.unet)
+		assert.ErrorContains(t, err, "--data-dir: stat "+filepath.Join(dir, "nodata"))
+	}
+	assert.NoDirExists(t, filepath.Join(dir, "out"))
+
+	// A folder that another run holds is refused at once.
+	held, err := outdir.Acquire(filepath.Join(dir, "held"))
+	require.NoError(t, err)
+	for _, cmd := range []func() *cli.Command{evalCommand, testCommand} {
+		_, err := runCommand(t, cmd(), "-d", f.data, "-l", f.lists, "--out", filepath.Join(dir, "held"), "--seg-name", "unet", "--seg-path", f.unet)
+		assert.ErrorContains(t, err, "--out: output folder "+filepath.Join(dir, "held")+" is in use by another run (process ")
+	}
+	held.Release()
+
+	_, err = runCommand(t, evalCommand(), "-d", f.data, "-l", dir, "--seg-name", "unet", "--seg-path", f.unet)
 	assert.ErrorContains(t, err, "eval: open "+filepath.Join(dir, edema.ValImagesList))
 	_, err = runCommand(t, testCommand(), "-d", dir, "-l", f.lists, "--seg-name", "unet", "--seg-path", f.unet, "--out", filepath.Join(dir, "t"))
 	assert.ErrorContains(t, err, "test: ")

@@ -48,7 +48,7 @@ func runTest(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer job.p.Free()
+	defer job.close()
 	cubes, norm, p, out := job.cubes, job.norm, job.p, job.out
 	seg, det := c.Bool("seg"), c.Bool("det")
 	if !seg && !det {

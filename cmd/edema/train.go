@@ -60,6 +60,7 @@ func trainCommand() *cli.Command {
 			&cli.StringFlag{Name: "resume", Usage: "continue the run of this checkpoint (checkpoint_latest.pth.tar)"},
 			&cli.StringFlag{Name: "model-path", Usage: "initial weights (a checkpoint of the same network)"},
 			&cli.BoolFlag{Name: "save-every-checkpoint", Usage: "also keep checkpoint/checkpoint_EEE.pth.tar of every epoch"},
+			&cli.BoolFlag{Name: "overwrite", Usage: "start a new run in an --out that holds another run's log or checkpoints, removing them"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu | cuda | cuda:N"},
 			&cli.Uint64Flag{Name: "seed", Value: def.Seed, Usage: "random seed of the initial weights, data order, flips and dropout"},
 			&cli.IntFlag{Name: "max-steps-per-epoch", Usage: "train at most this many steps an epoch (0: all), for quick runs"},
@@ -82,7 +83,7 @@ func trainCommand() *cli.Command {
 				BatchSize: c.Int("batch-size"), Workers: c.Int("workers"), Epochs: c.Int("epochs"),
 				Optimizer: c.String("optimizer"), LR: c.Float64("lr"), LRMode: c.String("lr-mode"), Step: c.Int("step"),
 				Momentum: c.Float64("momentum"), WeightDecay: c.Float64("weight-decay"), Loss: c.String("loss"),
-				Resume: c.String("resume"), ModelPath: c.String("model-path"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"),
+				Resume: c.String("resume"), ModelPath: c.String("model-path"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"), Overwrite: c.Bool("overwrite"),
 				Device: device, Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
 				Augment: edema.Augment{
 					Resize: c.Int("resize"), Rotate: c.Int("random-rotate"), Scale: c.Float64("random-scale"), Crop: c.Int("crop-size"),
@@ -152,6 +153,9 @@ type trainReport struct {
 
 func (r *trainReport) Start(s train.Start) {
 	r.start = s
+	for _, note := range s.Notes {
+		fmt.Fprintln(r.w, "note:", note)
+	}
 	fmt.Fprintf(r.w, "training %s (%d parameters) on %s: loss %s, %s; %d slices, %d steps of %d an epoch; %d validation cubes; output %s\n",
 		s.Network, s.Parameters, s.Device, s.Loss, s.Optimizer, s.TrainSlices, s.StepsPerEpoch,
 		s.BatchSize, s.ValCubes, s.OutDir)

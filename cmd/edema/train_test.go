@@ -49,6 +49,10 @@ func TestTrainCommand(t *testing.T) {
 		assert.NoError(t, err, f)
 	}
 
+	// A new run into the same folder needs --overwrite.
+	_, err = runCommand(t, trainCommand(), args...)
+	require.ErrorContains(t, err, "train: --out "+out+" holds another run (dice_epoch.txt): continue it with --resume "+filepath.Join(out, "checkpoint", "checkpoint_latest.pth.tar")+", or start afresh with --overwrite")
+
 	// Resuming a finished run asks for more epochs.
 	_, err = runCommand(t, trainCommand(), append(args, "--resume", filepath.Join(out, "checkpoint", "checkpoint_latest.pth.tar"))...)
 	require.ErrorContains(t, err, "all 2 epochs are done; raise --epochs")
@@ -78,6 +82,8 @@ func TestTrainCommandErrors(t *testing.T) {
 		{base("--batch-size", "64"), "train: --batch-size 64 is larger than the training set"},
 		{base("--resume", filepath.Join(data, "none.pth.tar")), "train: --resume: open " + filepath.Join(data, "none.pth.tar")},
 		{base("extra"), `train: unexpected argument "extra"`},
+		{base("--random-scale", "1.5"), "train: --random-scale and --crop-size: a random scale without a crop gives slices of different sizes"},
+		{base("-s", "24"), "train: augmented slices are 24×24 (width×height); the networks need multiples of 16"},
 	} {
 		_, err := runCommand(t, trainCommand(), c.args...)
 		require.Error(t, err, "%v", c.args)

@@ -25,6 +25,7 @@ import (
 	"github.com/edema/edema/edema/metrics"
 	"github.com/edema/edema/edema/submission"
 	"github.com/edema/edema/edema/synth"
+	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/losses"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
@@ -165,6 +166,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := torch.CheckDevice(o.Device); err != nil {
 		return nil, err
 	}
+	// Two demos started into the same new folder would both pass
+	// requireEmpty; the claim lets one of them through.
+	claim, err := outdir.Acquire(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer claim.Release()
 	if o.Threads <= 0 {
 		o.Threads = runtime.NumCPU()
 	}
@@ -374,10 +382,14 @@ func normalizer(path string) (*edema.Normalizer, error) {
 	return edema.NewNormalizer(info)
 }
 
-// requireEmpty refuses an output folder that holds anything, so that a
-// demo never mixes with, or overwrites, an earlier one.
+// requireEmpty refuses an output folder that holds anything (but an
+// unheld lock file of an earlier claim), so that a demo never mixes with,
+// or overwrites, an earlier one.
 func requireEmpty(dir string) error {
 	entries, err := os.ReadDir(dir)
+	if len(entries) == 1 && entries[0].Name() == outdir.LockName {
+		entries = nil
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil

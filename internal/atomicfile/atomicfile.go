@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write creates or replaces path with what write produces. The file gets
@@ -19,7 +20,7 @@ import (
 // removed.
 func Write(path string, write func(io.Writer) error) (err error) {
 	dir, base := filepath.Dir(path), filepath.Base(path)
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	tmp, err := os.CreateTemp(dir, tempPattern(base))
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -58,4 +59,47 @@ func Write(path string, write func(io.Writer) error) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// tempPattern is the os.CreateTemp pattern of Write's temporary files for
+// a file named base: hidden, and recognisable by RemoveStale.
+func tempPattern(base string) string { return "." + base + tempMark + "*" }
+
+const tempMark = ".tmp-"
+
+// RemoveStale removes from dir the temporary files that Write leaves when
+// its process is killed, and returns their names. Call it only where no
+// other process writes into dir (see package outdir).
+func RemoveStale(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(name, ".") || !strings.Contains(name, tempMark) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("removing a stale temporary file: %w", err)
+		}
+		removed = append(removed, name)
+	}
+	return removed, nil
+}
+
+// Probe checks that a new file can be made in dir, as Write will need,
+// and leaves nothing behind.
+func Probe(dir string) error {
+	f, err := os.CreateTemp(dir, tempPattern("probe"))
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot write in %s: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }

@@ -46,3 +46,25 @@ func TestMissingFolder(t *testing.T) {
 	err := Write(filepath.Join(t.TempDir(), "no", "f.txt"), func(io.Writer) error { return nil })
 	assert.ErrorContains(t, err, "cannot create a file in")
 }
+
+// RemoveStale removes exactly the temporary files that Write makes.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	left, err := os.CreateTemp(dir, tempPattern("checkpoint_latest.pth.tar"))
+	require.NoError(t, err)
+	left.Close()
+	require.NoError(t, Write(filepath.Join(dir, "kept.txt"), func(w io.Writer) error { return nil }))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".hidden"), nil, 0o644))
+	removed, err := RemoveStale(dir)
+	require.NoError(t, err)
+	assert.Equal(t, []string{filepath.Base(left.Name())}, removed)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.Equal(t, []string{".hidden", "kept.txt"}, names)
+	require.NoError(t, Probe(dir))
+	assert.ErrorContains(t, Probe(filepath.Join(dir, "missing")), "cannot write in "+filepath.Join(dir, "missing"))
+}
