@@ -10,6 +10,11 @@ TORCH_PREFIX ?=
 BUILD        ?= build
 GO           ?= go
 FUZZTIME     ?= 10s
+# Each decoder of the data path is fuzzed briefly on every make test; its
+# committed seed corpus runs as plain tests as well.
+DATA_FUZZTIME ?= 4s
+DATA_FUZZ    := ./edema:FuzzDecodeSlice ./edema:FuzzDecodeLabel ./edema:FuzzDecodeStack \
+                ./internal/npyheader:FuzzNewReader ./cmd/edema:FuzzReadInputNPY
 # Each demo run writes a new folder, so earlier results are never overwritten.
 DEMO_OUT     ?= result/demo-$(shell date +%Y%m%d-%H%M%S)
 
@@ -38,6 +43,9 @@ test: deps $(SHIM)
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./torch/pth
+	for t in $(DATA_FUZZ); do \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(DATA_FUZZTIME) $${t%%:*} || exit 1; \
+	done
 
 demo: build
 	bin/edema demo --out $(DEMO_OUT)

@@ -68,7 +68,7 @@ func (c *Cube) Batches(norm *Normalizer, size int) iter.Seq[*Batch] {
 // workers files are read at once (all CPUs when ≤ 0).
 func LoadCube(dataDir string, e CubeEntry, workers int) (*Cube, error) {
 	dir := inData(dataDir, e.Images)
-	names, err := NumberedFiles(dir, ".png")
+	names, err := ContiguousFiles(dir, ".png", 0)
 	if err != nil {
 		return nil, err
 	}

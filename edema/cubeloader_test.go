@@ -121,6 +121,12 @@ func TestCubeLoaderErrors(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), wrong)
 
+	// A cube missing a slice is refused, naming it.
+	gone := inData(data, Validation.StackDir(val[1])+"/001.png")
+	require.NoError(t, os.Remove(gone))
+	_, err = LoadCube(data, entries[1], 1)
+	require.ErrorContains(t, err, ": slice 001.png is missing (the files run from 0 to ")
+
 	// Breaking out of the loop leaves nothing running.
 	for _, err := range NewCubeLoader(data, entries[1:], 2).Cubes(context.Background()) {
 		_ = err

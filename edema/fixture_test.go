@@ -58,7 +58,7 @@ func patternScan(cube int) func(k, x, y int) uint8 {
 // patternLabel puts lesions of varying classes in the left part of some
 // slices, so that flips and detection targets are visible.
 func patternLabel(cube int) func(k, x, y int) uint8 {
-	levels := []uint8{0, LabelREA, LabelSRF, LabelPED, 7}
+	levels := []uint8{0, LabelREA, LabelSRF, LabelPED, 0}
 	return func(k, x, y int) uint8 {
 		if x < 4+(k+cube)%3 && y > 2 && y < 10 {
 			return levels[(k+cube)%len(levels)]

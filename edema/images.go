@@ -8,6 +8,8 @@ import (
 	"image/png"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/edema/edema/internal/atomicfile"
 	"golang.org/x/image/bmp"
@@ -130,43 +132,142 @@ func StackSlices(prev, cur, next *image.Gray) *Stack {
 	return s
 }
 
-// ReadSlice reads a B-scan BMP (8-bit grey or palette, 24- or 32-bit colour)
-// as grey levels.
+// Limits on the size an image header may claim, checked before any pixel
+// is decoded so that a lying header cannot make the decoder allocate
+// gigabytes: a side of 16384 pixels and 2^26 pixels in all, 32 times a
+// real 512×1024 B-scan.
+const (
+	MaxImageSide   = 1 << 14
+	MaxImagePixels = 1 << 26
+)
+
+// decodeImage decodes an image whose header decodeConfig reads first,
+// refusing sizes beyond the limits, then decode from the start again.
+func decodeImage(r io.ReadSeeker, decodeConfig func(io.Reader) (image.Config, error), decode func(io.Reader) (image.Image, error)) (image.Image, error) {
+	cfg, err := decodeConfig(bufio.NewReader(r))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxImageSide || cfg.Height > MaxImageSide || cfg.Width*cfg.Height > MaxImagePixels {
+		return nil, fmt.Errorf("header claims %d×%d pixels (width×height), beyond the %d×%d an image may have here", cfg.Width, cfg.Height, MaxImageSide, MaxImageSide)
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	img, err := decode(bufio.NewReader(r))
+	if err != nil {
+		return nil, err
+	}
+	if b := img.Bounds(); b.Dx() != cfg.Width || b.Dy() != cfg.Height {
+		return nil, fmt.Errorf("decoded %d×%d pixels where the header says %d×%d", b.Dx(), b.Dy(), cfg.Width, cfg.Height)
+	}
+	return img, nil
+}
+
+// DecodeSlice decodes a B-scan BMP (8-bit grey or palette, 24- or 32-bit
+// colour) as grey levels.
+func DecodeSlice(r io.ReadSeeker) (*image.Gray, error) {
+	img, err := decodeImage(r, bmp.DecodeConfig, bmp.Decode)
+	if err != nil {
+		return nil, err
+	}
+	return toGrey(img), nil
+}
+
+// ReadSlice reads a B-scan BMP as grey levels (see DecodeSlice).
 func ReadSlice(path string) (*image.Gray, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	img, err := bmp.Decode(bufio.NewReader(f))
+	g, err := DecodeSlice(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return toGrey(img), nil
+	return g, nil
 }
 
-// ReadLabel reads a label BMP and maps its grey levels to classes (see
-// ClassOfLabel). When w and h are positive the label must be w×h.
-func ReadLabel(path string, w, h int) (*LabelMap, error) {
-	g, err := ReadSlice(path)
+// UnexpectedGreyError is a label image holding grey levels that are not
+// those of a class (0, 128, 191, 255): levels close to them, as a lossy
+// round trip or resampling gives, would otherwise all read as background.
+type UnexpectedGreyError struct {
+	Pixels int            // pixels of unexpected levels
+	Levels map[uint8]int // their count per level
+}
+
+func (e *UnexpectedGreyError) Error() string {
+	levels := make([]int, 0, len(e.Levels))
+	for v := range e.Levels {
+		levels = append(levels, int(v))
+	}
+	slices.Sort(levels)
+	const shown = 5
+	var parts []string
+	for i, v := range levels {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("and %d more levels", len(levels)-shown))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d × %d", e.Levels[uint8(v)], v))
+	}
+	return fmt.Sprintf("%d label pixels have grey levels of no class (%s); labels hold only 0 (background), %d (REA), %d (SRF) and %d (PED)",
+		e.Pixels, strings.Join(parts, ", "), LabelREA, LabelSRF, LabelPED)
+}
+
+// DecodeLabel decodes a label BMP and maps its grey levels to classes (see
+// ClassOfLabel); a level of no class is an *UnexpectedGreyError. When w
+// and h are positive the label must be w×h.
+func DecodeLabel(r io.ReadSeeker, w, h int) (*LabelMap, error) {
+	g, err := DecodeSlice(r)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSize(path, g.Rect.Dx(), g.Rect.Dy(), w, h); err != nil {
+	if err := checkSize("", g.Rect.Dx(), g.Rect.Dy(), w, h); err != nil {
 		return nil, err
 	}
 	m := &LabelMap{W: g.Rect.Dx(), H: g.Rect.Dy(), Class: g.Pix}
+	var bad *UnexpectedGreyError
 	for i, v := range m.Class {
-		m.Class[i] = ClassOfLabel(v)
+		c := ClassOfLabel(v)
+		if c == Background && v != 0 {
+			if bad == nil {
+				bad = &UnexpectedGreyError{Levels: map[uint8]int{}}
+			}
+			bad.Pixels++
+			bad.Levels[v]++
+		}
+		m.Class[i] = c
+	}
+	if bad != nil {
+		return nil, bad
+	}
+	return m, nil
+}
+
+// ReadLabel reads a label BMP (see DecodeLabel).
+func ReadLabel(path string, w, h int) (*LabelMap, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := DecodeLabel(f, w, h)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
 }
 
 // checkSize reports a file whose size is not the expected w×h; w or h ≤ 0
-// accepts any size.
-func checkSize(path string, gotW, gotH, w, h int) error {
+// accepts any size. name prefixes the message, unless it is empty.
+func checkSize(name string, gotW, gotH, w, h int) error {
 	if w > 0 && h > 0 && (gotW != w || gotH != h) {
-		return fmt.Errorf("%s: image is %d×%d (width×height), want %d×%d", path, gotW, gotH, w, h)
+		err := fmt.Errorf("image is %d×%d (width×height), want %d×%d", gotW, gotH, w, h)
+		if name != "" {
+			err = fmt.Errorf("%s: %w", name, err)
+		}
+		return err
 	}
 	return nil
 }
@@ -227,23 +328,32 @@ func greyOf(r, g, b uint8) uint8 {
 	return color.GrayModel.Convert(color.RGBA{r, g, b, 255}).(color.Gray).Y
 }
 
-// ReadStack reads a 3-channel PNG of trans3channel_images. When w and h are
-// positive the image must be w×h. A grey PNG reads as three equal channels.
+// DecodeStack decodes a 3-channel PNG of trans3channel_images. A grey PNG
+// reads as three equal channels.
+func DecodeStack(r io.ReadSeeker) (*Stack, error) {
+	img, err := decodeImage(r, png.DecodeConfig, png.Decode)
+	if err != nil {
+		return nil, err
+	}
+	return stackOf(img), nil
+}
+
+// ReadStack reads a stack PNG (see DecodeStack). When w and h are positive
+// the image must be w×h.
 func ReadStack(path string, w, h int) (*Stack, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	img, err := png.Decode(bufio.NewReader(f))
+	s, err := DecodeStack(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	b := img.Bounds()
-	if err := checkSize(path, b.Dx(), b.Dy(), w, h); err != nil {
+	if err := checkSize(path, s.W, s.H, w, h); err != nil {
 		return nil, err
 	}
-	return stackOf(img), nil
+	return s, nil
 }
 
 // stackOf splits an RGB image into the channels of a Stack.

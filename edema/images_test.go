@@ -2,6 +2,8 @@ package edema
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
@@ -96,14 +98,30 @@ func TestReadSliceFormats(t *testing.T) {
 }
 
 func TestReadLabelMapsClasses(t *testing.T) {
-	levels := []uint8{0, 255, 191, 128, 1, 127, 129, 190, 192, 254, 64}
+	levels := []uint8{0, 255, 191, 128, 0}
 	img := greyImage(len(levels), 1, func(x, _ int) uint8 { return levels[x] })
 	path := filepath.Join(t.TempDir(), "1.bmp")
 	require.NoError(t, WriteSlice(path, img))
 	m, err := ReadLabel(path, len(levels), 1)
 	require.NoError(t, err)
-	assert.Equal(t, []uint8{0, REA, SRF, PED, 0, 0, 0, 0, 0, 0, 0}, m.Class)
+	assert.Equal(t, []uint8{0, REA, SRF, PED, 0}, m.Class)
 	assert.Equal(t, [3]float32{1, 1, 1}, m.Targets())
+}
+
+// Grey levels close to the classes', as a lossy round trip gives, would
+// all read as background: they are an error that counts them.
+func TestReadLabelRefusesLevelsOfNoClass(t *testing.T) {
+	levels := []uint8{0, 255, 254, 190, 190, 127, 1, 129, 192, 64, 191}
+	img := greyImage(len(levels), 1, func(x, _ int) uint8 { return levels[x] })
+	path := filepath.Join(t.TempDir(), "1.bmp")
+	require.NoError(t, WriteSlice(path, img))
+	_, err := ReadLabel(path, len(levels), 1)
+	var grey *UnexpectedGreyError
+	require.ErrorAs(t, err, &grey)
+	assert.Equal(t, 8, grey.Pixels)
+	assert.Equal(t, map[uint8]int{1: 1, 64: 1, 127: 1, 129: 1, 190: 2, 192: 1, 254: 1}, grey.Levels)
+	assert.Equal(t, path+": 8 label pixels have grey levels of no class (1 × 1, 1 × 64, 1 × 127, 1 × 129, 2 × 190, and 2 more levels); "+
+		"labels hold only 0 (background), 255 (REA), 191 (SRF) and 128 (PED)", err.Error())
 }
 
 // TestBadFilesAreNamed checks that every read error names the file.
@@ -114,7 +132,13 @@ func TestBadFilesAreNamed(t *testing.T) {
 	var goodPNG bytes.Buffer
 	require.NoError(t, png.Encode(&goodPNG, good))
 
+	label := greyImage(16, 16, func(x, y int) uint8 { return []uint8{0, LabelREA, LabelSRF, LabelPED}[(x+y)%4] })
 	files := map[string][]byte{
+		"label.bmp":     encodeBMP(t, label),
+		"huge.bmp":      hugeBMP(1<<30, 1<<30),
+		"wide.bmp":      hugeBMP(1<<20, 1),
+		"huge.png":      hugePNG(t, 1<<30, 1<<30),
+		"wide.png":      hugePNG(t, 1<<20, 1<<20),
 		"garbage.bmp":   []byte("this is not a bitmap"),
 		"truncated.bmp": goodBMP[:len(goodBMP)/2],
 		"empty.bmp":     nil,
@@ -145,7 +169,12 @@ func TestBadFilesAreNamed(t *testing.T) {
 		{"slice", "missing.bmp", "no such file"},
 		{"label", "garbage.bmp", ""},
 		{"label", "missing.bmp", "no such file"},
-		{"label of other size", "good.bmp", "image is 16×16 (width×height), want 32×16"},
+		{"label of other size", "label.bmp", "image is 16×16 (width×height), want 32×16"},
+		{"label", "good.bmp", "label pixels have grey levels of no class"},
+		{"slice", "huge.bmp", "header claims 1073741824×1073741824 pixels"},
+		{"label", "wide.bmp", "header claims 1048576×1 pixels"},
+		{"stack", "huge.png", ""}, // the PNG decoder refuses it itself
+		{"stack", "wide.png", "header claims 1048576×1048576 pixels"},
 		{"stack", "garbage.png", ""},
 		{"stack", "truncated.png", ""},
 		{"stack", "missing.png", "no such file"},
@@ -161,7 +190,7 @@ func TestBadFilesAreNamed(t *testing.T) {
 		})
 	}
 	// The good files do read.
-	_, err := ReadLabel(filepath.Join(dir, "good.bmp"), 16, 16)
+	_, err := ReadLabel(filepath.Join(dir, "label.bmp"), 16, 16)
 	assert.NoError(t, err)
 	_, err = ReadStack(filepath.Join(dir, "good.png"), 16, 16)
 	assert.NoError(t, err)
@@ -192,4 +221,31 @@ func TestStackRoundTrip(t *testing.T) {
 	for c := range 3 {
 		assert.Equal(t, cur.Pix, got.Channel(c))
 	}
+}
+
+// hugeBMP is the header of a 24-bit BMP that claims w×h pixels and holds
+// none.
+func hugeBMP(w, h int) []byte {
+	b := make([]byte, 54)
+	copy(b, "BM")
+	binary.LittleEndian.PutUint32(b[2:], 54)
+	binary.LittleEndian.PutUint32(b[10:], 54)
+	binary.LittleEndian.PutUint32(b[14:], 40)
+	binary.LittleEndian.PutUint32(b[18:], uint32(w))
+	binary.LittleEndian.PutUint32(b[22:], uint32(h))
+	binary.LittleEndian.PutUint16(b[26:], 1)
+	binary.LittleEndian.PutUint16(b[28:], 24)
+	return b
+}
+
+// hugePNG is a valid 1×1 PNG whose header, checksum included, claims w×h.
+func hugePNG(t testing.TB, w, h int) []byte {
+	var buf bytes.Buffer
+	require.NoError(t, png.Encode(&buf, image.NewGray(image.Rect(0, 0, 1, 1))))
+	b := buf.Bytes()
+	// Signature (8), IHDR length (4), "IHDR" (4), width, height, ...
+	binary.BigEndian.PutUint32(b[16:], uint32(w))
+	binary.BigEndian.PutUint32(b[20:], uint32(h))
+	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
+	return b
 }

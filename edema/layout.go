@@ -186,6 +186,31 @@ func NumberedFiles(dir, ext string) ([]string, error) {
 	return names, nil
 }
 
+// ContiguousFiles lists the files of dir named <number><ext>, as
+// NumberedFiles, and checks that their numbers run from first without a
+// gap: a cube is complete or it is refused, naming the first missing
+// file, so that a deleted slice can neither shorten a cube nor shift the
+// slices after it against their labels.
+func ContiguousFiles(dir, ext string, first int) ([]string, error) {
+	names, err := NumberedFiles(dir, ext)
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range names {
+		n, _ := fileNumber(name, ext)
+		if n == first+i {
+			continue
+		}
+		last, _ := fileNumber(names[len(names)-1], ext)
+		missing := strconv.Itoa(first+i) + ext
+		if ext == ".png" {
+			missing = StackFile(first + i)
+		}
+		return nil, fmt.Errorf("%s: slice %s is missing (the files run from %d to %d with %d of them)", dir, missing, first, last, len(names))
+	}
+	return names, nil
+}
+
 var errNotNumbered = errors.New("file name is not <number>")
 
 // fileNumber parses the number of a file named <number><ext>.

@@ -267,7 +267,7 @@ func trainingSamples(dataDir string) ([]Sample, error) {
 	}
 	var samples []Sample
 	for _, c := range cubes {
-		names, err := NumberedFiles(inData(dataDir, Training.StackDir(c)), ".png")
+		names, err := ContiguousFiles(inData(dataDir, Training.StackDir(c)), ".png", 0)
 		if err != nil {
 			return nil, err
 		}

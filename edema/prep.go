@@ -54,7 +54,7 @@ func Prep(dataDir string, workers int) ([]PrepStats, error) {
 // preprocessing's OpenCV BGR write left the slices (i-1, i, i+1), and the
 // order ported weights expect.
 func PrepCube(srcDir, dstDir string, workers int) (int, error) {
-	names, err := NumberedFiles(srcDir, ".bmp")
+	names, err := ContiguousFiles(srcDir, ".bmp", 1)
 	if err != nil {
 		return 0, err
 	}
@@ -84,5 +84,26 @@ func PrepCube(srcDir, dstDir string, workers int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Stacks of an earlier prep of a longer cube would read as slices of
+	// this one.
+	if err := removeStaleStacks(dstDir, len(scans)); err != nil {
+		return 0, err
+	}
 	return len(scans), nil
+}
+
+// removeStaleStacks removes the stacks of dir numbered n or more.
+func removeStaleStacks(dir string, n int) error {
+	names, err := NumberedFiles(dir, ".png")
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if k, _ := fileNumber(name, ".png"); k >= n {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("removing the stale stack of an earlier prep: %w", err)
+			}
+		}
+	}
+	return nil
 }

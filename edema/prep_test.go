@@ -91,6 +91,24 @@ func TestPrepSingleSliceCube(t *testing.T) {
 	assert.Equal(t, s.Channel(1), s.Channel(2))
 }
 
+// A second prep of a cube that has lost slices at its end leaves no stack
+// of the first behind.
+func TestPrepRemovesStaleStacks(t *testing.T) {
+	data := t.TempDir()
+	writePatternSet(t, data, Test, 1, 6, 16, 16, false)
+	_, err := Prep(data, 2)
+	require.NoError(t, err)
+	orig := inData(data, Test.OriginalDir("P000A_MacularCube_cube_z"))
+	for _, k := range []int{5, 6} {
+		require.NoError(t, os.Remove(filepath.Join(orig, SliceFile(k))))
+	}
+	_, err = Prep(data, 2)
+	require.NoError(t, err)
+	names, err := NumberedFiles(inData(data, Test.StackDir("P000A_MacularCube_cube_z")), ".png")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"000.png", "001.png", "002.png", "003.png"}, names)
+}
+
 func TestPrepErrors(t *testing.T) {
 	t.Run("no set", func(t *testing.T) {
 		data := t.TempDir()
@@ -117,6 +135,14 @@ func TestPrepErrors(t *testing.T) {
 		_, err := Prep(data, 2)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), bad)
+	})
+	t.Run("missing slice", func(t *testing.T) {
+		data := t.TempDir()
+		writePatternSet(t, data, Test, 1, 6, 16, 16, false)
+		dir := inData(data, Test.OriginalDir("P000A_MacularCube_cube_z"))
+		require.NoError(t, os.Remove(filepath.Join(dir, "5.bmp")))
+		_, err := Prep(data, 2)
+		require.EqualError(t, err, dir+": slice 5.bmp is missing (the files run from 1 to 6 with 5 of them)")
 	})
 	t.Run("empty cube", func(t *testing.T) {
 		data := t.TempDir()

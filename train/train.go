@@ -368,6 +368,9 @@ func (t *trainer) run(ctx context.Context, pos position) (*Summary, error) {
 	return t.summary(position{epoch: cfg.Epochs}, false), nil
 }
 
+// errDiverged is a step whose outputs are no longer finite numbers.
+var errDiverged = errors.New("the network's outputs are not finite numbers: training diverged (try a lower --lr)")
+
 // errInterrupted stops an epoch when the run's context ends.
 var errInterrupted = errors.New("interrupted")
 
@@ -437,6 +440,11 @@ func (t *trainer) trainStep(b *edema.Batch) (v losses.Values, c counts, err erro
 	}
 	terms, err := t.loss.Compute(seg, y, det, d)
 	if err != nil {
+		// A diverged network's detection probabilities are NaN, which the
+		// BCE refuses as out of range: say what happened instead.
+		if sum := seg.Sum().Add(det.Sum()).Item(); math.IsNaN(sum) || math.IsInf(sum, 0) {
+			return v, c, errDiverged
+		}
 		return v, c, err
 	}
 	t.opt.ZeroGrad()

@@ -608,3 +608,15 @@ func TestOutputFolderIsProtected(t *testing.T) {
 	seed, _ := c.Extra.Get(checkpointSeed)
 	assert.Equal(t, int64(7), seed)
 }
+
+// A learning rate that makes the weights explode ends the run with the
+// documented message, not with an error of the loss about its inputs.
+func TestDivergingRunSaysSo(t *testing.T) {
+	cfg := tinyConfig(t)
+	cfg.LR = 1e30
+	cfg.Epochs = 1
+	_, err := Run(context.Background(), cfg, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "training diverged (try a lower --lr)")
+	assert.NotContains(t, err.Error(), "binary_cross_entropy")
+}

@@ -77,6 +77,7 @@ func TestDemoFlagErrors(t *testing.T) {
 		{[]string{"--lr", "-1"}, "demo: learning rate must be positive"},
 		{[]string{"--device", "cuda:9"}, "demo: device cuda:9"},
 		{[]string{"extra"}, `demo: unexpected argument "extra"`},
+		{[]string{"--threads", "-1"}, "demo: threads must not be negative, got -1"},
 	}
 	for _, tc := range tests {
 		_, err := runCommand(t, demoCommand(), append([]string{"--quick", "--out", filepath.Join(dir, "d")}, tc.args...)...)

@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"codeberg.org/sbinet/npyio"
-	"github.com/edema/edema/internal/atomicfile"
 	"github.com/urfave/cli/v2"
 
 	"github.com/edema/edema/edema"
 	"github.com/edema/edema/edema/inference"
+	"github.com/edema/edema/internal/atomicfile"
+	"github.com/edema/edema/internal/npyheader"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
 )
@@ -58,6 +60,12 @@ func runForward(c *cli.Context) error {
 	if batch < 1 {
 		return fmt.Errorf("--batch-size must be at least 1, got %d", batch)
 	}
+	if samePath(c.String("seg-out"), c.String("cls-out")) {
+		return fmt.Errorf("--seg-out and --cls-out are the same file %s: one output would replace the other", c.String("seg-out"))
+	}
+	if samePath(c.String("input"), c.String("seg-out")) || samePath(c.String("input"), c.String("cls-out")) {
+		return fmt.Errorf("an output is the --input file %s: it would be replaced", c.String("input"))
+	}
 	x, shape, err := readInputNPY(c.String("input"))
 	if err != nil {
 		return err
@@ -90,6 +98,19 @@ func runForward(c *cli.Context) error {
 	return nil
 }
 
+// samePath reports whether two paths name the same file, by their cleaned
+// absolute paths or, for existing files, by identity (links included).
+func samePath(a, b string) bool {
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	if errA == nil && errB == nil && absA == absB {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
 // forwardBatch runs k slices through the network and copies its outputs
 // into seg and det.
 func forwardBatch(m *models.Model, images []float32, k, h, w int, seg, det []float32) (err error) {
@@ -120,7 +141,7 @@ func readInputNPY(path string) ([]float32, []int, error) {
 	// marks the start of the data; the data, which it reads one element at
 	// a time, go through a buffer.
 	src := &switchReader{r: f}
-	r, err := npyio.NewReader(src)
+	r, err := npyheader.NewReader(src)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: not a NumPy .npy file: %w", path, err)
 	}

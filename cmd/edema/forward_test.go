@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -150,6 +151,8 @@ func TestForwardErrors(t *testing.T) {
 	require.NoError(t, os.WriteFile(truncated, data[:len(data)-5], 0o644))
 	notNPY := filepath.Join(dir, "x.npy")
 	require.NoError(t, os.WriteFile(notNPY, []byte("hello, world"), 0o644))
+	corrupt := filepath.Join(dir, "corrupt.npy")
+	require.NoError(t, os.WriteFile(corrupt, bytes.ReplaceAll(data, []byte("\n"), []byte(" ")), 0o644))
 	float64s := make([][]float64, 2)
 	for i := range float64s {
 		float64s[i] = make([]float64, 3)
@@ -166,6 +169,7 @@ func TestForwardErrors(t *testing.T) {
 		{writeNPY(t, dir, "odd.npy", images(1, 3, 20, 16)), ckpt, "unet", "has shape (1, 3, 20, 16): H and W must be positive multiples of 16"},
 		{truncated, ckpt, "unet", "holds 3067 bytes of data, its shape (1, 3, 16, 16) needs 3072"},
 		{notNPY, ckpt, "unet", notNPY + ": not a NumPy .npy file"},
+		{corrupt, ckpt, "unet", corrupt + ": not a NumPy .npy file: corrupt header"},
 		{filepath.Join(dir, "missing.npy"), ckpt, "unet", "no such file"},
 		{good, filepath.Join(dir, "missing.pth"), "unet", "checkpoint " + filepath.Join(dir, "missing.pth") + " does not exist"},
 		{good, ckpt, "unet_nested", ckpt + " holds the weights of unet, not of unet_nested"},
@@ -186,4 +190,25 @@ func TestForwardErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "forward: --batch-size must be at least 1, got 0")
 	_, err = runCommand(t, forwardCommand(), "--model", "unet", "--checkpoint", ckpt, "--input", good, "--seg-out", filepath.Join(dir, "s.npy"))
 	assert.ErrorContains(t, err, `Required flag "cls-out" not set`)
+	same := filepath.Join(dir, "out.npy")
+	_, err = runCommand(t, forwardCommand(), "--model", "unet", "--checkpoint", ckpt, "--input", good, "--seg-out", same, "--cls-out", dir+"/./out.npy")
+	assert.ErrorContains(t, err, "forward: --seg-out and --cls-out are the same file "+same)
+	_, err = runCommand(t, forwardCommand(), "--model", "unet", "--checkpoint", ckpt, "--input", good, "--seg-out", good, "--cls-out", same)
+	assert.ErrorContains(t, err, "forward: an output is the --input file "+good)
+	assert.NoFileExists(t, same)
+}
+
+// readInputNPY never panics, whatever the file holds.
+func FuzzReadInputNPY(f *testing.F) {
+	var good bytes.Buffer
+	require.NoError(f, npyio.Write(&good, images(1, 3, 16, 16)))
+	f.Add(good.Bytes())
+	f.Add(bytes.ReplaceAll(good.Bytes(), []byte("\n"), []byte(" ")))
+	f.Add(good.Bytes()[:20])
+	f.Add([]byte("\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, 'shape': (1073741824, 3, 1024, 512), }"))
+	path := filepath.Join(f.TempDir(), "x.npy")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+		readInputNPY(path)
+	})
 }

@@ -116,6 +116,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("learning rate must be positive, got %g", o.LR)
 	case o.MaxStepsPerEpoch < 0:
 		return fmt.Errorf("max steps per epoch must not be negative, got %d", o.MaxStepsPerEpoch)
+	case o.Threads < 0:
+		return fmt.Errorf("threads must not be negative, got %d", o.Threads)
+	case o.Workers < 0:
+		return fmt.Errorf("workers must not be negative, got %d", o.Workers)
 	case o.Data.Val < 1:
 		return errors.New("the demo needs at least one validation cube")
 	case o.Data.Test < 1:

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"codeberg.org/sbinet/npyio"
+
+	"github.com/edema/edema/internal/npyheader"
 )
 
 // dtype is the element type of a .npy file: a NumPy kind ('b' bool, 'i'
@@ -88,7 +90,7 @@ func openNPY(fsys fs.FS, name string) (arr *npyArray, err error) {
 	}()
 	data := bufio.NewReaderSize(f, 1<<20)
 	header := &countingReader{r: data}
-	r, err := newNPYReader(header)
+	r, err := npyheader.NewReader(header)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid .npy file: %w", err)
 	}
@@ -124,18 +126,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// newNPYReader reads a .npy header. npyio slices the header text without
-// checking it, so a corrupt header can make it panic: that is reported as
-// an error.
-func newNPYReader(r io.Reader) (rd *npyio.Reader, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			rd, err = nil, fmt.Errorf("corrupt header (%v)", p)
-		}
-	}()
-	return npyio.NewReader(r)
 }
 
 func (a *npyArray) Close() error { return a.closer.Close() }
