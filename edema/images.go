@@ -192,7 +192,7 @@ func ReadSlice(path string) (*image.Gray, error) {
 // those of a class (0, 128, 191, 255): levels close to them, as a lossy
 // round trip or resampling gives, would otherwise all read as background.
 type UnexpectedGreyError struct {
-	Pixels int            // pixels of unexpected levels
+	Pixels int           // pixels of unexpected levels
 	Levels map[uint8]int // their count per level
 }
 
