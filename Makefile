@@ -40,6 +40,8 @@ build: deps $(SHIM)
 	$(GO) build -o bin/edema ./cmd/edema
 
 test: deps $(SHIM)
+	$(GO) mod tidy -diff
+	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above are not formatted"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./torch/pth
@@ -55,7 +57,7 @@ bench: deps $(SHIM)
 
 # Test binaries for scripts/gpu-check.sh, which runs them on a GPU machine
 # without Go: those of every package whose tests mention CUDA.
-GPU_PKGS ?= $(sort $(dir $(shell grep -l CUDA $$(find . -name '*_test.go' -not -path './third_party/*'))))
+GPU_PKGS ?= $(sort $(dir $(shell grep -l CUDA $$(find . -name '*_test.go'))))
 
 gpu-binaries: $(SHIM)
 	rm -rf .gpu && mkdir -p .gpu

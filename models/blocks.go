@@ -12,7 +12,7 @@ import (
 
 // conv3x3 is the 3×3 convolution, stride 1, padding 1, with bias, of every
 // DoubleConv.
-var conv3x3 = nn.Conv2dConfig{Kernel: 3, Padding: 1, Bias: true}
+var conv3x3 = nn.Conv2dConfig{Kernel: 3, Padding: 1}
 
 // DoubleConv is two steps of 3×3 convolution, batch normalisation (when
 // enabled) and ReLU: keys conv1.0 (conv), conv1.1 (BN), conv2.0, conv2.1.
@@ -71,7 +71,7 @@ type Up struct {
 func NewUp(p nn.Path, low, skip int64, nConcat int) *Up {
 	u := &Up{
 		Conv: NewDoubleConv(p.Sub("conv"), low+int64(nConcat-2)*skip, skip, false),
-		Up:   nn.NewConvTranspose2d(p.Sub("up"), low, skip, nn.Conv2dConfig{Kernel: 4, Stride: 2, Padding: 1, Bias: true}),
+		Up:   nn.NewConvTranspose2d(p.Sub("up"), low, skip, nn.Conv2dConfig{Kernel: 4, Stride: 2, Padding: 1}),
 	}
 	// The original re-initialises its children except the DoubleConv,
 	// which did so itself.
@@ -103,7 +103,7 @@ func NewDilatedBlock(p nn.Path, c int64) *DilatedBlock {
 		d := int64(1) << i
 		step := p.Sub(fmt.Sprintf("conv%d", i+1))
 		b.Convs[i] = nn.NewSequential(step).
-			Conv2d(c, c, nn.Conv2dConfig{Kernel: 3, Padding: d, Dilation: d, Bias: true}).
+			Conv2d(c, c, nn.Conv2dConfig{Kernel: 3, Padding: d, Dilation: d}).
 			BatchNorm2d(c).
 			ReLU()
 		steps = append(steps, step)
@@ -134,7 +134,7 @@ func (b *DilatedBlock) Forward(x *torch.Tensor) *torch.Tensor {
 func newDetectionHead(p nn.Path, in int64) *nn.Sequential {
 	return nn.NewSequential(p).
 		Dropout(0.5).
-		Conv2d(in, numLesions, nn.Conv2dConfig{Kernel: 1, Bias: true}).
+		Conv2d(in, numLesions, nn.Conv2dConfig{Kernel: 1}).
 		AdaptiveMaxPool2d(1).
 		Sigmoid()
 }
@@ -147,7 +147,7 @@ func detect(head *nn.Sequential, x *torch.Tensor) *torch.Tensor {
 
 // newFinal builds a segmentation head: a 1×1 convolution to the classes.
 func newFinal(p nn.Path, in int64) *nn.Conv2d {
-	return nn.NewConv2d(p, in, numClasses, nn.Conv2dConfig{Kernel: 1, Bias: true})
+	return nn.NewConv2d(p, in, numClasses, nn.Conv2dConfig{Kernel: 1})
 }
 
 var pool = nn.MaxPool2d{Kernel: 2}

@@ -83,7 +83,7 @@ func prepareInterop(t *testing.T, c *interopCase) {
 		if bn, ok := mod.(*nn.BatchNorm2d); ok {
 			bn.RunningMean.NormalInPlace(0, 0.5)
 			bn.RunningVar.UniformInPlace(0.5, 2)
-			bn.NumBatchesTracked.AddIntInPlace(7)
+			bn.NumBatchesTracked.AddScalarInPlace(7)
 		}
 	}
 	writeTensors(t, filepath.Join(c.dir, "weights"), m.StateDict())

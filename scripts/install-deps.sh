@@ -25,6 +25,6 @@ if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
   export PATH="/usr/local/go/bin:$PATH"
 fi
 if ! command -v go >/dev/null 2>&1; then
-  echo "Go 1.24 or later is needed (https://go.dev/dl/); put it on PATH and run again" >&2
+  echo "Go 1.26 or later is needed (https://go.dev/dl/); put it on PATH and run again" >&2
   exit 1
 fi

@@ -287,8 +287,6 @@ package torch
 #cgo nocallback et_host_cache_stats
 #cgo noescape et_set_data
 #cgo nocallback et_set_data
-#cgo noescape et_add_int_
-#cgo nocallback et_add_int_
 #include <stdlib.h>
 #include "edema_torch.h"
 */

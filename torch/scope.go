@@ -59,6 +59,14 @@ type innermost struct {
 	scope *Scope
 }
 
+// Scopes are found by goroutine id, which Go does not expose:
+// github.com/petermattis/goid reads it from the runtime's goroutine
+// structure, at a cost of a nanosecond, where the alternatives (parsing
+// runtime.Stack, or a scope value passed to every operation) cost a
+// microsecond per operation or a parameter on every call. goid is kept up
+// to date with each Go release; TestGoroutineIDs checks it against the id
+// that runtime.Stack prints, so a Go upgrade that breaks it fails the
+// tests instead of mixing up scopes.
 var (
 	scopes     sync.Map     // goroutine id -> innermost open *Scope
 	openScopes atomic.Int64 // lets the common, scope-free path skip the lookup
@@ -175,4 +183,16 @@ func Scoped(f func(s *Scope)) {
 	s := NewScope()
 	defer s.Close()
 	f(s)
+}
+
+// Unscope takes t out of the scope that would free it, so that only Free,
+// or the runtime cleanup once t is unreachable, releases it. Stores of model
+// parameters use it: a model built inside a scope outlives the scope.
+func (t *Tensor) Unscope() *Tensor {
+	t.handle("unscope")
+	if t.scope != nil {
+		t.scope = nil
+		t.manage()
+	}
+	return t
 }

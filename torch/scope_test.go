@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/petermattis/goid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -189,4 +190,30 @@ func TestCleanupFreesUnscopedTensors(t *testing.T) {
 	}
 	t.Logf("RSS %.1f MB before, peak %.1f MB", float64(base)/1e6, float64(peak)/1e6)
 	assert.Less(t, peak-base, int64(200<<20), "unreachable tensors are not being freed")
+}
+
+// goid must give the id the runtime prints for the goroutine, different
+// goroutines different ids: scopes are found by it.
+func TestGoroutineIDs(t *testing.T) {
+	fromStack := func() int64 {
+		buf := make([]byte, 64)
+		buf = buf[:runtime.Stack(buf, false)]
+		f := strings.Fields(string(buf)) // "goroutine 7 [running]:"
+		require.GreaterOrEqual(t, len(f), 2)
+		id, err := strconv.ParseInt(f[1], 10, 64)
+		require.NoError(t, err)
+		return id
+	}
+	ids := make(chan [2]int64, 8)
+	for range 8 {
+		go func() { ids <- [2]int64{goid.Get(), fromStack()} }()
+	}
+	seen := map[int64]bool{}
+	for range 8 {
+		id := <-ids
+		require.Equal(t, id[1], id[0], "goid.Get disagrees with runtime.Stack: scopes would be mixed up")
+		require.False(t, seen[id[0]])
+		seen[id[0]] = true
+	}
+	assert.Equal(t, fromStack(), goid.Get())
 }

@@ -406,3 +406,30 @@ func (t *Tensor) CopyFrom(src *Tensor) {
 	runtime.KeepAlive(src)
 	check("copy_", err)
 }
+
+// CopyInto copies t's elements, in row-major order, into dst, which must
+// have exactly t's number of elements; T must match t's dtype. It fills
+// preallocated outputs without an intermediate Go slice.
+func CopyInto[T Element](dst []T, t *Tensor) {
+	if want, got := DTypeOf[T](), t.DType(); want != got {
+		fail("copy_into", fmt.Sprintf("tensor has dtype %s, not %s", got, want))
+	}
+	if n := t.Numel(); int64(len(dst)) != n {
+		fail("copy_into", fmt.Sprintf("destination holds %d elements, the tensor %d", len(dst), n))
+	}
+	if len(dst) > 0 {
+		var zero T
+		t.copyOut("copy_into", unsafe.Pointer(&dst[0]), uintptr(len(dst))*unsafe.Sizeof(zero))
+	}
+	runtime.KeepAlive(t)
+}
+
+// SetData makes t use src's data in place, like PyTorch's `t.data = src`:
+// t takes src's dtype, device, shape and storage, and keeps its identity,
+// its requires-grad flag and every handle to it. Moving a model's
+// parameters this way leaves optimizers and layers that hold them valid.
+func (t *Tensor) SetData(src *Tensor) {
+	check("set_data", C.et_set_data(t.handle("set_data"), src.handle("set_data")))
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(src)
+}

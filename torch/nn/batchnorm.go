@@ -53,7 +53,7 @@ func (m *BatchNorm2d) Forward(x *torch.Tensor) *torch.Tensor {
 	}
 	y := torch.BatchNorm(x, m.Weight, m.Bias, m.RunningMean, m.RunningVar, training, m.Momentum, m.Eps)
 	if training {
-		m.NumBatchesTracked.AddIntInPlace(1)
+		m.NumBatchesTracked.AddScalarInPlace(1)
 	}
 	return y
 }

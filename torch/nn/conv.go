@@ -8,8 +8,8 @@ import (
 )
 
 // Conv2dConfig are the settings of a 2-D convolution with a square kernel.
-// Zero Stride, Dilation and Groups mean 1, PyTorch's defaults; Bias must be
-// asked for.
+// The zero value is PyTorch's default: zero Stride, Dilation and Groups
+// mean 1, and the convolution has a bias unless NoBias is set.
 type Conv2dConfig struct {
 	Kernel        int64
 	Stride        int64
@@ -17,7 +17,7 @@ type Conv2dConfig struct {
 	Dilation      int64
 	OutputPadding int64 // transposed convolutions only
 	Groups        int64
-	Bias          bool
+	NoBias        bool
 }
 
 func (c Conv2dConfig) withDefaults() Conv2dConfig {
@@ -86,7 +86,7 @@ func NewConv2d(p Path, in, out int64, c Conv2dConfig) *Conv2d {
 	c = c.withDefaults()
 	c.validate("conv2d", in, out)
 	m := &Conv2d{opts: c.options()}
-	m.Weight, m.Bias = newConvParameters(p, []int64{out, in / c.Groups, c.Kernel, c.Kernel}, out, c.Bias)
+	m.Weight, m.Bias = newConvParameters(p, []int64{out, in / c.Groups, c.Kernel, c.Kernel}, out, !c.NoBias)
 	p.register(m)
 	return m
 }
@@ -129,7 +129,7 @@ func NewConvTranspose2d(p Path, in, out int64, c Conv2dConfig) *ConvTranspose2d 
 		panic(&torch.Error{Op: "conv_transpose2d", Msg: fmt.Sprintf("output padding %d must be smaller than stride %d or dilation %d", c.OutputPadding, c.Stride, c.Dilation)})
 	}
 	m := &ConvTranspose2d{opts: c.options()}
-	m.Weight, m.Bias = newConvParameters(p, []int64{in, out / c.Groups, c.Kernel, c.Kernel}, out, c.Bias)
+	m.Weight, m.Bias = newConvParameters(p, []int64{in, out / c.Groups, c.Kernel, c.Kernel}, out, !c.NoBias)
 	p.register(m)
 	return m
 }

@@ -9,7 +9,7 @@
 //
 //	store := nn.NewStore()
 //	root := store.Root()
-//	conv := nn.NewConv2d(root.Sub("conv1").Sub("0"), 3, 16, nn.Conv2dConfig{Kernel: 3, Padding: 1, Bias: true})
+//	conv := nn.NewConv2d(root.Sub("conv1").Sub("0"), 3, 16, nn.Conv2dConfig{Kernel: 3, Padding: 1})
 //	// conv1.0.weight, conv1.0.bias
 //
 // The store keeps PyTorch's module tree: [Store.StateDict] lists, for each

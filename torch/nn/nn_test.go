@@ -26,7 +26,7 @@ func TestStateDictOrderIsPyTorchs(t *testing.T) {
 	// A child created before its parent's own tensors still comes after
 	// them, as in torch.nn.Module.state_dict.
 	block := root.Sub("block")
-	NewConv2d(block.Sub("inner"), 1, 2, Conv2dConfig{Kernel: 1, Bias: true})
+	NewConv2d(block.Sub("inner"), 1, 2, Conv2dConfig{Kernel: 1})
 	block.Buffer("counter", torch.Zeros(nil, torch.Float32CPU))
 	block.Param("scale", torch.Ones([]int64{1}, torch.Float32CPU))
 	NewBatchNorm2d(root.Sub("bn"), 2)
@@ -58,15 +58,20 @@ func TestBadNamesPanicWithTorchError(t *testing.T) {
 	defer s.Free()
 	root := s.Root()
 	root.Param("w", torch.Ones([]int64{1}, torch.Float32CPU))
-	for name, f := range map[string]func(){
-		"empty":          func() { root.Sub("") },
-		"dotted":         func() { root.Sub("a.b") },
-		"duplicate":      func() { root.Param("w", torch.Ones([]int64{1}, torch.Float32CPU)) },
-		"param as child": func() { root.Sub("w") },
-		"bad conv":       func() { NewConv2d(root.Sub("c"), 3, 4, Conv2dConfig{Kernel: 3, Groups: 2}) },
+	for name, tc := range map[string]struct {
+		f    func()
+		want string
+	}{
+		"empty":          {func() { root.Sub("") }, `torch: nn: bad sub-module name "" under "": names are non-empty and have no dots`},
+		"dotted":         {func() { root.Sub("a.b") }, `torch: nn: bad sub-module name "a.b" under ""`},
+		"duplicate":      {func() { root.Param("w", torch.Ones([]int64{1}, torch.Float32CPU)) }, `torch: nn: "w" is already registered`},
+		"param as child": {func() { root.Sub("w") }, `torch: nn: "w" is already a parameter or buffer`},
+		"bad conv":       {func() { NewConv2d(root.Sub("c"), 3, 4, Conv2dConfig{Kernel: 3, Groups: 2, NoBias: true}) }, "torch: conv2d: 3 in and 4 out channels are not divisible by 2 groups"},
 	} {
-		err := torch.Try(f)
-		assert.Error(t, err, name)
+		err := torch.Try(tc.f)
+		var te *torch.Error
+		assert.ErrorAs(t, err, &te, name)
+		assert.ErrorContains(t, err, tc.want, name)
 	}
 }
 
@@ -75,7 +80,7 @@ func TestStoreOutlivesScopes(t *testing.T) {
 	var conv *Conv2d
 	torch.Scoped(func(*torch.Scope) {
 		s = NewStore()
-		conv = NewConv2d(s.Root().Sub("conv"), 1, 1, Conv2dConfig{Kernel: 1})
+		conv = NewConv2d(s.Root().Sub("conv"), 1, 1, Conv2dConfig{Kernel: 1, NoBias: true})
 	})
 	defer s.Free()
 	assert.False(t, conv.Weight.IsFreed())
@@ -128,7 +133,7 @@ func TestModeReachesLayers(t *testing.T) {
 func TestInPlaceReLUNeverTouchesTheInput(t *testing.T) {
 	s := NewStore()
 	defer s.Free()
-	seq := NewSequential(s.Root()).ReLU().Conv2d(1, 1, Conv2dConfig{Kernel: 1}).ReLU()
+	seq := NewSequential(s.Root()).ReLU().Conv2d(1, 1, Conv2dConfig{Kernel: 1, NoBias: true}).ReLU()
 	assert.Equal(t, ReLU{InPlace: false}, seq.Layers()[0])
 	assert.Equal(t, ReLU{InPlace: true}, seq.Layers()[2])
 	x := torch.FromSlice([]float32{-1, 2, -3, 4}, 1, 1, 2, 2)
@@ -176,11 +181,11 @@ print(json.dumps(out))
 	s := NewStore()
 	defer s.Free()
 	net := NewSequential(s.Root()).
-		Conv2d(3, 8, Conv2dConfig{Kernel: 3, Padding: 1, Bias: true}).
+		Conv2d(3, 8, Conv2dConfig{Kernel: 3, Padding: 1}).
 		BatchNorm2d(8).
 		ReLU().
-		Conv2d(8, 4, Conv2dConfig{Kernel: 3, Stride: 2, Padding: 2, Dilation: 2, Groups: 2}).
-		ConvTranspose2d(4, 6, Conv2dConfig{Kernel: 4, Stride: 2, Padding: 1, Bias: true}).
+		Conv2d(8, 4, Conv2dConfig{Kernel: 3, Stride: 2, Padding: 2, Dilation: 2, Groups: 2, NoBias: true}).
+		ConvTranspose2d(4, 6, Conv2dConfig{Kernel: 4, Stride: 2, Padding: 1}).
 		Sigmoid().
 		MaxPool2d(2).
 		AdaptiveMaxPool2d(1)

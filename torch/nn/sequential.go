@@ -13,7 +13,7 @@ import (
 // named after them:
 //
 //	step := nn.NewSequential(p.Sub("conv1")).
-//		Conv2d(3, 16, nn.Conv2dConfig{Kernel: 3, Padding: 1, Bias: true}).
+//		Conv2d(3, 16, nn.Conv2dConfig{Kernel: 3, Padding: 1}).
 //		BatchNorm2d(16).
 //		ReLU()
 type Sequential struct {

@@ -14,7 +14,7 @@ import (
 // bn.num_batches_tracked.
 func smallNet() (*Store, *Conv2d, *BatchNorm2d) {
 	s := NewStore()
-	conv := NewConv2d(s.Root().Sub("conv"), 2, 3, Conv2dConfig{Kernel: 1, Bias: true})
+	conv := NewConv2d(s.Root().Sub("conv"), 2, 3, Conv2dConfig{Kernel: 1})
 	bn := NewBatchNorm2d(s.Root().Sub("bn"), 3)
 	return s, conv, bn
 }
@@ -98,7 +98,7 @@ func TestStrictLoadListsEveryProblemAndCopiesNothing(t *testing.T) {
 func TestLoadWithoutBatchCounterResetsIt(t *testing.T) {
 	s, conv, bn := smallNet()
 	defer s.Free()
-	bn.NumBatchesTracked.AddIntInPlace(5)
+	bn.NumBatchesTracked.AddScalarInPlace(5)
 	var legacy []Named // as PyTorch 0.4.0 saved it
 	for _, n := range copyOf(s, 2) {
 		if n.Name != "bn.num_batches_tracked" {

@@ -67,22 +67,23 @@ func TestSaveRefusesWhatItCannotWrite(t *testing.T) {
 	cases := map[string]struct {
 		c    *Checkpoint
 		opts SaveOptions
+		want string
 	}{
-		"no state dict":         {&Checkpoint{}, SaveOptions{}},
-		"bare with metadata":    {&Checkpoint{StateDict: sd, Bare: true, Epoch: &epoch}, SaveOptions{}},
-		"prefix twice":          {&Checkpoint{StateDict: sd.WithPrefix(DataParallelPrefix)}, SaveOptions{}},
-		"short tensor data":     {&Checkpoint{StateDict: badSD}, SaveOptions{}},
-		"short tensor data st":  {&Checkpoint{StateDict: badSD}, SaveOptions{Format: FormatSafetensors}},
-		"device in optimizer":   {&Checkpoint{StateDict: sd, Optimizer: Device("cuda:0")}, SaveOptions{}},
-		"bytes in optimizer":    {&Checkpoint{StateDict: sd, Optimizer: []byte("x")}, SaveOptions{}},
-		"Go type":               {&Checkpoint{StateDict: sd, Optimizer: struct{}{}}, SaveOptions{}},
-		"invalid utf-8":         {&Checkpoint{StateDict: sd, Optimizer: "\xff"}, SaveOptions{}},
-		"format pickle":         {&Checkpoint{StateDict: sd}, SaveOptions{Format: FormatPickle}},
-		"self-containing value": {&Checkpoint{StateDict: sd, Optimizer: selfContaining()}, SaveOptions{}},
+		"no state dict":         {&Checkpoint{}, SaveOptions{}, "checkpoint has no state dict"},
+		"bare with metadata":    {&Checkpoint{StateDict: sd, Bare: true, Epoch: &epoch}, SaveOptions{}, "a bare state dict cannot carry epoch, dice, optimizer or other entries"},
+		"prefix twice":          {&Checkpoint{StateDict: sd.WithPrefix(DataParallelPrefix)}, SaveOptions{}, `state dict keys already start with "module."`},
+		"short tensor data":     {&Checkpoint{StateDict: badSD}, SaveOptions{}, "float32 tensor of shape [3] needs 12 bytes of data, has 1"},
+		"short tensor data st":  {&Checkpoint{StateDict: badSD}, SaveOptions{Format: FormatSafetensors}, `tensor "module.x": float32 tensor of shape [3] needs 12 bytes of data, has 1`},
+		"device in optimizer":   {&Checkpoint{StateDict: sd, Optimizer: Device("cuda:0")}, SaveOptions{}, "torch.device values cannot be written: PyTorch's weights_only loader does not accept them"},
+		"bytes in optimizer":    {&Checkpoint{StateDict: sd, Optimizer: []byte("x")}, SaveOptions{}, "bytes values cannot be written"},
+		"Go type":               {&Checkpoint{StateDict: sd, Optimizer: struct{}{}}, SaveOptions{}, "cannot write a value of Go type struct {}"},
+		"invalid utf-8":         {&Checkpoint{StateDict: sd, Optimizer: "\xff"}, SaveOptions{}, `string "\xff" is not valid UTF-8`},
+		"format pickle":         {&Checkpoint{StateDict: sd}, SaveOptions{Format: FormatPickle}, "cannot write format pickle"},
+		"self-containing value": {&Checkpoint{StateDict: sd, Optimizer: selfContaining()}, SaveOptions{}, "value nests deeper than 1000 levels (does it contain itself?)"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			assert.Error(t, Encode(io.Discard, c.c, c.opts))
+			assert.ErrorContains(t, Encode(io.Discard, c.c, c.opts), c.want)
 		})
 	}
 }

@@ -210,8 +210,6 @@ et_error et_host_cache_stats(int64_t *out);
 /* Module stores: make t use src's data (device, dtype, storage) in place, as
  * PyTorch's `param.data = src` does; every handle to t sees the change. */
 et_error et_set_data(et_tensor t, et_tensor src);
-/* t += v for a tensor of any dtype, integer ones included. */
-et_error et_add_int_(et_tensor t, int64_t v);
 
 #ifdef __cplusplus
 }

@@ -94,6 +94,10 @@ et_error et_clone(et_tensor t, et_tensor *out) { ET_TRY(*out = et_wrap(t->t.clon
 et_error et_detach(et_tensor t, et_tensor *out) { ET_TRY(*out = et_wrap(t->t.detach())) }
 et_error et_copy_(et_tensor dst, et_tensor src) { ET_TRY(dst->t.copy_(src->t)) }
 
+// Replacing a tensor's data in place, so that moving a model to another
+// device or dtype keeps every handle to its parameters valid.
+et_error et_set_data(et_tensor t, et_tensor src) { ET_TRY(t->t.set_data(src->t)) }
+
 et_error et_set_requires_grad(et_tensor t, int requires_grad) { ET_TRY(t->t.requires_grad_(requires_grad != 0)) }
 
 et_error et_backward(et_tensor t, et_tensor grad, int retain_graph) {
