@@ -16,7 +16,7 @@ import (
 	"github.com/edema/edema/torch"
 )
 
-// referenceScript implements the losses of SPEC §4 literally in PyTorch,
+// referenceScript implements the losses of docs/ORIGINAL.md, "Losses" literally in PyTorch,
 // class by class with a Python branch on absent classes as the original
 // training code does, and WCE as the weighted sum over counted pixels
 // (checked against F.nll_loss). For every case it writes the value of each
@@ -174,7 +174,7 @@ func perfectBatch(rng *rand.Rand, name string, n, h, w int) batch {
 	return b
 }
 
-// presence is the detection target of SPEC §1: 1 where a lesion class
+// presence is the detection target of docs/ORIGINAL.md, "Data": 1 where a lesion class
 // occurs in the image's labels.
 func presence(labels []int64, n int) []float32 {
 	y := make([]float32, n*NumLesions)

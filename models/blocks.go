@@ -152,7 +152,7 @@ func newFinal(p nn.Path, in int64) *nn.Conv2d {
 
 var pool = nn.MaxPool2d{Kernel: 2}
 
-// Initialisation (SPEC §2). The original re-initialises twice: each block
+// Initialisation (docs/ORIGINAL.md, "Networks"). The original re-initialises twice: each block
 // right after building its layers (init_weights(m, 'kaiming') on its
 // children, which matches plain and transposed convolutions alike), and
 // the network at the end of its constructor (a loop over self.modules()

@@ -17,7 +17,7 @@ import (
 //
 // A checkpoint as the original training script saves it is the dict
 // {'epoch', 'state_dict', 'dice_epoch', 'best_dice'} with DataParallel's
-// "module." in front of every key (SPEC §3); ours may add 'optimizer', the
+// "module." in front of every key (docs/ORIGINAL.md, "Checkpoints"); ours may add 'optimizer', the
 // optimizer's state_dict(), so that training resumes exactly. Loading
 // accepts whatever pth.Load reads: zip or legacy torch.save files,
 // pickles of tensors and safetensors, bare state dicts or dicts holding one

@@ -1,5 +1,5 @@
 // Package models holds the networks of the retinal-edema pipeline: UNet,
-// UNet++ and dilated UNet++ (SPEC §2), each segmenting a slice into
+// UNet++ and dilated UNet++ (docs/ORIGINAL.md, "Networks"), each segmenting a slice into
 // background, REA, SRF and PED and detecting which lesions it shows.
 //
 // The networks are built on package torch/nn with the module tree of the

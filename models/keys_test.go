@@ -59,7 +59,7 @@ func shapeString(shape []int64) string {
 }
 
 func TestStateDictMatchesOriginal(t *testing.T) {
-	sizes := map[string][2]int64{ // SPEC §2's table
+	sizes := map[string][2]int64{ // docs/ORIGINAL.md, "Networks"
 		NameUNet:              {2466151, 98},
 		NameUNetNested:        {2953027, 140},
 		NameUNetNestedDilated: {5315395, 168},

@@ -54,7 +54,7 @@ type Model struct {
 }
 
 // New builds the network called name (see Names) on the CPU in float32,
-// initialised as the original initialises it (SPEC §2). Seed libtorch with
+// initialised as the original initialises it (docs/ORIGINAL.md, "Networks"). Seed libtorch with
 // torch.ManualSeed first for reproducible weights.
 func New(name string) (m *Model, err error) {
 	for _, b := range builders {

@@ -69,7 +69,7 @@ func benchBatchData() *edema.Batch {
 	return b
 }
 
-// recipeLoss is the loss of each network's published recipe (SPEC §5).
+// recipeLoss is the loss of each network's published recipe (docs/ORIGINAL.md, "Training recipe").
 var recipeLoss = map[string]string{
 	models.NameUNet:              losses.Mix3,
 	models.NameUNetNested:        losses.Mix33,

@@ -25,7 +25,7 @@ const (
 // name the flags, so that the command can print them as they are.
 type Config struct {
 	Name    string // the network: unet, unet_nested or unet_nested_dilated
-	DataDir string // DATA_DIR, the data layout of SPEC §1
+	DataDir string // DATA_DIR, the data layout of docs/ORIGINAL.md, "Data"
 	ListDir string // LIST_DIR, with the list files and info.json
 	// OutDir receives checkpoint/, dice_epoch.txt and curves.png; empty
 	// means result/<Name>.
@@ -69,7 +69,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the original script's defaults (those of its
-// argparse, not of the published runs: see SPEC §5), except the loss: the
+// argparse, not of the published runs: see docs/ORIGINAL.md, "Training recipe"), except the loss: the
 // original's default "wce" has no detection term, so mix_3 stands in.
 func DefaultConfig() Config {
 	return Config{

@@ -1,5 +1,5 @@
 // Package train trains the edema networks the way the original training
-// script does (SPEC §5): epochs of shuffled single slices with Adam or SGD
+// script does (docs/ORIGINAL.md, "Training recipe"): epochs of shuffled single slices with Adam or SGD
 // on a multi-task loss, a learning rate set per epoch by a step or poly
 // schedule, then validation on whole cubes, the checkpoints
 // checkpoint_latest.pth.tar and model_best.pth.tar, and one row per epoch

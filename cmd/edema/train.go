@@ -36,7 +36,7 @@ func trainCommand() *cli.Command {
 			"checkpoints load in PyTorch as the original's do.\n\n" +
 			"Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves checkpoint_latest.pth.tar and\n" +
 			"exits; --resume on it continues exactly where it stopped, inside the epoch too.\n\n" +
-			"The published recipes (SPEC §5): UNet++: --name unet_nested --loss mix_33 --lr 0.001\n" +
+			"The published recipes (docs/ORIGINAL.md): UNet++: --name unet_nested --loss mix_33 --lr 0.001\n" +
 			"--lr-mode poly --batch-size 16 --epochs 100; UNet: --name unet --loss mix_3 --lr 0.001\n" +
 			"--lr-mode step --step 20 --batch-size 32 --epochs 100.\n\n" +
 			"Augmentation, as the original's flags (off in the published runs): --resize, --random-rotate,\n" +

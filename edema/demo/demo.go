@@ -33,8 +33,9 @@ import (
 	"github.com/edema/edema/train"
 )
 
-// Recipe is how the demo trains one network: a published recipe of SPEC
-// §5 (network, loss, Adam, learning-rate schedule), shortened.
+// Recipe is how the demo trains one network: a published recipe
+// (docs/ORIGINAL.md, "Training recipe": network, loss, Adam, learning-rate
+// schedule), shortened.
 type Recipe struct {
 	Name   string // the network, see models.Names
 	Loss   string

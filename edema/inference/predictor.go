@@ -1,4 +1,4 @@
-// Package inference runs the edema networks over whole OCT cubes (SPEC §6):
+// Package inference runs the edema networks over whole OCT cubes (docs/ORIGINAL.md, "Evaluation and fusion"):
 // one network, or a weighted fusion of several whose class probabilities
 // (the exp of their log-probabilities) and detection probabilities are
 // averaged, optionally with a horizontally mirrored second pass as
