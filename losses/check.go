@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/edema/edema/torch"
+
+	"github.com/edema/edema/oct"
 )
 
 // shapeString writes a shape the way the documentation does: 2×4×16×16.
@@ -40,7 +42,7 @@ func sameDevice(a *torch.Tensor, aName string, b *torch.Tensor, bName string) er
 
 // checkSegmentation accepts floating-point log-probabilities N×4×H×W and
 // int64 labels N×H×W on the same device whose values are classes or
-// IgnoreLabel, with at least one pixel not ignored. The label values are
+// oct.IgnoreClass, with at least one pixel not ignored. The label values are
 // checked on the tensor's device with a single transfer of two counts.
 func checkSegmentation(logp, target *torch.Tensor) error {
 	if err := usable(logp, "log-probabilities"); err != nil {
@@ -50,8 +52,8 @@ func checkSegmentation(logp, target *torch.Tensor) error {
 		return err
 	}
 	ls := logp.Shape()
-	if len(ls) != 4 || ls[1] != NumClasses {
-		return fmt.Errorf("log-probabilities have shape %s, want N×%d×H×W", shapeString(ls), NumClasses)
+	if len(ls) != 4 || ls[1] != oct.NumClasses {
+		return fmt.Errorf("log-probabilities have shape %s, want N×%d×H×W", shapeString(ls), oct.NumClasses)
 	}
 	if d := logp.DType(); !d.IsFloatingPoint() {
 		return fmt.Errorf("log-probabilities have dtype %s, want a floating-point dtype", d)
@@ -71,15 +73,15 @@ func checkSegmentation(logp, target *torch.Tensor) error {
 		return err
 	}
 
-	ignored := target.EqScalar(IgnoreLabel)
-	invalid := target.LtScalar(0).LogicalOr(target.GtScalar(NumClasses - 1)).LogicalAnd(ignored.LogicalNot())
+	ignored := target.EqScalar(float64(oct.IgnoreClass))
+	invalid := target.LtScalar(0).LogicalOr(target.GtScalar(oct.NumClasses - 1)).LogicalAnd(ignored.LogicalNot())
 	counts := torch.Stack([]*torch.Tensor{invalid.Sum(), ignored.Sum()}, 0).ToDevice(torch.CPU).Int64s()
 	if counts[0] > 0 {
 		return fmt.Errorf("%d label pixels are outside 0..%d and not %d (ignore); the labels range from %d to %d",
-			counts[0], NumClasses-1, IgnoreLabel, int64(target.Min().Item()), int64(target.Max().Item()))
+			counts[0], oct.NumClasses-1, oct.IgnoreClass, int64(target.Min().Item()), int64(target.Max().Item()))
 	}
 	if counts[1] == target.Numel() {
-		return fmt.Errorf("every label pixel is %d (ignore): the weighted cross-entropy is undefined", IgnoreLabel)
+		return fmt.Errorf("every label pixel is %d (ignore): the weighted cross-entropy is undefined", oct.IgnoreClass)
 	}
 	return nil
 }
@@ -94,11 +96,11 @@ func checkDetection(prob, target *torch.Tensor, n int64) error {
 		return err
 	}
 	ps, ts := prob.Shape(), target.Shape()
-	want := fmt.Sprintf("N×%d", NumLesions)
+	want := fmt.Sprintf("N×%d", oct.NumLesions)
 	if n >= 0 {
-		want = fmt.Sprintf("%d×%d (one row per image of the batch)", n, NumLesions)
+		want = fmt.Sprintf("%d×%d (one row per image of the batch)", n, oct.NumLesions)
 	}
-	if len(ps) != 2 || ps[1] != NumLesions || (n >= 0 && ps[0] != n) || ps[0] == 0 {
+	if len(ps) != 2 || ps[1] != oct.NumLesions || (n >= 0 && ps[0] != n) || ps[0] == 0 {
 		return fmt.Errorf("detection probabilities have shape %s, want %s", shapeString(ps), want)
 	}
 	if !slices.Equal(ts, ps) {

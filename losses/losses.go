@@ -6,12 +6,12 @@
 //
 // The segmentation losses take the network's log-probabilities L
 // (N×4×H×W, floating point) and the labels T (N×H×W, int64, values 0..3 or
-// IgnoreLabel); the detection loss takes the head's probabilities D and the
+// oct.IgnoreClass); the detection loss takes the head's probabilities D and the
 // per-slice presence targets Y (both N×3). P = exp(L).
 //
 //   - WCE is the negative log-likelihood with class weights 1, 5, 10, 20,
 //     averaged with those weights over the pixels whose label is not
-//     IgnoreLabel: Σ w_T·(−L_T) / Σ w_T (torch.nn.NLLLoss with weight and
+//     oct.IgnoreClass: Σ w_T·(−L_T) / Σ w_T (torch.nn.NLLLoss with weight and
 //     ignore_index).
 //   - Dice, for each lesion class c = 1..3 over the whole batch, is
 //     dice_c = 2·Σ P_c·[T=c] / (Σ P_c + Σ [T=c]), without smoothing, and the
@@ -23,10 +23,10 @@
 // # Ignored pixels in the Dice losses
 //
 // As in the original implementation, the Dice sums run over every pixel:
-// a pixel labelled IgnoreLabel matches no class, so it adds nothing to
+// a pixel labelled oct.IgnoreClass matches no class, so it adds nothing to
 // Σ [T=c] or Σ P_c·[T=c], but its probabilities still add to Σ P_c. Only
 // WCE skips ignored pixels. (After the label mapping of the data set only
-// padding could carry IgnoreLabel.)
+// padding could carry oct.IgnoreClass.)
 //
 // # Where the gradient would not be finite
 //
@@ -59,22 +59,17 @@ import (
 	"strings"
 
 	"github.com/edema/edema/torch"
+
+	"github.com/edema/edema/oct"
 )
 
 const (
-	// NumClasses is the number of segmentation classes: background, REA,
-	// SRF and PED.
-	NumClasses = 4
-	// NumLesions is the number of detection outputs, one per lesion class.
-	NumLesions = 3
-	// IgnoreLabel marks pixels that WCE skips.
-	IgnoreLabel = 255
 	// Gamma is the exponent of the exponential-logarithmic Dice loss.
 	Gamma = 0.5
 )
 
 // ClassWeights returns the WCE weights of the classes 0..3.
-func ClassWeights() [NumClasses]float64 { return [NumClasses]float64{1, 5, 10, 20} }
+func ClassWeights() [oct.NumClasses]float64 { return [oct.NumClasses]float64{1, 5, 10, 20} }
 
 // The names of the combined losses, as the original's --loss flag spells them.
 const (
@@ -172,7 +167,7 @@ func (l Loss) Compute(logp, target, detProb, detTarget *torch.Tensor) (terms Ter
 }
 
 // WCE returns the class-weighted negative log-likelihood of the labels,
-// averaged over the pixels not labelled IgnoreLabel.
+// averaged over the pixels not labelled oct.IgnoreClass.
 func WCE(logp, target *torch.Tensor) (*torch.Tensor, error) {
 	return segmentationLoss("weighted cross-entropy", wce, logp, target)
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edema/edema/torch"
+
+	"github.com/edema/edema/oct"
 )
 
 func TestNew(t *testing.T) {
@@ -226,25 +228,25 @@ func TestDescent(t *testing.T) {
 	features := normal(1, n, c, h, w)
 	// Labels are the argmax of a hidden linear map of the features, so
 	// the model can learn them; a border of ignored pixels as padding.
-	labels := torch.Conv2d(features, normal(2, NumClasses, c, 1, 1), nil, torch.Conv2dOptions{}).Argmax(1, false)
+	labels := torch.Conv2d(features, normal(2, oct.NumClasses, c, 1, 1), nil, torch.Conv2dOptions{}).Argmax(1, false)
 	border := torch.Ones([]int64{n, h, w}, torch.Options{DType: torch.Bool, Device: torch.CPU})
 	border.Narrow(1, 1, h-2).Narrow(2, 1, w-2).ZeroInPlace()
-	labels = torch.Where(border, torch.Full([]int64{}, IgnoreLabel, torch.Options{DType: torch.Int64, Device: torch.CPU}), labels)
-	target := torch.FromSlice(presence(labels.Int64s(), n), n, NumLesions)
+	labels = torch.Where(border, torch.Full([]int64{}, float64(oct.IgnoreClass), torch.Options{DType: torch.Int64, Device: torch.CPU}), labels)
+	target := torch.FromSlice(presence(labels.Int64s(), n), n, oct.NumLesions)
 
 	for _, name := range Names() {
 		t.Run(name, func(t *testing.T) {
 			loss, err := New(name)
 			require.NoError(t, err)
-			segW := normal(0.1, NumClasses, c, 1, 1).SetRequiresGrad(true)
-			detW := normal(0.1, NumLesions, c, 1, 1).SetRequiresGrad(true)
+			segW := normal(0.1, oct.NumClasses, c, 1, 1).SetRequiresGrad(true)
+			detW := normal(0.1, oct.NumLesions, c, 1, 1).SetRequiresGrad(true)
 			params := []*torch.Tensor{segW, detW}
 			var history []Values
 			for range 25 {
 				torch.Scoped(func(*torch.Scope) {
 					logp := torch.LogSoftmax(torch.Conv2d(features, segW, nil, torch.Conv2dOptions{}), 1)
 					det := torch.AdaptiveMaxPool2d(torch.Conv2d(features, detW, nil, torch.Conv2dOptions{}), [2]int64{1, 1})
-					terms, err := loss.Compute(logp, labels, det.View(n, NumLesions).Sigmoid(), target)
+					terms, err := loss.Compute(logp, labels, det.View(n, oct.NumLesions).Sigmoid(), target)
 					require.NoError(t, err)
 					v, err := terms.Values()
 					require.NoError(t, err)
@@ -281,10 +283,10 @@ func TestCUDAMatchesCPU(t *testing.T) {
 	run := func(dev torch.Device, name string) (Values, []float32, []float32) {
 		s := torch.NewScope()
 		defer s.Close()
-		z := torch.FromSlice(b.z, int64(b.n), NumClasses, int64(b.h), int64(b.w)).ToDevice(dev).Detach().SetRequiresGrad(true)
-		a := torch.FromSlice(b.a, int64(b.n), NumLesions).ToDevice(dev).Detach().SetRequiresGrad(true)
+		z := torch.FromSlice(b.z, int64(b.n), oct.NumClasses, int64(b.h), int64(b.w)).ToDevice(dev).Detach().SetRequiresGrad(true)
+		a := torch.FromSlice(b.a, int64(b.n), oct.NumLesions).ToDevice(dev).Detach().SetRequiresGrad(true)
 		labels := torch.FromSlice(b.labels, int64(b.n), int64(b.h), int64(b.w)).ToDevice(dev)
-		target := torch.FromSlice(b.y, int64(b.n), NumLesions).ToDevice(dev)
+		target := torch.FromSlice(b.y, int64(b.n), oct.NumLesions).ToDevice(dev)
 		l, err := New(name)
 		require.NoError(t, err)
 		terms, err := l.Compute(torch.LogSoftmax(z, 1), labels, a.Sigmoid(), target)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/edema/edema/internal/pytorchtest"
 	"github.com/edema/edema/torch"
+
+	"github.com/edema/edema/oct"
 )
 
 // referenceScript implements the losses of docs/ORIGINAL.md, "Losses" literally in PyTorch,
@@ -137,7 +139,7 @@ type batch struct {
 // classes, with a fraction of ignored pixels.
 func randomBatch(rng *rand.Rand, name string, n, h, w int, classes []int64, ignored float64) batch {
 	b := batch{name: name, n: n, h: h, w: w}
-	b.z = make([]float32, n*NumClasses*h*w)
+	b.z = make([]float32, n*oct.NumClasses*h*w)
 	for i := range b.z {
 		b.z[i] = float32(2 * rng.NormFloat64())
 	}
@@ -145,10 +147,10 @@ func randomBatch(rng *rand.Rand, name string, n, h, w int, classes []int64, igno
 	for i := range b.labels {
 		b.labels[i] = classes[rng.IntN(len(classes))]
 		if rng.Float64() < ignored {
-			b.labels[i] = IgnoreLabel
+			b.labels[i] = int64(oct.IgnoreClass)
 		}
 	}
-	b.a = make([]float32, n*NumLesions)
+	b.a = make([]float32, n*oct.NumLesions)
 	for i := range b.a {
 		b.a[i] = float32(1.5 * rng.NormFloat64())
 	}
@@ -163,12 +165,12 @@ func perfectBatch(rng *rand.Rand, name string, n, h, w int) batch {
 	hw := h * w
 	for i, l := range b.labels {
 		img, px := i/hw, i%hw
-		for c := range NumClasses {
+		for c := range oct.NumClasses {
 			v := float32(0)
 			if int64(c) == l {
 				v = 50
 			}
-			b.z[(img*NumClasses+c)*hw+px] = v
+			b.z[(img*oct.NumClasses+c)*hw+px] = v
 		}
 	}
 	return b
@@ -177,11 +179,11 @@ func perfectBatch(rng *rand.Rand, name string, n, h, w int) batch {
 // presence is the detection target of docs/ORIGINAL.md, "Data": 1 where a lesion class
 // occurs in the image's labels.
 func presence(labels []int64, n int) []float32 {
-	y := make([]float32, n*NumLesions)
+	y := make([]float32, n*oct.NumLesions)
 	per := len(labels) / n
 	for i, l := range labels {
-		if l >= 1 && l <= NumLesions {
-			y[(i/per)*NumLesions+int(l)-1] = 1
+		if l >= 1 && l <= oct.NumLesions {
+			y[(i/per)*oct.NumLesions+int(l)-1] = 1
 		}
 	}
 	return y
@@ -204,12 +206,12 @@ func goLoss(t *testing.T, b batch, lossName string) (value float64, gradZ, gradA
 	t.Helper()
 	s := torch.NewScope()
 	defer s.Close()
-	z := torch.FromSlice(b.z, int64(b.n), NumClasses, int64(b.h), int64(b.w)).SetRequiresGrad(true)
-	a := torch.FromSlice(b.a, int64(b.n), NumLesions).SetRequiresGrad(true)
+	z := torch.FromSlice(b.z, int64(b.n), oct.NumClasses, int64(b.h), int64(b.w)).SetRequiresGrad(true)
+	a := torch.FromSlice(b.a, int64(b.n), oct.NumLesions).SetRequiresGrad(true)
 	logp := torch.LogSoftmax(z, 1)
 	labels := torch.FromSlice(b.labels, int64(b.n), int64(b.h), int64(b.w))
 	prob := a.Sigmoid()
-	target := torch.FromSlice(b.y, int64(b.n), NumLesions)
+	target := torch.FromSlice(b.y, int64(b.n), oct.NumLesions)
 
 	var loss *torch.Tensor
 	var err error
@@ -318,7 +320,7 @@ func TestLossesMatchPyTorch(t *testing.T) {
 
 			var wantDice []float64
 			require.NoError(t, json.Unmarshal(ref["class_dice"], &wantDice))
-			logp := torch.LogSoftmax(torch.FromSlice(b.z, int64(b.n), NumClasses, int64(b.h), int64(b.w)), 1)
+			logp := torch.LogSoftmax(torch.FromSlice(b.z, int64(b.n), oct.NumClasses, int64(b.h), int64(b.w)), 1)
 			dice, err := ClassDice(logp, torch.FromSlice(b.labels, int64(b.n), int64(b.h), int64(b.w)))
 			require.NoError(t, err)
 			got := dice.Float32s()

@@ -1,6 +1,10 @@
 package losses
 
-import "github.com/edema/edema/torch"
+import (
+	"github.com/edema/edema/torch"
+
+	"github.com/edema/edema/oct"
+)
 
 // The loss terms on checked inputs. They panic with *torch.Error when
 // libtorch fails and leave their temporaries to the caller's scope.
@@ -11,7 +15,7 @@ func wce(logp, target *torch.Tensor) *torch.Tensor {
 	return torch.NLLLoss(logp, target, torch.LossOptions{
 		Weight:      weight,
 		Reduction:   torch.ReductionMean,
-		IgnoreIndex: IgnoreLabel,
+		IgnoreIndex: int64(oct.IgnoreClass),
 	})
 }
 
@@ -22,10 +26,10 @@ func wce(logp, target *torch.Tensor) *torch.Tensor {
 // stays finite and cannot leak NaN into the gradient.
 func classDice(logp, target *torch.Tensor) *torch.Tensor {
 	o := torch.Options{DType: logp.DType(), Device: logp.Device()}
-	lesions := torch.Arange(1, NumClasses, 1, torch.Options{DType: torch.Int64, Device: o.Device}).
-		View(1, NumLesions, 1, 1)
+	lesions := torch.Arange(1, oct.NumClasses, 1, torch.Options{DType: torch.Int64, Device: o.Device}).
+		View(1, oct.NumLesions, 1, 1)
 	isClass := target.Unsqueeze(1).Eq(lesions).To(o.DType) // N×3×H×W: [T = c]
-	p := logp.Narrow(1, 1, NumLesions).Exp()               // N×3×H×W: P_c
+	p := logp.Narrow(1, 1, oct.NumLesions).Exp()           // N×3×H×W: P_c
 	sumDims := []int64{0, 2, 3}
 	intersection := p.Mul(isClass).SumDims(sumDims, false)
 	count := isClass.SumDims(sumDims, false)

@@ -5,6 +5,8 @@ import (
 
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/nn"
+
+	"github.com/edema/edema/oct"
 )
 
 // The building blocks of the three networks, named as in the original code
@@ -134,7 +136,7 @@ func (b *DilatedBlock) Forward(x *torch.Tensor) *torch.Tensor {
 func newDetectionHead(p nn.Path, in int64) *nn.Sequential {
 	return nn.NewSequential(p).
 		Dropout(0.5).
-		Conv2d(in, numLesions, nn.Conv2dConfig{Kernel: 1}).
+		Conv2d(in, oct.NumLesions, nn.Conv2dConfig{Kernel: 1}).
 		AdaptiveMaxPool2d(1).
 		Sigmoid()
 }
@@ -142,12 +144,12 @@ func newDetectionHead(p nn.Path, in int64) *nn.Sequential {
 // detect runs the detection head and returns N×3 probabilities, also for
 // N = 1 (the original's squeeze would drop the batch dimension there).
 func detect(head *nn.Sequential, x *torch.Tensor) *torch.Tensor {
-	return head.Forward(x).Reshape(x.Size(0), numLesions)
+	return head.Forward(x).Reshape(x.Size(0), oct.NumLesions)
 }
 
 // newFinal builds a segmentation head: a 1×1 convolution to the classes.
 func newFinal(p nn.Path, in int64) *nn.Conv2d {
-	return nn.NewConv2d(p, in, numClasses, nn.Conv2dConfig{Kernel: 1})
+	return nn.NewConv2d(p, in, oct.NumClasses, nn.Conv2dConfig{Kernel: 1})
 }
 
 var pool = nn.MaxPool2d{Kernel: 2}

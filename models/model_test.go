@@ -107,16 +107,14 @@ func TestPredictMatchesForward(t *testing.T) {
 	assert.Equal(t, torch.Uint8, wantLabels.DType())
 	assert.Equal(t, []int64{s, h, w}, wantLabels.Shape())
 
-	m.Train()
-	p, err := m.Predict(images, s, h, w, PredictOptions{BatchSize: 2, Probabilities: true})
-	require.NoError(t, err)
-	assert.True(t, m.Training(), "Predict puts the previous mode back")
+	p := predictAll(t, m, images, s, h, w, 2, true)
+	assert.False(t, m.Training(), "prediction leaves the mode alone")
 	assert.Equal(t, s, p.Slices)
 	assertLabelsOf(t, seg, p.Labels)
 	assert.InDeltaSlice(t, toF64(det.Float32s()), toF64(p.Detections), 1e-5)
 	assert.InDeltaSlice(t, toF64(seg.Exp().Float32s()), toF64(p.Probabilities), 1e-5)
 
-	// Streaming batch by batch into one Prediction gives the same.
+	// Other batches into one Prediction give the same.
 	streamed := NewPrediction(s, h, w, false)
 	size := 3 * h * w
 	require.NoError(t, m.PredictInto(streamed, 0, images[:3*size], 3))
@@ -125,13 +123,26 @@ func TestPredictMatchesForward(t *testing.T) {
 	assert.InDeltaSlice(t, toF64(p.Detections), toF64(streamed.Detections), 1e-5)
 	assert.Nil(t, streamed.Probabilities)
 
-	_, err = m.Predict(images, s, h+1, w, PredictOptions{})
-	assert.ErrorContains(t, err, "must be multiples of 16")
-	_, err = m.Predict(images[1:], s, h, w, PredictOptions{})
-	assert.ErrorContains(t, err, "values for 5 slices")
-	_, err = m.Predict(images, s, h, w, PredictOptions{BatchSize: -1})
-	assert.ErrorContains(t, err, "negative")
+	one := NewPrediction(1, h, w, false)
+	assert.ErrorContains(t, m.PredictInto(NewPrediction(1, h+1, w, false), 0, images[:3*(h+1)*w], 1), "must be multiples of 16")
+	assert.ErrorContains(t, m.PredictInto(one, 0, images[1:size], 1), "values for 1 slices")
 	assert.ErrorContains(t, m.PredictInto(streamed, 4, images[:2*size], 2), "do not fit")
+	m.Train()
+	assert.ErrorContains(t, m.PredictInto(one, 0, images[:size], 1), "prediction needs the network in evaluation mode")
+}
+
+// predictAll predicts s slices batch slices at a time with PredictInto,
+// the network in evaluation mode.
+func predictAll(t *testing.T, m *Model, images []float32, s, h, w, batch int, probabilities bool) *Prediction {
+	t.Helper()
+	m.Eval()
+	p := NewPrediction(s, h, w, probabilities)
+	size := 3 * h * w
+	for at := 0; at < s; at += batch {
+		n := min(batch, s-at)
+		require.NoError(t, m.PredictInto(p, at, images[at*size:(at+n)*size], n))
+	}
+	return p
 }
 
 func toF64(v []float32) []float64 {
@@ -202,8 +213,7 @@ func TestToDTypeFloat64MatchesFloat32(t *testing.T) {
 	assert.InDelta(t, 0, seg64.To(torch.Float32).Sub(seg32).Abs().Max().Item(), 1e-4)
 	assert.InDelta(t, 0, det64.To(torch.Float32).Sub(det32).Abs().Max().Item(), 1e-5)
 
-	p, err := m.Predict(x.Float32s(), 2, 32, 32, PredictOptions{})
-	require.NoError(t, err)
+	p := predictAll(t, m, x.Float32s(), 2, 32, 32, DefaultBatchSize, false)
 	assert.Equal(t, torch.Data[uint8](ArgmaxLabels(seg64)), p.Labels)
 }
 
@@ -214,9 +224,7 @@ func TestPredictWholeCube(t *testing.T) {
 	m := newModel(t, NameUNet)
 	const s, h, w = 128, 16, 32
 	x := torch.Randn([]int64{s, 3, h, w}, torch.Float32CPU)
-	p, err := m.Predict(x.Float32s(), s, h, w, PredictOptions{})
-	require.NoError(t, err)
-	m.Eval()
+	p := predictAll(t, m, x.Float32s(), s, h, w, DefaultBatchSize, false)
 	seg, det, err := m.Forward(x)
 	require.NoError(t, err)
 	assertLabelsOf(t, seg, p.Labels)

@@ -4,10 +4,12 @@ import (
 	"fmt"
 
 	"github.com/edema/edema/torch"
+
+	"github.com/edema/edema/oct"
 )
 
-// DefaultBatchSize is the number of slices per forward pass of Predict
-// unless told otherwise: the original's inference batch.
+// DefaultBatchSize is the number of slices per forward pass of a
+// prediction unless told otherwise: the original's inference batch.
 const DefaultBatchSize = 8
 
 // Prediction is what a network says about S slices of H×W, in plain Go
@@ -29,73 +31,32 @@ func NewPrediction(slices, h, w int, probabilities bool) *Prediction {
 	p := &Prediction{
 		Slices: slices, H: h, W: w,
 		Labels:     make([]uint8, slices*h*w),
-		Detections: make([]float32, slices*numLesions),
+		Detections: make([]float32, slices*oct.NumLesions),
 	}
 	if probabilities {
-		p.Probabilities = make([]float32, slices*numClasses*h*w)
+		p.Probabilities = make([]float32, slices*oct.NumClasses*h*w)
 	}
 	return p
 }
 
-// PredictOptions tune Predict.
-type PredictOptions struct {
-	// BatchSize is the number of slices per forward pass; 0 means
-	// DefaultBatchSize. Memory use grows with it, not with the cube.
-	BatchSize int
-	// Probabilities also keeps the class probabilities of every pixel.
-	Probabilities bool
-}
-
-// Predict runs the network in evaluation mode on slices slices of images
-// (slices×3×h×w normalised values, row-major), a whole cube for example,
-// BatchSize slices at a time. Each batch's tensors are released before the
-// next one starts, so memory beyond the outputs stays bounded by one batch.
-// The network is back in its previous mode afterwards.
-func (m *Model) Predict(images []float32, slices, h, w int, opts PredictOptions) (*Prediction, error) {
-	if opts.BatchSize < 0 {
-		return nil, fmt.Errorf("%s: batch size %d is negative", m.name, opts.BatchSize)
+// PredictInto runs the n slices of images (n×3×H×W with dst's H and W)
+// through the network in one forward pass, in inference mode, and writes
+// their outputs at slices [at, at+n) of dst: one batch of a prediction.
+// Whole cubes, fusions and test-time augmentation are package inference's.
+// The network must be in evaluation mode (Eval): prediction never changes
+// the network's mode or its batch statistics.
+func (m *Model) PredictInto(dst *Prediction, at int, images []float32, n int) (err error) {
+	if m.store.Training() {
+		return fmt.Errorf("%s: prediction needs the network in evaluation mode (call Eval first)", m.name)
 	}
-	if opts.BatchSize == 0 {
-		opts.BatchSize = DefaultBatchSize
-	}
-	if err := checkImages(m.name, images, slices, h, w); err != nil {
-		return nil, err
-	}
-	dst := NewPrediction(slices, h, w, opts.Probabilities)
-	err := m.inEvalMode(func() (err error) {
-		// One inference-mode call for the whole cube keeps every batch on
-		// the same OS thread, hence in the same malloc arena, whose memory
-		// the next batch reuses.
-		torch.InferenceMode(func() {
-			size := 3 * h * w
-			for at := 0; at < slices && err == nil; at += opts.BatchSize {
-				n := min(opts.BatchSize, slices-at)
-				err = m.predictBatch(dst, at, images[at*size:(at+n)*size], n)
-			}
-		})
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return dst, nil
-}
-
-// PredictInto runs the network in evaluation mode on the n slices of
-// images (n×3×H×W with dst's H and W) in one forward pass and writes their
-// outputs at slices [at, at+n) of dst. It lets a caller stream a cube batch
-// by batch into one Prediction.
-func (m *Model) PredictInto(dst *Prediction, at int, images []float32, n int) error {
 	if err := checkImages(m.name, images, n, dst.H, dst.W); err != nil {
 		return err
 	}
 	if at < 0 || at+n > dst.Slices {
 		return fmt.Errorf("%s: slices %d..%d do not fit a prediction of %d slices", m.name, at, at+n-1, dst.Slices)
 	}
-	return m.inEvalMode(func() (err error) {
-		torch.InferenceMode(func() { err = m.predictBatch(dst, at, images, n) })
-		return err
-	})
+	torch.InferenceMode(func() { err = m.predictBatch(dst, at, images, n) })
+	return err
 }
 
 func checkImages(name string, images []float32, n, h, w int) error {
@@ -109,15 +70,6 @@ func checkImages(name string, images []float32, n, h, w int) error {
 		return fmt.Errorf("%s: %d values for %d slices of 3×%d×%d, want %d", name, len(images), n, h, w, want)
 	}
 	return nil
-}
-
-// inEvalMode runs f with the network in evaluation mode and puts the
-// previous mode back.
-func (m *Model) inEvalMode(f func() error) error {
-	prev := m.store.Training()
-	m.store.Eval()
-	defer m.store.SetTraining(prev)
-	return f()
 }
 
 // predictBatch runs one forward pass, in inference mode already, and
@@ -134,9 +86,9 @@ func (m *Model) predictBatch(dst *Prediction, at int, images []float32, n int) (
 	}
 	area := h * w
 	torch.CopyInto(dst.Labels[at*area:(at+n)*area], ArgmaxLabels(seg))
-	torch.CopyInto(dst.Detections[at*numLesions:(at+n)*numLesions], det.To(torch.Float32))
+	torch.CopyInto(dst.Detections[at*oct.NumLesions:(at+n)*oct.NumLesions], det.To(torch.Float32))
 	if dst.Probabilities != nil {
-		torch.CopyInto(dst.Probabilities[at*numClasses*area:(at+n)*numClasses*area], seg.Exp().To(torch.Float32))
+		torch.CopyInto(dst.Probabilities[at*oct.NumClasses*area:(at+n)*oct.NumClasses*area], seg.Exp().To(torch.Float32))
 	}
 	return nil
 }

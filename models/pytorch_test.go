@@ -13,6 +13,8 @@ import (
 	"github.com/edema/edema/torch/nn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edema/edema/oct"
 )
 
 // interopCase is one network checked against testdata/reference_models.py.
@@ -89,8 +91,8 @@ func prepareInterop(t *testing.T, c *interopCase) {
 	writeTensors(t, filepath.Join(c.dir, "weights"), m.StateDict())
 
 	c.x = torch.Randn([]int64{interopN, 3, interopH, interopW}, torch.Float32CPU)
-	c.w = torch.Randn([]int64{interopN, numClasses, interopH, interopW}, torch.Float32CPU)
-	c.v = torch.Randn([]int64{interopN, numLesions}, torch.Float32CPU)
+	c.w = torch.Randn([]int64{interopN, oct.NumClasses, interopH, interopW}, torch.Float32CPU)
+	c.v = torch.Randn([]int64{interopN, oct.NumLesions}, torch.Float32CPU)
 	writeTensors(t, filepath.Join(c.dir, "inputs"), []nn.Named{{Name: "x", Tensor: c.x}, {Name: "w", Tensor: c.w}, {Name: "v", Tensor: c.v}})
 
 	meta, err := json.Marshal(map[string]any{"name": c.name, "seed": c.seed, "dropout_seed": c.dropoutSeed})
@@ -117,8 +119,8 @@ func checkEval(t *testing.T, c *interopCase) {
 	torch.InferenceMode(func() {
 		seg, det, err := c.model.Forward(c.x)
 		require.NoError(t, err)
-		assert.Equal(t, []int64{interopN, numClasses, interopH, interopW}, seg.Shape())
-		assert.Equal(t, []int64{interopN, numLesions}, det.Shape())
+		assert.Equal(t, []int64{interopN, oct.NumClasses, interopH, interopW}, seg.Shape())
+		assert.Equal(t, []int64{interopN, oct.NumLesions}, det.Shape())
 		assertClose(t, ref["eval.seg"], seg, 1e-4, "eval seg")
 		assertClose(t, ref["eval.det"], det, 1e-4, "eval det")
 	})

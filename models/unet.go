@@ -7,8 +7,6 @@ import (
 
 const (
 	inChannels = 3 // the slice and its two neighbours
-	numClasses = 4 // background, REA, SRF, PED
-	numLesions = 3 // REA, SRF, PED
 )
 
 // filters are the widths of the five levels: 64..1024 divided by the

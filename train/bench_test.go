@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edema/edema/edema"
 	"github.com/edema/edema/internal/benchenv"
 	"github.com/edema/edema/losses"
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/optim"
 )
@@ -33,12 +33,12 @@ const (
 
 // benchBatchData is a deterministic batch in which every class occurs:
 // the same as scripts/bench_train.py makes.
-func benchBatchData() *edema.Batch {
+func benchBatchData() *oct.Batch {
 	n, h, w := benchBatch, benchHeight, benchWidth
-	b := &edema.Batch{N: n, H: h, W: w,
+	b := &oct.Batch{N: n, H: h, W: w,
 		Images:  make([]float32, n*3*h*w),
 		Labels:  make([]int64, n*h*w),
-		Targets: make([]float32, n*losses.NumLesions),
+		Targets: make([]float32, n*oct.NumLesions),
 		Paths:   make([]string, n),
 	}
 	for i := range b.Images {

@@ -9,9 +9,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/edema/edema/edema"
 	"github.com/edema/edema/losses"
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 )
 
@@ -46,7 +46,7 @@ type Config struct {
 	// Augment is the original's optional geometry augmentation of the
 	// training slices (--resize, --random-rotate, --random-scale,
 	// --crop-size), off by default as in the published runs.
-	Augment edema.Augment
+	Augment oct.Augment
 
 	// Resume continues the run that wrote this checkpoint (see Run).
 	Resume string
@@ -144,17 +144,17 @@ func (c Config) Validate() error {
 	return isDir("--list-dir", c.ListDir)
 }
 
-// augmentFlags are the flags of the fields of edema.Augment.
-var augmentFlags = map[edema.Field]string{
-	edema.FieldResize: "--resize",
-	edema.FieldRotate: "--random-rotate",
-	edema.FieldScale:  "--random-scale",
-	edema.FieldCrop:   "--crop-size",
+// augmentFlags are the flags of the fields of oct.Augment.
+var augmentFlags = map[oct.Field]string{
+	oct.FieldResize: "--resize",
+	oct.FieldRotate: "--random-rotate",
+	oct.FieldScale:  "--random-scale",
+	oct.FieldCrop:   "--crop-size",
 }
 
-// augmentError names the flags of an edema.FieldError.
+// augmentError names the flags of an oct.FieldError.
 func augmentError(err error) error {
-	var fe *edema.FieldError
+	var fe *oct.FieldError
 	if !errors.As(err, &fe) {
 		return err
 	}

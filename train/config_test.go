@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edema/edema/edema"
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/pth"
 )
@@ -56,16 +56,16 @@ func TestRunRejects(t *testing.T) {
 
 	// A list folder whose first training slice is missing.
 	brokenLists := t.TempDir()
-	for _, name := range []string{edema.TrainImagesList, edema.TrainLabelsList, edema.ValImagesList, edema.ValLabelsList, edema.InfoFile} {
+	for _, name := range []string{oct.TrainImagesList, oct.TrainLabelsList, oct.ValImagesList, oct.ValLabelsList, oct.InfoFile} {
 		data, err := os.ReadFile(filepath.Join(done.ListDir, name))
 		require.NoError(t, err)
-		if name == edema.TrainImagesList {
+		if name == oct.TrainImagesList {
 			data = []byte("Edema_trainingset/trans3channel_images/gone.img/000.png\n" + strings.SplitN(string(data), "\n", 2)[1])
 		}
 		require.NoError(t, os.WriteFile(filepath.Join(brokenLists, name), data, 0o644))
 	}
 	noVal := t.TempDir()
-	for _, name := range []string{edema.TrainImagesList, edema.TrainLabelsList, edema.InfoFile} {
+	for _, name := range []string{oct.TrainImagesList, oct.TrainLabelsList, oct.InfoFile} {
 		data, err := os.ReadFile(filepath.Join(done.ListDir, name))
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(noVal, name), data, 0o644))
@@ -87,10 +87,10 @@ func TestRunRejects(t *testing.T) {
 		{"negative weight decay", func(c *Config) { c.WeightDecay = -1 }, "--weight-decay must not be negative"},
 		{"missing data folder", func(c *Config) { c.DataDir = filepath.Join(dir, "nothing") }, "--data-dir: stat " + filepath.Join(dir, "nothing")},
 		{"data folder is a file", func(c *Config) { c.DataDir = barePath }, "is not a folder"},
-		{"no list files", func(c *Config) { c.ListDir = t.TempDir() }, edema.TrainImagesList + ": no such file"},
-		{"no validation lists", func(c *Config) { c.ListDir = noVal }, edema.ValImagesList + ": no such file"},
+		{"no list files", func(c *Config) { c.ListDir = t.TempDir() }, oct.TrainImagesList + ": no such file"},
+		{"no validation lists", func(c *Config) { c.ListDir = noVal }, oct.ValImagesList + ": no such file"},
 		{"missing slice", func(c *Config) { c.ListDir = brokenLists }, "gone.img/000.png"},
-		{"batch larger than the training set", func(c *Config) { c.BatchSize = 9 }, "--batch-size 9 is larger than the training set: " + filepath.Join(done.ListDir, edema.TrainImagesList) + " lists 8 slices"},
+		{"batch larger than the training set", func(c *Config) { c.BatchSize = 9 }, "--batch-size 9 is larger than the training set: " + filepath.Join(done.ListDir, oct.TrainImagesList) + " lists 8 slices"},
 		{"scale without crop", func(c *Config) { c.Augment.Scale = 1.5 }, "--random-scale and --crop-size: a random scale without a crop gives slices of different sizes"},
 		{"bad rotation", func(c *Config) { c.Augment.Rotate = -5 }, "--random-rotate: rotation -5 must be 0 to 180 degrees"},
 		{"crop not a multiple of 16", func(c *Config) { c.Augment.Crop = 24 }, "augmented slices are 24×24 (width×height); the networks need multiples of 16"},

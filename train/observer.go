@@ -3,8 +3,8 @@ package train
 import (
 	"time"
 
-	"github.com/edema/edema/edema/metrics"
 	"github.com/edema/edema/losses"
+	"github.com/edema/edema/metrics"
 	"github.com/edema/edema/torch"
 )
 

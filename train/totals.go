@@ -4,14 +4,16 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/edema/edema/edema/metrics"
 	"github.com/edema/edema/losses"
+	"github.com/edema/edema/metrics"
+
+	"github.com/edema/edema/oct"
 )
 
 // counts are the pixel counts of one batch per lesion class: predicted
 // and true together, predicted, true.
 type counts struct {
-	Inter, Pred, Truth [losses.NumLesions]float64
+	Inter, Pred, Truth [oct.NumLesions]float64
 }
 
 // diceSmooth is the smoothing of the original's per-batch training Dice.
@@ -33,13 +35,13 @@ type totals struct {
 	counts
 	// DiceSum holds per class the sum over the steps of counts.dice; NaN
 	// for an epoch resumed from a checkpoint written before it was kept.
-	DiceSum [losses.NumLesions]float64
+	DiceSum [oct.NumLesions]float64
 }
 
 func (t *totals) add(v losses.Values, c counts) {
 	t.Steps++
 	t.LossSum += v.Total
-	for k := range losses.NumLesions {
+	for k := range oct.NumLesions {
 		t.Inter[k] += c.Inter[k]
 		t.Pred[k] += c.Pred[k]
 		t.Truth[k] += c.Truth[k]
@@ -86,14 +88,14 @@ func (t *totals) pooledDice() metrics.PerLesion {
 // Lengths of the list of numbers that a checkpoint keeps of the totals:
 // before the per-batch Dice was kept, and since.
 const (
-	totalsLenCounts = 2 + 3*losses.NumLesions
-	totalsLen       = totalsLenCounts + losses.NumLesions
+	totalsLenCounts = 2 + 3*oct.NumLesions
+	totalsLen       = totalsLenCounts + oct.NumLesions
 )
 
 // encode gives the totals as the list of numbers a checkpoint keeps.
 func (t *totals) encode() []any {
 	v := []any{float64(t.Steps), t.LossSum}
-	for k := range losses.NumLesions {
+	for k := range oct.NumLesions {
 		v = append(v, t.Inter[k], t.Pred[k], t.Truth[k])
 	}
 	for _, d := range t.DiceSum {
@@ -119,7 +121,7 @@ func decodeTotals(v any) (totals, error) {
 		return totals{}, fmt.Errorf("epoch totals: %v steps", f[0])
 	}
 	t := totals{Steps: int(f[0]), LossSum: f[1]}
-	for k := range losses.NumLesions {
+	for k := range oct.NumLesions {
 		t.Inter[k], t.Pred[k], t.Truth[k] = f[2+3*k], f[3+3*k], f[4+3*k]
 		t.DiceSum[k] = math.NaN()
 		if len(f) == totalsLen {

@@ -15,7 +15,7 @@
 // the seed before the network is built, so its initial weights are those
 // the original code draws after torch.manual_seed(seed). The order and
 // flips of the training slices depend only on the seed and the epoch (see
-// edema.TrainLoader), and libtorch is reseeded before every training step
+// oct.TrainLoader), and libtorch is reseeded before every training step
 // from the seed, the epoch and the step, so the dropout masks of a step do
 // not depend on what ran before it in the process.
 //
@@ -38,13 +38,14 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/edema/edema/edema"
-	"github.com/edema/edema/edema/metrics"
-	"github.com/edema/edema/edema/picture"
+	"github.com/edema/edema/inference"
 	"github.com/edema/edema/internal/atomicfile"
 	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/losses"
+	"github.com/edema/edema/metrics"
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
+	"github.com/edema/edema/picture"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/optim"
 	"github.com/edema/edema/torch/pth"
@@ -119,9 +120,9 @@ type trainer struct {
 	model  *models.Model
 	opt    optim.Optimizer
 	loss   losses.Loss
-	loader *edema.TrainLoader
-	val    *edema.CubeLoader
-	norm   *edema.Normalizer
+	loader *oct.TrainLoader
+	val    []oct.CubeEntry
+	norm   *oct.Normalizer
 	steps  int // training steps per epoch
 
 	rows     []Row
@@ -182,7 +183,7 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 	t.start = Start{
 		Network: cfg.Name, Parameters: t.model.NumParameters(), Device: cfg.Device,
 		Loss: t.loss.String(), Optimizer: cfg.Optimizer,
-		TrainSlices: t.loader.Len(), ValCubes: t.val.Len(), BatchSize: cfg.BatchSize, StepsPerEpoch: t.steps, Epochs: cfg.Epochs,
+		TrainSlices: t.loader.Len(), ValCubes: len(t.val), BatchSize: cfg.BatchSize, StepsPerEpoch: t.steps, Epochs: cfg.Epochs,
 		OutDir: t.out,
 	}
 	if cfg.Resume != "" {
@@ -287,32 +288,32 @@ func (t *trainer) repairEveryCheckpoint(pos position) error {
 // openData reads the list folder and sets up the loaders.
 func (t *trainer) openData() error {
 	cfg := t.cfg
-	samples, err := edema.ReadTrainList(cfg.ListDir)
+	samples, err := oct.ReadTrainList(cfg.ListDir)
 	if err != nil {
 		return err
 	}
 	if len(samples) < cfg.BatchSize {
 		return fmt.Errorf("--batch-size %d is larger than the training set: %s lists %d slices",
-			cfg.BatchSize, filepath.Join(cfg.ListDir, edema.TrainImagesList), len(samples))
+			cfg.BatchSize, filepath.Join(cfg.ListDir, oct.TrainImagesList), len(samples))
 	}
-	cubes, err := edema.ReadValList(cfg.ListDir)
+	cubes, err := oct.ReadValList(cfg.ListDir)
 	if err != nil {
 		return err
 	}
-	info, err := edema.ReadInfo(filepath.Join(cfg.ListDir, edema.InfoFile))
+	info, err := oct.ReadInfo(filepath.Join(cfg.ListDir, oct.InfoFile))
 	if err != nil {
 		return err
 	}
-	if t.norm, err = edema.NewNormalizer(info); err != nil {
+	if t.norm, err = oct.NewNormalizer(info); err != nil {
 		return err
 	}
-	t.loader, err = edema.NewTrainLoader(cfg.DataDir, samples, info, edema.TrainOptions{
+	t.loader, err = oct.NewTrainLoader(cfg.DataDir, samples, info, oct.TrainOptions{
 		BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: cfg.Seed, Augment: cfg.Augment,
 	})
 	if err != nil {
 		return augmentError(err)
 	}
-	t.val = edema.NewCubeLoader(cfg.DataDir, cubes, cfg.Workers)
+	t.val = cubes
 	t.steps = t.loader.BatchesPerEpoch()
 	if cfg.MaxStepsPerEpoch > 0 {
 		t.steps = min(t.steps, cfg.MaxStepsPerEpoch)
@@ -424,7 +425,7 @@ func (t *trainer) trainEpoch(ctx context.Context, epoch int, tot *totals, lr flo
 
 // trainStep runs one optimisation step on a batch and returns the loss
 // and the confusion counts of its argmax predictions.
-func (t *trainer) trainStep(b *edema.Batch) (v losses.Values, c counts, err error) {
+func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error) {
 	defer torch.Recover(&err)
 	s := torch.NewScope()
 	defer s.Close()
@@ -432,7 +433,7 @@ func (t *trainer) trainStep(b *edema.Batch) (v losses.Values, c counts, err erro
 	n, h, w := int64(b.N), int64(b.H), int64(b.W)
 	x := torch.FromSlice(b.Images, n, 3, h, w).ToDevice(dev)
 	y := torch.FromSlice(b.Labels, n, h, w).ToDevice(dev)
-	d := torch.FromSlice(b.Targets, n, losses.NumLesions).ToDevice(dev)
+	d := torch.FromSlice(b.Targets, n, oct.NumLesions).ToDevice(dev)
 
 	seg, det, err := t.model.Forward(x)
 	if err != nil {
@@ -458,7 +459,7 @@ func (t *trainer) trainStep(b *edema.Batch) (v losses.Values, c counts, err erro
 	torch.NoGrad(func() {
 		parts := []*torch.Tensor{terms.Total, terms.WCE, terms.Dice, terms.BCE}
 		pred := seg.Argmax(1, false)
-		for class := 1; class <= losses.NumLesions; class++ {
+		for class := 1; class <= oct.NumLesions; class++ {
 			p, g := pred.EqScalar(float64(class)), y.EqScalar(float64(class))
 			parts = append(parts, p.LogicalAnd(g).Sum(), p.Sum(), g.Sum())
 		}
@@ -468,38 +469,27 @@ func (t *trainer) trainStep(b *edema.Batch) (v losses.Values, c counts, err erro
 		host = torch.Stack(parts, 0).ToDevice(torch.CPU).Float64s()
 	})
 	v = losses.Values{Total: host[0], WCE: host[1], Dice: host[2], BCE: host[3]}
-	for k := range losses.NumLesions {
+	for k := range oct.NumLesions {
 		c.Inter[k], c.Pred[k], c.Truth[k] = host[4+3*k], host[5+3*k], host[6+3*k]
 	}
 	return v, c, nil
 }
 
-// validate scores the network on the validation cubes, as the original:
-// evaluation mode, ValBatchSize slices at a time, argmax labels, Dice per
-// cube and class, detection AUC over all slices together.
+// validate scores the network on the validation cubes with the code of
+// edema eval (inference.Evaluate), as the original: evaluation mode,
+// ValBatchSize slices at a time, argmax labels, Dice per cube and class,
+// detection AUC over all slices together.
 func (t *trainer) validate(ctx context.Context) (metrics.Summary, error) {
-	var ev metrics.Evaluation
-	for cube, err := range t.val.Cubes(ctx) {
-		if ctx.Err() != nil {
-			return metrics.Summary{}, errInterrupted
-		}
-		if err != nil {
-			return metrics.Summary{}, err
-		}
-		pred := models.NewPrediction(cube.Slices(), cube.H, cube.W, false)
-		at := 0
-		for b := range cube.Batches(t.norm, ValBatchSize) {
-			if ctx.Err() != nil {
-				return metrics.Summary{}, errInterrupted
-			}
-			if err := t.model.PredictInto(pred, at, b.Images, b.N); err != nil {
-				return metrics.Summary{}, fmt.Errorf("cube %s: %w", cube.Name, err)
-			}
-			at += b.N
-		}
-		if err := ev.Add(cube.Name, pred.Labels, cube.Labels, pred.Detections, cube.Targets); err != nil {
-			return metrics.Summary{}, err
-		}
+	p, err := inference.New([]inference.Member{{Network: t.model, Weight: 1}}, inference.Options{BatchSize: ValBatchSize})
+	if err != nil {
+		return metrics.Summary{}, err
+	}
+	ev, err := inference.Evaluate(ctx, p, t.cfg.DataDir, t.val, t.norm, inference.EvalOptions{Workers: t.cfg.Workers})
+	if ctx.Err() != nil {
+		return metrics.Summary{}, errInterrupted
+	}
+	if err != nil {
+		return metrics.Summary{}, err
 	}
 	return ev.Summary(), nil
 }
@@ -579,7 +569,7 @@ func (t *trainer) plot() error {
 			"val Dice":   r.ValDice,
 			"val AUC":    r.AUC,
 		}
-		for c, name := range metrics.LesionNames {
+		for c, name := range oct.LesionNames {
 			v["val Dice "+name] = r.ValClassDice[c]
 		}
 		epochs[i] = picture.Epoch{Epoch: r.Epoch, Values: v}

@@ -14,12 +14,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edema/edema/edema"
-	"github.com/edema/edema/edema/metrics"
-	"github.com/edema/edema/edema/synth"
 	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/internal/pytorchtest"
+	"github.com/edema/edema/metrics"
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
+	"github.com/edema/edema/oct/synth"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/pth"
 )
@@ -211,7 +211,7 @@ func TestResumeContinuesExactly(t *testing.T) {
 func TestAugmentedRunResumesExactly(t *testing.T) {
 	augmented := func(t *testing.T) Config {
 		cfg := tinyConfig(t)
-		cfg.Augment = edema.Augment{Rotate: 20, Scale: 1.5, Crop: 32}
+		cfg.Augment = oct.Augment{Rotate: 20, Scale: 1.5, Crop: 32}
 		return cfg
 	}
 	straight := augmented(t)
@@ -354,19 +354,24 @@ func TestRunWritesTheOriginalsFiles(t *testing.T) {
 	m, _, err := models.Load(filepath.Join(dir, LatestName), cfg.Name, torch.CPU)
 	require.NoError(t, err)
 	defer m.Free()
-	entries, err := edema.ReadValList(cfg.ListDir)
+	entries, err := oct.ReadValList(cfg.ListDir)
 	require.NoError(t, err)
-	info, err := edema.ReadInfo(filepath.Join(cfg.ListDir, edema.InfoFile))
+	info, err := oct.ReadInfo(filepath.Join(cfg.ListDir, oct.InfoFile))
 	require.NoError(t, err)
-	norm, err := edema.NewNormalizer(info)
+	norm, err := oct.NewNormalizer(info)
 	require.NoError(t, err)
 	var ev metrics.Evaluation
 	for _, e := range entries {
-		cube, err := edema.LoadCube(cfg.DataDir, e, 1)
+		cube, err := oct.LoadCube(cfg.DataDir, e, 1)
 		require.NoError(t, err)
 		all := cube.Batch(norm, 0, cube.Slices())
-		p, err := m.Predict(all.Images, cube.Slices(), cube.H, cube.W, models.PredictOptions{BatchSize: 3})
-		require.NoError(t, err)
+		m.Eval()
+		p := models.NewPrediction(cube.Slices(), cube.H, cube.W, false)
+		for at := 0; at < cube.Slices(); at += 3 {
+			n := min(3, cube.Slices()-at)
+			size := 3 * cube.H * cube.W
+			require.NoError(t, m.PredictInto(p, at, all.Images[at*size:(at+n)*size], n))
+		}
 		require.NoError(t, ev.Add(cube.Name, p.Labels, cube.Labels, p.Detections, cube.Targets))
 	}
 	s := ev.Summary()

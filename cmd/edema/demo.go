@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/edema/edema/edema/demo"
+	"github.com/edema/edema/demo"
 	"github.com/edema/edema/torch"
 )
 

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edema/edema/edema/demo"
-	"github.com/edema/edema/edema/inference"
+	"github.com/edema/edema/demo"
+	"github.com/edema/edema/inference"
 	"github.com/edema/edema/torch"
 )
 

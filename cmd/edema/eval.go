@@ -11,10 +11,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/edema/edema/edema"
-	"github.com/edema/edema/edema/inference"
+	"github.com/edema/edema/inference"
 	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 )
 
@@ -53,7 +53,7 @@ func evalCommand() *cli.Command {
 }
 
 func runEval(c *cli.Context) error {
-	job, err := newPredictionJob(c, "eval", edema.ReadValList, edema.InfoFile)
+	job, err := newPredictionJob(c, "eval", oct.ReadValList, oct.InfoFile)
 	if err != nil {
 		return err
 	}
@@ -176,8 +176,8 @@ func specsFromFlags(c *cli.Context) ([]inference.Spec, string, error) {
 // list, the normaliser of the list's info file, the predictor the flags
 // name and the output folder.
 type predictionJob struct {
-	cubes []edema.CubeEntry
-	norm  *edema.Normalizer
+	cubes []oct.CubeEntry
+	norm  *oct.Normalizer
 	p     *inference.Predictor
 	out   string // --out, or result/<command>/<network or fusion>
 	claim *outdir.Claim
@@ -193,7 +193,7 @@ func (j *predictionJob) close() {
 // and infoFile the command's list and info file, and claims the output
 // folder once every input is valid, so that nothing is created before.
 // The caller closes the job.
-func newPredictionJob(c *cli.Context, command string, readList func(string) ([]edema.CubeEntry, error), infoFile string) (*predictionJob, error) {
+func newPredictionJob(c *cli.Context, command string, readList func(string) ([]oct.CubeEntry, error), infoFile string) (*predictionJob, error) {
 	if c.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", c.Args().First())
 	}
@@ -240,10 +240,10 @@ func checkDir(flag, path string) error {
 	return nil
 }
 
-func readNormalizer(path string) (*edema.Normalizer, error) {
-	info, err := edema.ReadInfo(path)
+func readNormalizer(path string) (*oct.Normalizer, error) {
+	info, err := oct.ReadInfo(path)
 	if err != nil {
 		return nil, err
 	}
-	return edema.NewNormalizer(info)
+	return oct.NewNormalizer(info)
 }

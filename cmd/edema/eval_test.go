@@ -13,12 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
 
-	"github.com/edema/edema/edema"
-	"github.com/edema/edema/edema/inference"
-	"github.com/edema/edema/edema/synth"
+	"github.com/edema/edema/inference"
 	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/internal/pytorchtest"
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
+	"github.com/edema/edema/oct/synth"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/pth"
 )
@@ -170,16 +170,16 @@ func TestEvalAgreesWithTestOutput(t *testing.T) {
 			// The validation cubes as a test set, normalised as eval
 			// normalises them.
 			testLists := t.TempDir()
-			copyFile(t, filepath.Join(f.lists, edema.ValImagesList), filepath.Join(testLists, edema.TestImagesList))
-			copyFile(t, filepath.Join(f.lists, edema.InfoFile), filepath.Join(testLists, edema.TestInfoFile))
+			copyFile(t, filepath.Join(f.lists, oct.ValImagesList), filepath.Join(testLists, oct.TestImagesList))
+			copyFile(t, filepath.Join(f.lists, oct.InfoFile), filepath.Join(testLists, oct.TestInfoFile))
 			testOut := t.TempDir()
 			out, err = runCommand(t, testCommand(), append([]string{"-d", f.data, "-l", testLists, "--seg", "--det", "--out", testOut, "-j", "2"}, tc.args...)...)
 			require.NoError(t, err)
 			assert.Contains(t, out, "submission: "+filepath.Join(testOut, "submission.zip"))
 
-			cubes, err := edema.ReadValList(f.lists)
+			cubes, err := oct.ReadValList(f.lists)
 			require.NoError(t, err)
-			args := []string{testOut, filepath.Join(f.data, filepath.FromSlash(edema.Validation.GroundTruthDir()))}
+			args := []string{testOut, filepath.Join(f.data, filepath.FromSlash(oct.Validation.GroundTruthDir()))}
 			for _, c := range cubes {
 				args = append(args, c.Name())
 			}
@@ -337,7 +337,7 @@ func TestEvalAndTestErrors(t *testing.T) {
 	held.Release()
 
 	_, err = runCommand(t, evalCommand(), "-d", f.data, "-l", dir, "--seg-name", "unet", "--seg-path", f.unet)
-	assert.ErrorContains(t, err, "eval: open "+filepath.Join(dir, edema.ValImagesList))
+	assert.ErrorContains(t, err, "eval: open "+filepath.Join(dir, oct.ValImagesList))
 	_, err = runCommand(t, testCommand(), "-d", dir, "-l", f.lists, "--seg-name", "unet", "--seg-path", f.unet, "--out", filepath.Join(dir, "t"))
 	assert.ErrorContains(t, err, "test: ")
 }

@@ -12,11 +12,11 @@ import (
 	"codeberg.org/sbinet/npyio"
 	"github.com/urfave/cli/v2"
 
-	"github.com/edema/edema/edema"
-	"github.com/edema/edema/edema/inference"
+	"github.com/edema/edema/inference"
 	"github.com/edema/edema/internal/atomicfile"
 	"github.com/edema/edema/internal/npyheader"
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 )
 
@@ -79,18 +79,18 @@ func runForward(c *cli.Context) error {
 	m.Eval()
 
 	seg := make([]float32, n*4*h*w)
-	det := make([]float32, n*edema.NumLesions)
+	det := make([]float32, n*oct.NumLesions)
 	in, out := 3*h*w, 4*h*w
 	for at := 0; at < n; at += batch {
 		k := min(batch, n-at)
-		if err := forwardBatch(m, x[at*in:(at+k)*in], k, h, w, seg[at*out:(at+k)*out], det[at*edema.NumLesions:(at+k)*edema.NumLesions]); err != nil {
+		if err := forwardBatch(m, x[at*in:(at+k)*in], k, h, w, seg[at*out:(at+k)*out], det[at*oct.NumLesions:(at+k)*oct.NumLesions]); err != nil {
 			return err
 		}
 	}
 	if err := writeFloat32NPY(c.String("seg-out"), seg, []int{n, 4, h, w}); err != nil {
 		return err
 	}
-	if err := writeFloat32NPY(c.String("cls-out"), det, []int{n, edema.NumLesions}); err != nil {
+	if err := writeFloat32NPY(c.String("cls-out"), det, []int{n, oct.NumLesions}); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "%s on %d×3×%d×%d: wrote %s (%d×4×%d×%d log-probabilities) and %s (%d×3 detection probabilities)\n",

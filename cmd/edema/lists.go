@@ -6,7 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/edema/edema/edema"
+	"github.com/edema/edema/oct"
 )
 
 // listsCommand writes the list folder of a prepared data folder.
@@ -28,22 +28,22 @@ func listsCommand() *cli.Command {
 				return fmt.Errorf("lists: unexpected argument %q", c.Args().First())
 			}
 			listDir := c.String("list-dir")
-			s, err := edema.WriteLists(c.String("data-dir"), listDir, c.Int("workers"))
+			s, err := oct.WriteLists(c.String("data-dir"), listDir, c.Int("workers"))
 			if err != nil {
 				return fmt.Errorf("lists: %w", err)
 			}
 			w := c.App.Writer
 			if s.Info != nil {
-				fmt.Fprintf(w, "%s, %s: %d training slices\n", edema.TrainImagesList, edema.TrainLabelsList, s.TrainSlices)
-				fmt.Fprintf(w, "%s: mean %.6f %.6f %.6f, std %.6f %.6f %.6f\n", edema.InfoFile,
+				fmt.Fprintf(w, "%s, %s: %d training slices\n", oct.TrainImagesList, oct.TrainLabelsList, s.TrainSlices)
+				fmt.Fprintf(w, "%s: mean %.6f %.6f %.6f, std %.6f %.6f %.6f\n", oct.InfoFile,
 					s.Info.Mean[0], s.Info.Mean[1], s.Info.Mean[2], s.Info.Std[0], s.Info.Std[1], s.Info.Std[2])
 			}
 			if s.ValCubes > 0 {
-				fmt.Fprintf(w, "%s, %s: %d validation cubes\n", edema.ValImagesList, edema.ValLabelsList, s.ValCubes)
+				fmt.Fprintf(w, "%s, %s: %d validation cubes\n", oct.ValImagesList, oct.ValLabelsList, s.ValCubes)
 			}
 			if s.TestInfo != nil {
-				fmt.Fprintf(w, "%s: %d test cubes\n", edema.TestImagesList, s.TestCubes)
-				fmt.Fprintf(w, "%s: mean %.6f %.6f %.6f, std %.6f %.6f %.6f\n", edema.TestInfoFile,
+				fmt.Fprintf(w, "%s: %d test cubes\n", oct.TestImagesList, s.TestCubes)
+				fmt.Fprintf(w, "%s: mean %.6f %.6f %.6f, std %.6f %.6f %.6f\n", oct.TestInfoFile,
 					s.TestInfo.Mean[0], s.TestInfo.Mean[1], s.TestInfo.Mean[2], s.TestInfo.Std[0], s.TestInfo.Std[1], s.TestInfo.Std[2])
 			}
 			fmt.Fprintf(w, "written to %s\n", filepath.Clean(listDir))

@@ -6,7 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/edema/edema/edema"
+	"github.com/edema/edema/oct"
 )
 
 // workersFlag bounds the files read or written at once.
@@ -30,12 +30,12 @@ func prepCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("prep: unexpected argument %q", c.Args().First())
 			}
-			stats, err := edema.Prep(c.String("data-dir"), c.Int("workers"))
+			stats, err := oct.Prep(c.String("data-dir"), c.Int("workers"))
 			if err != nil {
 				return fmt.Errorf("prep: %w", err)
 			}
 			for _, s := range stats {
-				fmt.Fprintf(c.App.Writer, "%s: %d cubes, %d stacks written to %s\n", s.Set, s.Cubes, s.Slices, edema.StackImages)
+				fmt.Fprintf(c.App.Writer, "%s: %d cubes, %d stacks written to %s\n", s.Set, s.Cubes, s.Slices, oct.StackImages)
 			}
 			return nil
 		},

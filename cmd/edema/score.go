@@ -5,7 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/edema/edema/edema/submission"
+	"github.com/edema/edema/submission"
 )
 
 // scoreCommand computes the challenge's official score of a submission.

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
 
-	"github.com/edema/edema/edema/submission"
+	"github.com/edema/edema/submission"
 )
 
 // runScore runs "edema score" with args and returns its output.

@@ -8,8 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/edema/edema/edema"
-	"github.com/edema/edema/edema/synth"
+	"github.com/edema/edema/oct"
+	"github.com/edema/edema/oct/synth"
 )
 
 // synthCommand writes a synthetic data set in the layout of the real one.
@@ -57,9 +57,9 @@ func synthCommand() *cli.Command {
 func printSynthReport(w io.Writer, r *synth.Report, o synth.Options, took time.Duration) {
 	fmt.Fprintf(w, "wrote %d cubes of %d slices of %d×%d (width×height) to %s in %.1fs\n",
 		len(r.Cubes), o.Slices, o.Width, o.Height, r.Dir, took.Seconds())
-	for _, set := range edema.Sets {
+	for _, set := range oct.Sets {
 		var cubes, slices int
-		var with [edema.NumLesions]int
+		var with [oct.NumLesions]int
 		for _, c := range r.Cubes {
 			if c.Set != set {
 				continue
@@ -77,7 +77,7 @@ func printSynthReport(w io.Writer, r *synth.Report, o synth.Options, took time.D
 			set, cubes, slices, with[0], with[1], with[2])
 	}
 	if o.Val > 0 {
-		fmt.Fprintf(w, "  validation reference: %s\n", filepath.Join(r.Dir, filepath.FromSlash(edema.Validation.GroundTruthDir())))
+		fmt.Fprintf(w, "  validation reference: %s\n", filepath.Join(r.Dir, filepath.FromSlash(oct.Validation.GroundTruthDir())))
 	}
 	if o.Test > 0 {
 		fmt.Fprintf(w, "  test reference:       %s\n", filepath.Join(r.Dir, synth.TestGroundTruth))

@@ -8,9 +8,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/edema/edema/edema"
-	"github.com/edema/edema/edema/inference"
-	"github.com/edema/edema/edema/submission"
+	"github.com/edema/edema/inference"
+	"github.com/edema/edema/oct"
+	"github.com/edema/edema/submission"
 )
 
 // testCommand writes the challenge submission of the test cubes, as the
@@ -44,7 +44,7 @@ func testCommand() *cli.Command {
 }
 
 func runTest(c *cli.Context) error {
-	job, err := newPredictionJob(c, "test", edema.ReadTestList, edema.TestInfoFile)
+	job, err := newPredictionJob(c, "test", oct.ReadTestList, oct.TestInfoFile)
 	if err != nil {
 		return err
 	}

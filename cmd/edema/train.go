@@ -16,9 +16,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/edema/edema/edema"
-	"github.com/edema/edema/edema/metrics"
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/train"
 )
@@ -85,7 +84,7 @@ func trainCommand() *cli.Command {
 				Momentum: c.Float64("momentum"), WeightDecay: c.Float64("weight-decay"), Loss: c.String("loss"),
 				Resume: c.String("resume"), ModelPath: c.String("model-path"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"), Overwrite: c.Bool("overwrite"),
 				Device: device, Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
-				Augment: edema.Augment{
+				Augment: oct.Augment{
 					Resize: c.Int("resize"), Rotate: c.Int("random-rotate"), Scale: c.Float64("random-scale"), Crop: c.Int("crop-size"),
 				},
 			}
@@ -235,10 +234,10 @@ func figure(v float64) string {
 	return fmt.Sprintf("%.4f", v)
 }
 
-func perLesion(p [metrics.NumLesions]float64) string {
+func perLesion(p [oct.NumLesions]float64) string {
 	parts := make([]string, len(p))
 	for i, v := range p {
-		parts[i] = metrics.LesionNames[i] + " " + figure(v)
+		parts[i] = oct.LesionNames[i] + " " + figure(v)
 	}
 	return strings.Join(parts, ", ")
 }

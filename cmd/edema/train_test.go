@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edema/edema/edema/synth"
+	"github.com/edema/edema/oct/synth"
 	"github.com/edema/edema/torch/pth"
 )
 

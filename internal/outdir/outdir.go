@@ -6,7 +6,10 @@
 // The lock is an flock(2) on the file .edema.lock, which also names the
 // holder's process id: the kernel drops the lock when its process ends,
 // however it ends, so a lock is never stale, and a second run in the same
-// folder fails at once naming the first.
+// folder fails at once naming the first. Release removes the file, so a
+// finished run leaves nothing of it; a lock taken on a file that was
+// removed meanwhile is taken again on the new one, so that two runs can
+// never hold locks on two different files of the same name.
 package outdir
 
 import (
@@ -49,21 +52,9 @@ func Acquire(dir string, sub ...string) (*Claim, error) {
 			return nil, err
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(dir, LockName), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := lock(dir)
 	if err != nil {
-		return nil, fmt.Errorf("cannot lock the output folder %s: %w", dir, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder := readPID(f)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			who := "another process"
-			if holder > 0 {
-				who = fmt.Sprintf("process %d", holder)
-			}
-			return nil, fmt.Errorf("output folder %s is %w (%s); wait for it to end or choose another folder", dir, ErrBusy, who)
-		}
-		return nil, fmt.Errorf("cannot lock the output folder %s: %w", dir, err)
+		return nil, err
 	}
 	c := &Claim{Dir: dir, lock: f}
 	if pid := readPID(f); pid > 0 && pid != os.Getpid() {
@@ -86,6 +77,38 @@ func Acquire(dir string, sub ...string) (*Claim, error) {
 	return c, nil
 }
 
+// lock opens and flocks the lock file of dir.
+func lock(dir string) (*os.File, error) {
+	path := filepath.Join(dir, LockName)
+	for range 10 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("cannot lock the output folder %s: %w", dir, err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			holder := readPID(f)
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				who := "another process"
+				if holder > 0 {
+					who = fmt.Sprintf("process %d", holder)
+				}
+				return nil, fmt.Errorf("output folder %s is %w (%s); wait for it to end or choose another folder", dir, ErrBusy, who)
+			}
+			return nil, fmt.Errorf("cannot lock the output folder %s: %w", dir, err)
+		}
+		// The holder before us may have removed the file between our open
+		// and our lock: then the lock is on a file no one else will open.
+		opened, errOpened := f.Stat()
+		current, errCurrent := os.Stat(path)
+		if errOpened == nil && errCurrent == nil && os.SameFile(opened, current) {
+			return f, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("cannot lock the output folder %s: its lock file keeps being replaced", dir)
+}
+
 func joinAll(dir string, sub []string) []string {
 	out := make([]string, len(sub))
 	for i, s := range sub {
@@ -94,12 +117,15 @@ func joinAll(dir string, sub []string) []string {
 	return out
 }
 
-// Release unlocks the folder; the lock file stays, empty, for the next run.
+// Release removes the lock file and unlocks the folder. Releasing twice
+// is harmless.
 func (c *Claim) Release() {
 	if c == nil || c.lock == nil {
 		return
 	}
-	c.lock.Truncate(0)
+	// Removed while still locked: a run that opens the file after this
+	// finds it gone once it holds the lock, and takes a new one.
+	os.Remove(filepath.Join(c.Dir, LockName))
 	c.lock.Close() // closing drops the flock
 	c.lock = nil
 }

@@ -26,6 +26,7 @@ func TestAcquireIsExclusive(t *testing.T) {
 
 	c.Release()
 	c.Release() // twice is harmless
+	assert.NoFileExists(t, filepath.Join(dir, LockName), "a finished run leaves no lock file")
 	again, err := Acquire(dir)
 	require.NoError(t, err)
 	assert.Empty(t, again.Notes, "a released lock is not stale")

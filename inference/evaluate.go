@@ -1,0 +1,112 @@
+package inference
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/edema/edema/metrics"
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
+	"github.com/edema/edema/picture"
+)
+
+// CubeDone reports one cube that Evaluate or WriteSubmission has finished.
+type CubeDone struct {
+	Index, Total int // Index counts from 0
+	Name         string
+	// Scores are the cube's figures; nil in a submission, which has no
+	// ground truth.
+	Scores *metrics.CubeScores
+	// Took is the time spent on the cube: reading (what the read-ahead did
+	// not hide), predicting and writing.
+	Took time.Duration
+}
+
+// EvalOptions tune Evaluate.
+type EvalOptions struct {
+	// Workers bounds the files read at once; all CPUs when ≤ 0.
+	Workers int
+	// VisDir, when set, receives a picture of every slice (see
+	// WriteSlicePictures) in VisDir/<cube index %04d>/.
+	VisDir string
+	// Progress, when set, is called after each cube.
+	Progress func(CubeDone)
+}
+
+// Evaluate predicts every cube of a validation list (labelled entries, see
+// oct.ReadValList) with p, the stacks normalised by norm, and scores the
+// predictions against the labels: Dice per cube and class, detection AUC
+// per cube and pooled over all slices. Only the figures are kept, one cube
+// is in memory at a time (and the next one being read).
+func Evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.CubeEntry, norm *oct.Normalizer, opts EvalOptions) (*metrics.Evaluation, error) {
+	if len(cubes) == 0 {
+		return nil, fmt.Errorf("no cube to evaluate")
+	}
+	for _, e := range cubes {
+		if e.Labels == "" {
+			return nil, fmt.Errorf("cube %s has no label folder: evaluation needs the validation lists", e.Name())
+		}
+	}
+	ev := &metrics.Evaluation{}
+	loader := oct.NewCubeLoader(dataDir, cubes, opts.Workers)
+	start := time.Now()
+	i := 0
+	for cube, err := range loader.Cubes(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		pred, err := p.PredictCube(ctx, cube, norm)
+		if err != nil {
+			return nil, err
+		}
+		if err := ev.Add(cube.Name, pred.Labels, cube.Labels, pred.Detections, cube.Targets); err != nil {
+			return nil, err
+		}
+		if opts.VisDir != "" {
+			if err := WriteSlicePictures(filepath.Join(opts.VisDir, fmt.Sprintf("%04d", i)), cube, pred); err != nil {
+				return nil, err
+			}
+		}
+		if opts.Progress != nil {
+			scores := ev.Cubes()[i]
+			opts.Progress(CubeDone{Index: i, Total: len(cubes), Name: cube.Name, Scores: &scores, Took: time.Since(start)})
+		}
+		i++
+		start = time.Now()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// WriteSlicePictures writes into dir one PNG per slice, <slice %03d>.png:
+// side by side the grey slice (the middle channel of its stack), the
+// prediction and, for a labelled cube, the ground truth painted over it
+// (REA blue, SRF green, PED red).
+func WriteSlicePictures(dir string, cube *oct.Cube, pred *models.Prediction) error {
+	if pred.Slices != cube.Slices() || pred.H != cube.H || pred.W != cube.W {
+		return fmt.Errorf("cube %s: a prediction of %d×%d×%d for a cube of %d×%d×%d", cube.Name, pred.Slices, pred.H, pred.W, cube.Slices(), cube.H, cube.W)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	area := cube.H * cube.W
+	for s := range cube.Slices() {
+		var truth []uint8
+		if cube.Labelled() {
+			truth = cube.Labels[s*area : (s+1)*area]
+		}
+		img, err := picture.Slice(cube.Stacks[s].Channel(1), pred.Labels[s*area:(s+1)*area], truth, cube.H, cube.W)
+		if err != nil {
+			return fmt.Errorf("cube %s, slice %d: %w", cube.Name, s, err)
+		}
+		if err := picture.WritePNG(filepath.Join(dir, fmt.Sprintf("%03d.png", s)), img); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,320 @@
+// Package inference runs the edema networks over whole OCT cubes (docs/ORIGINAL.md, "Evaluation and fusion"):
+// one network, or a weighted fusion of several whose class probabilities
+// (the exp of their log-probabilities) and detection probabilities are
+// averaged, optionally with a horizontally mirrored second pass as
+// test-time augmentation; the predicted class of a pixel is the argmax.
+//
+// A [Predictor] does the work batch by batch into preallocated outputs, so
+// memory beyond a cube's labels and detections stays bounded by one batch.
+// On top of it, [Evaluate] scores the validation cubes as the original
+// evaluation script does (and as the challenge's official scoring does),
+// and [WriteSubmission] writes a test submission.
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
+	"github.com/edema/edema/torch"
+)
+
+// Network is a network a Predictor runs: *models.Model, or any stand-in
+// with its forward pass.
+type Network interface {
+	// Name is the network's name, for messages.
+	Name() string
+	// Device is where the network's weights live; inputs go there.
+	Device() torch.Device
+	// Eval puts the network in evaluation mode.
+	Eval()
+	// Forward returns the segmentation log-probabilities N×4×H×W and the
+	// detection probabilities N×3 of an input N×3×H×W.
+	Forward(x *torch.Tensor) (seg, det *torch.Tensor, err error)
+}
+
+// Member is one network of a fusion and its weight.
+type Member struct {
+	Network Network
+	Weight  float64
+}
+
+// TTA is a test-time augmentation.
+type TTA string
+
+const (
+	// NoTTA runs each slice once.
+	NoTTA TTA = "none"
+	// FlipTTA also runs each slice mirrored left to right, mirrors the
+	// class probabilities back and averages them, and the detection
+	// probabilities, with those of the slice itself.
+	FlipTTA TTA = "flip"
+)
+
+// ParseTTA reads a --tta value: none (or empty) or flip.
+func ParseTTA(s string) (TTA, error) {
+	switch TTA(s) {
+	case "", NoTTA:
+		return NoTTA, nil
+	case FlipTTA:
+		return FlipTTA, nil
+	}
+	return "", fmt.Errorf("unknown test-time augmentation %q (want %s or %s)", s, NoTTA, FlipTTA)
+}
+
+// Options tune a Predictor.
+type Options struct {
+	// BatchSize is the number of slices per forward pass; 0 means
+	// models.DefaultBatchSize, the original's 8.
+	BatchSize int
+	// TTA is the test-time augmentation; empty means none.
+	TTA TTA
+}
+
+// weightTolerance is how far from 1 the sum of fusion weights may be: room
+// for decimal weights such as 0.3 + 0.3 + 0.4, not for a forgotten model.
+const weightTolerance = 1e-6
+
+// Predictor runs a network or a fusion of networks over slices.
+type Predictor struct {
+	members []Member
+	opts    Options
+	device  torch.Device
+	// owned are the networks Load built, freed by Free.
+	owned []*models.Model
+}
+
+// New returns a predictor of members, whose weights must be positive and
+// sum to 1, all on one device. It puts every network in evaluation mode.
+func New(members []Member, opts Options) (*Predictor, error) {
+	if len(members) == 0 {
+		return nil, errors.New("no network to run")
+	}
+	if opts.BatchSize < 0 {
+		return nil, fmt.Errorf("batch size %d is negative", opts.BatchSize)
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = models.DefaultBatchSize
+	}
+	tta, err := ParseTTA(string(opts.TTA))
+	if err != nil {
+		return nil, err
+	}
+	opts.TTA = tta
+	var total float64
+	for _, m := range members {
+		if m.Network == nil {
+			return nil, errors.New("a fusion member has no network")
+		}
+		if !(m.Weight > 0) || math.IsInf(m.Weight, 0) {
+			return nil, fmt.Errorf("%s: fusion weight %g must be a positive number", m.Network.Name(), m.Weight)
+		}
+		total += m.Weight
+	}
+	if math.Abs(total-1) > weightTolerance {
+		return nil, fmt.Errorf("fusion weights %s sum to %g, not 1", weightList(members), total)
+	}
+	device := members[0].Network.Device()
+	for _, m := range members[1:] {
+		if d := m.Network.Device(); d != device {
+			return nil, fmt.Errorf("%s is on %s but %s on %s: fused networks share a device", members[0].Network.Name(), device, m.Network.Name(), d)
+		}
+	}
+	for _, m := range members {
+		m.Network.Eval()
+	}
+	return &Predictor{members: append([]Member(nil), members...), opts: opts, device: device}, nil
+}
+
+func weightList(members []Member) string {
+	parts := make([]string, len(members))
+	for i, m := range members {
+		parts[i] = fmt.Sprintf("%s:%g", m.Network.Name(), m.Weight)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Free releases the networks that Load built. Freeing twice is harmless.
+func (p *Predictor) Free() {
+	for _, m := range p.owned {
+		m.Free()
+	}
+	p.owned = nil
+}
+
+// Members returns the networks and their weights.
+func (p *Predictor) Members() []Member { return append([]Member(nil), p.members...) }
+
+// Options returns the predictor's settings, defaults filled in.
+func (p *Predictor) Options() Options { return p.opts }
+
+// Device returns the device the networks run on.
+func (p *Predictor) Device() torch.Device { return p.device }
+
+// String names what the predictor runs, such as
+// "unet_nested 0.5 + unet 0.5, tta flip".
+func (p *Predictor) String() string {
+	var s string
+	if len(p.members) == 1 {
+		s = p.members[0].Network.Name()
+	} else {
+		parts := make([]string, len(p.members))
+		for i, m := range p.members {
+			parts[i] = fmt.Sprintf("%s %g", m.Network.Name(), m.Weight)
+		}
+		s = strings.Join(parts, " + ")
+	}
+	if p.opts.TTA != NoTTA {
+		s += ", tta " + string(p.opts.TTA)
+	}
+	return s
+}
+
+// PredictCube predicts every slice of a cube, normalised by norm, and
+// returns its labels and detection probabilities. One batch of input is
+// allocated and refilled, whatever the cube's size; ctx is checked between
+// batches, so a long cube stops soon after it is cancelled.
+func (p *Predictor) PredictCube(ctx context.Context, c *oct.Cube, norm *oct.Normalizer) (*models.Prediction, error) {
+	if c.Slices() == 0 {
+		return nil, fmt.Errorf("cube %s has no slice", c.Name)
+	}
+	pred, err := p.predict(ctx, c.Slices(), c.H, c.W, func(dst []float32, at, n int) {
+		size := 3 * c.H * c.W
+		for k := range n {
+			norm.Fill(dst[k*size:(k+1)*size], c.Stacks[at+k], false)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cube %s: %w", c.Name, err)
+	}
+	return pred, nil
+}
+
+// Predict runs slices slices of images (slices×3×h×w normalised values,
+// row-major), BatchSize at a time, and returns their labels and detection
+// probabilities.
+func (p *Predictor) Predict(images []float32, slices, h, w int) (*models.Prediction, error) {
+	if slices < 1 || h < 1 || w < 1 {
+		return nil, fmt.Errorf("cannot predict %d slices of %d×%d", slices, h, w)
+	}
+	if want := slices * 3 * h * w; len(images) != want {
+		return nil, fmt.Errorf("%d values for %d slices of 3×%d×%d, want %d", len(images), slices, h, w, want)
+	}
+	return p.predict(context.Background(), slices, h, w, func(dst []float32, at, n int) {
+		size := 3 * h * w
+		copy(dst, images[at*size:(at+n)*size])
+	})
+}
+
+// predict is the one loop over the batches of a prediction: fill writes
+// the normalised input of slices [at, at+n) into a batch buffer, which is
+// allocated once.
+func (p *Predictor) predict(ctx context.Context, slices, h, w int, fill func(dst []float32, at, n int)) (*models.Prediction, error) {
+	dst := models.NewPrediction(slices, h, w, false)
+	size := 3 * h * w
+	batch := make([]float32, min(p.opts.BatchSize, slices)*size)
+	for at := 0; at < slices; at += p.opts.BatchSize {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n := min(p.opts.BatchSize, slices-at)
+		fill(batch[:n*size], at, n)
+		if err := p.PredictInto(dst, at, batch[:n*size], n); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+// PredictInto runs the n slices of images (n×3×H×W with dst's H and W) in
+// one pass per network (two with FlipTTA) and writes their labels and
+// detection probabilities at slices [at, at+n) of dst. Every tensor of the
+// pass is released before it returns.
+func (p *Predictor) PredictInto(dst *models.Prediction, at int, images []float32, n int) (err error) {
+	h, w := dst.H, dst.W
+	if n < 1 || at < 0 || at+n > dst.Slices {
+		return fmt.Errorf("slices %d..%d do not fit a prediction of %d slices", at, at+n-1, dst.Slices)
+	}
+	if want := n * 3 * h * w; len(images) != want {
+		return fmt.Errorf("%d values for %d slices of 3×%d×%d, want %d", len(images), n, h, w, want)
+	}
+	defer torch.Recover(&err)
+	torch.InferenceMode(func() {
+		s := torch.NewScope()
+		defer s.Close()
+		x := torch.FromSlice(images, int64(n), 3, int64(h), int64(w)).ToDevice(p.device)
+		var scores, det *torch.Tensor
+		if scores, det, err = p.forward(x); err != nil {
+			return
+		}
+		area := h * w
+		torch.CopyInto(dst.Labels[at*area:(at+n)*area], models.ArgmaxLabels(scores))
+		torch.CopyInto(dst.Detections[at*oct.NumLesions:(at+n)*oct.NumLesions], det.To(torch.Float32))
+	})
+	return err
+}
+
+// forward returns the class scores whose argmax is the prediction and the
+// detection probabilities of x. One network without augmentation gives its
+// log-probabilities, as the original's single-model scripts take the argmax
+// of; otherwise the scores are the fused probabilities
+// Σ_k w_k·exp(seg_k), summed in member order as the original's fusion
+// does, with the mirrored pass averaged in first under FlipTTA.
+func (p *Predictor) forward(x *torch.Tensor) (scores, det *torch.Tensor, err error) {
+	if len(p.members) == 1 && p.opts.TTA == NoTTA {
+		return p.members[0].Network.Forward(x)
+	}
+	var mirrored *torch.Tensor
+	if p.opts.TTA == FlipTTA {
+		mirrored = x.Flip(3)
+	}
+	for _, m := range p.members {
+		seg, d, err := m.Network.Forward(x)
+		if err != nil {
+			return nil, nil, err
+		}
+		prob := seg.Exp()
+		seg.Free()
+		if mirrored != nil {
+			segM, dM, err := m.Network.Forward(mirrored)
+			if err != nil {
+				return nil, nil, err
+			}
+			probM := segM.Exp().Flip(3)
+			segM.Free()
+			prob = average(prob, probM)
+			d = average(d, dM)
+		}
+		if scores == nil {
+			scores, det = prob.MulScalar(m.Weight), d.MulScalar(m.Weight)
+		} else {
+			scores, det = accumulate(scores, prob, m.Weight), accumulate(det, d, m.Weight)
+		}
+		prob.Free()
+		d.Free()
+	}
+	return scores, det, nil
+}
+
+// average returns (a + b) / 2 and frees a and b.
+func average(a, b *torch.Tensor) *torch.Tensor {
+	sum := a.Add(b)
+	a.Free()
+	b.Free()
+	avg := sum.MulScalar(0.5)
+	sum.Free()
+	return avg
+}
+
+// accumulate returns acc + w·v and frees acc.
+func accumulate(acc, v *torch.Tensor, w float64) *torch.Tensor {
+	term := v.MulScalar(w)
+	sum := acc.Add(term)
+	acc.Free()
+	term.Free()
+	return sum
+}

@@ -1,0 +1,374 @@
+package inference
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edema/edema/models"
+	"github.com/edema/edema/torch"
+)
+
+// stub is a network whose outputs a Go function computes from the input,
+// so that tests know exactly what it says about any slice.
+type stub struct {
+	name   string
+	device torch.Device
+	// probs returns per slice the class probabilities 4×H×W and the
+	// detection probabilities 3 of one slice 3×H×W.
+	probs func(x []float32, h, w int) (p, det []float32)
+	evals int
+}
+
+func (s *stub) Name() string         { return s.name }
+func (s *stub) Device() torch.Device { return s.device }
+func (s *stub) Eval()                { s.evals++ }
+
+func (s *stub) Forward(x *torch.Tensor) (seg, det *torch.Tensor, err error) {
+	defer torch.Recover(&err)
+	shape := x.Shape()
+	n, h, w := int(shape[0]), int(shape[2]), int(shape[3])
+	in := x.Float32s()
+	var logp, dets []float32
+	for i := range n {
+		p, d := s.probs(in[i*3*h*w:(i+1)*3*h*w], h, w)
+		for _, v := range p {
+			logp = append(logp, float32(math.Log(float64(v))))
+		}
+		dets = append(dets, d...)
+	}
+	return torch.FromSlice(logp, int64(n), 4, int64(h), int64(w)), torch.FromSlice(dets, int64(n), 3), nil
+}
+
+// constant says the same about every pixel of every slice.
+func constant(name string, p [4]float32, det [3]float32) *stub {
+	return &stub{name: name, probs: func(_ []float32, h, w int) ([]float32, []float32) {
+		out := make([]float32, 4*h*w)
+		for c := range 4 {
+			for i := range h * w {
+				out[c*h*w+i] = p[c]
+			}
+		}
+		return out, det[:]
+	}}
+}
+
+// positional depends on the pixel's value and on its column, so that its
+// output on a mirrored slice is not the mirror of its output: the test of
+// mirroring back.
+func positional(name string, gain float32) *stub {
+	return &stub{name: name, probs: func(x []float32, h, w int) ([]float32, []float32) {
+		out := make([]float32, 4*h*w)
+		var det [3]float32
+		mid := x[h*w : 2*h*w] // the slice itself
+		for y := range h {
+			for col := range w {
+				i := y*w + col
+				ramp := float32(col+1) / float32(w)
+				var z [4]float64
+				var sum float64
+				for c := range 4 {
+					z[c] = math.Exp(float64(gain * float32(c) * (mid[i]*ramp - 0.3*float32(c)*ramp*ramp)))
+					sum += z[c]
+				}
+				for c := range 4 {
+					out[c*h*w+i] = float32(z[c] / sum)
+				}
+				for k := range 3 {
+					det[k] += mid[i] * ramp * float32(k+1)
+				}
+			}
+		}
+		for k := range det {
+			det[k] = float32(1 / (1 + math.Exp(-float64(det[k])/float64(h*w))))
+		}
+		return out, det[:]
+	}}
+}
+
+// slices returns n slices 3×h×w of values that vary along every axis.
+func testSlices(n, h, w int) []float32 {
+	x := make([]float32, n*3*h*w)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)*0.37) * 2)
+	}
+	return x
+}
+
+// mirror returns n images of c planes h×w, each plane mirrored left to
+// right.
+func mirror(x []float32, planes, h, w int) []float32 {
+	out := make([]float32, len(x))
+	for p := range planes {
+		for y := range h {
+			row := x[(p*h+y)*w : (p*h+y+1)*w]
+			o := out[(p*h+y)*w : (p*h+y+1)*w]
+			for col, v := range row {
+				o[w-1-col] = v
+			}
+		}
+	}
+	return out
+}
+
+func TestFusionOfConstantNetworks(t *testing.T) {
+	a := constant("a", [4]float32{0.1, 0.6, 0.2, 0.1}, [3]float32{0.2, 0.4, 0.6})
+	b := constant("b", [4]float32{0.1, 0.1, 0.7, 0.1}, [3]float32{0.6, 0, 1})
+	tests := []struct {
+		wa, wb float64
+		label  uint8
+		det    [3]float32
+	}{
+		// 0.5·0.6 + 0.5·0.1 = 0.35 for REA against 0.45 for SRF.
+		{0.5, 0.5, 2, [3]float32{0.4, 0.2, 0.8}},
+		// 0.8·0.6 + 0.2·0.1 = 0.5 for REA against 0.3 for SRF.
+		{0.8, 0.2, 1, [3]float32{0.28, 0.32, 0.68}},
+		{0.25, 0.75, 2, [3]float32{0.5, 0.1, 0.9}},
+	}
+	const n, h, w = 3, 4, 2
+	for _, tc := range tests {
+		p, err := New([]Member{{a, tc.wa}, {b, tc.wb}}, Options{BatchSize: 2})
+		require.NoError(t, err)
+		pred, err := p.Predict(testSlices(n, h, w), n, h, w)
+		require.NoError(t, err)
+		for i, l := range pred.Labels {
+			require.Equal(t, tc.label, l, "weights %g/%g, pixel %d", tc.wa, tc.wb, i)
+		}
+		for i, d := range pred.Detections {
+			assert.InDelta(t, tc.det[i%3], d, 1e-6, "weights %g/%g, detection %d", tc.wa, tc.wb, i)
+		}
+	}
+}
+
+func TestFusionMatchesMetricsFuse(t *testing.T) {
+	a, b := positional("a", 1), positional("b", -2)
+	const n, h, w = 5, 6, 4
+	x := testSlices(n, h, w)
+	p, err := New([]Member{{a, 0.3}, {b, 0.7}}, Options{BatchSize: 2})
+	require.NoError(t, err)
+	got, err := p.Predict(x, n, h, w)
+	require.NoError(t, err)
+
+	pa, da := outputs(a, x, n, h, w)
+	pb, db := outputs(b, x, n, h, w)
+	fused, err := fuse([]float32{0.3, 0.7}, pa, pb)
+	require.NoError(t, err)
+	labels, err := argmax(fused, n, 4)
+	require.NoError(t, err)
+	fusedDet, err := fuse([]float32{0.3, 0.7}, da, db)
+	require.NoError(t, err)
+	assert.Equal(t, labels, got.Labels)
+	assert.InDeltaSlice(t, fusedDet, got.Detections, 1e-6)
+	assert.Equal(t, 1, a.evals, "New puts the networks in evaluation mode")
+}
+
+// outputs runs a stub slice by slice in plain Go: probabilities n×4×h×w
+// (through the log and exp its Forward and the fusion take) and
+// detections n×3.
+func outputs(s *stub, x []float32, n, h, w int) (probs, dets []float32) {
+	for i := range n {
+		p, d := s.probs(x[i*3*h*w:(i+1)*3*h*w], h, w)
+		for _, v := range p {
+			probs = append(probs, float32(math.Exp(float64(float32(math.Log(float64(v)))))))
+		}
+		dets = append(dets, d...)
+	}
+	return probs, dets
+}
+
+func TestFlipAugmentationMirrorsBack(t *testing.T) {
+	net := positional("net", 3)
+	const n, h, w = 3, 5, 8
+	x := testSlices(n, h, w)
+	p, err := New([]Member{{net, 1}}, Options{TTA: FlipTTA})
+	require.NoError(t, err)
+	got, err := p.Predict(x, n, h, w)
+	require.NoError(t, err)
+
+	// Expected: the mean of the probabilities of each slice and the
+	// mirrored probabilities of its mirror.
+	probs, dets := outputs(net, x, n, h, w)
+	probsM, detsM := outputs(net, mirror(x, n*3, h, w), n, h, w)
+	probsM = mirror(probsM, n*4, h, w)
+	mean := make([]float32, len(probs))
+	for i := range mean {
+		mean[i] = (probs[i] + probsM[i]) * 0.5
+	}
+	labels, err := argmax(mean, n, 4)
+	require.NoError(t, err)
+	assert.Equal(t, labels, got.Labels)
+	for i := range dets {
+		assert.InDelta(t, (dets[i]+detsM[i])/2, got.Detections[i], 1e-6)
+	}
+
+	// The stub is not mirror-symmetric, so mirroring matters: without
+	// augmentation, or averaging without mirroring back, the labels differ.
+	plain, err := New([]Member{{net, 1}}, Options{})
+	require.NoError(t, err)
+	noTTA, err := plain.Predict(x, n, h, w)
+	require.NoError(t, err)
+	assert.NotEqual(t, noTTA.Labels, got.Labels)
+	unmirrored, _ := outputs(net, mirror(x, n*3, h, w), n, h, w)
+	for i := range mean {
+		mean[i] = (probs[i] + unmirrored[i]) * 0.5
+	}
+	wrong, err := argmax(mean, n, 4)
+	require.NoError(t, err)
+	assert.NotEqual(t, wrong, got.Labels)
+}
+
+func TestFlipAugmentationOfFusion(t *testing.T) {
+	a, b := positional("a", 2), positional("b", -1)
+	const n, h, w = 2, 4, 6
+	x := testSlices(n, h, w)
+	p, err := New([]Member{{a, 0.5}, {b, 0.5}}, Options{TTA: FlipTTA})
+	require.NoError(t, err)
+	got, err := p.Predict(x, n, h, w)
+	require.NoError(t, err)
+
+	var perModel [][]float32
+	var perModelDet [][]float32
+	for _, s := range []*stub{a, b} {
+		probs, dets := outputs(s, x, n, h, w)
+		probsM, detsM := outputs(s, mirror(x, n*3, h, w), n, h, w)
+		probsM = mirror(probsM, n*4, h, w)
+		for i := range probs {
+			probs[i] = (probs[i] + probsM[i]) * 0.5
+		}
+		for i := range dets {
+			dets[i] = (dets[i] + detsM[i]) * 0.5
+		}
+		perModel = append(perModel, probs)
+		perModelDet = append(perModelDet, dets)
+	}
+	fused, err := fuse([]float32{0.5, 0.5}, perModel...)
+	require.NoError(t, err)
+	labels, err := argmax(fused, n, 4)
+	require.NoError(t, err)
+	fusedDet, err := fuse([]float32{0.5, 0.5}, perModelDet...)
+	require.NoError(t, err)
+	assert.Equal(t, labels, got.Labels)
+	assert.InDeltaSlice(t, fusedDet, got.Detections, 1e-6)
+}
+
+func TestPredictorMatchesModelPredict(t *testing.T) {
+	torch.ManualSeed(3)
+	m, err := models.New(models.NameUNet)
+	require.NoError(t, err)
+	defer m.Free()
+	const n, h, w = 5, 32, 16
+	x := testSlices(n, h, w)
+	want := modelPredict(t, m, x, n, h, w, 2)
+
+	// One network: the argmax of its log-probabilities, batch size aside.
+	for _, batch := range []int{1, 2, 3, 8} {
+		p, err := New([]Member{{m, 1}}, Options{BatchSize: batch})
+		require.NoError(t, err)
+		got, err := p.Predict(x, n, h, w)
+		require.NoError(t, err)
+		assert.Equal(t, want.Labels, got.Labels, "batch %d", batch)
+		assert.InDeltaSlice(t, want.Detections, got.Detections, 1e-6, "batch %d", batch)
+	}
+	assert.False(t, m.Training())
+
+	// A network fused with itself says what it says alone, up to the
+	// rounding of exp.
+	p, err := New([]Member{{m, 0.5}, {m, 0.5}}, Options{})
+	require.NoError(t, err)
+	got, err := p.Predict(x, n, h, w)
+	require.NoError(t, err)
+	same := 0
+	for i := range got.Labels {
+		if got.Labels[i] == want.Labels[i] {
+			same++
+		}
+	}
+	assert.GreaterOrEqual(t, float64(same), 0.999*float64(len(got.Labels)))
+	assert.InDeltaSlice(t, want.Detections, got.Detections, 1e-6)
+}
+
+func TestNewRejects(t *testing.T) {
+	a, b := constant("a", [4]float32{1, 0, 0, 0}, [3]float32{}), constant("b", [4]float32{1, 0, 0, 0}, [3]float32{})
+	gpu := constant("g", [4]float32{1, 0, 0, 0}, [3]float32{})
+	gpu.device = torch.CUDA(0)
+	tests := []struct {
+		members []Member
+		opts    Options
+		want    string
+	}{
+		{nil, Options{}, "no network to run"},
+		{[]Member{{a, 0.5}, {b, 0.4}}, Options{}, "fusion weights a:0.5, b:0.4 sum to 0.9, not 1"},
+		{[]Member{{a, 0.5}}, Options{}, "sum to 0.5, not 1"},
+		{[]Member{{a, 1.5}, {b, -0.5}}, Options{}, "b: fusion weight -0.5 must be a positive number"},
+		{[]Member{{a, 0}, {b, 1}}, Options{}, "a: fusion weight 0 must be a positive number"},
+		{[]Member{{a, math.NaN()}}, Options{}, "must be a positive number"},
+		{[]Member{{a, 0.5}, {gpu, 0.5}}, Options{}, "a is on cpu but g on cuda:0"},
+		{[]Member{{a, 1}}, Options{BatchSize: -1}, "batch size -1 is negative"},
+		{[]Member{{a, 1}}, Options{TTA: "rotate"}, `unknown test-time augmentation "rotate"`},
+		{[]Member{{nil, 1}}, Options{}, "no network"},
+	}
+	for _, tc := range tests {
+		_, err := New(tc.members, tc.opts)
+		require.Error(t, err, tc.want)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+	// Decimal weights that sum to 1 only up to rounding are accepted.
+	_, err := New([]Member{{a, 0.1}, {b, 0.2}, {a, 0.7}}, Options{})
+	assert.NoError(t, err)
+}
+
+func TestPredictRejectsBadInput(t *testing.T) {
+	p, err := New([]Member{{constant("a", [4]float32{0.7, 0.1, 0.1, 0.1}, [3]float32{}), 1}}, Options{})
+	require.NoError(t, err)
+	_, err = p.Predict(make([]float32, 10), 1, 2, 2)
+	assert.ErrorContains(t, err, "10 values for 1 slices of 3×2×2, want 12")
+	_, err = p.Predict(nil, 0, 2, 2)
+	assert.ErrorContains(t, err, "cannot predict 0 slices")
+	dst := models.NewPrediction(2, 2, 2, false)
+	assert.ErrorContains(t, p.PredictInto(dst, 1, make([]float32, 24), 2), "slices 1..2 do not fit a prediction of 2 slices")
+
+	// A real network names the problem with its input.
+	m, err := models.New(models.NameUNet)
+	require.NoError(t, err)
+	defer m.Free()
+	p, err = New([]Member{{m, 1}}, Options{})
+	require.NoError(t, err)
+	_, err = p.Predict(make([]float32, 3*20*16), 1, 20, 16)
+	assert.ErrorContains(t, err, "unet: input height 20 and width 16 must be positive multiples of 16")
+}
+
+func TestParseTTA(t *testing.T) {
+	for in, want := range map[string]TTA{"": NoTTA, "none": NoTTA, "flip": FlipTTA} {
+		got, err := ParseTTA(in)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	_, err := ParseTTA("Flip")
+	assert.ErrorContains(t, err, `unknown test-time augmentation "Flip" (want none or flip)`)
+}
+
+func TestPredictorString(t *testing.T) {
+	a, b := constant("unet_nested", [4]float32{1}, [3]float32{}), constant("unet", [4]float32{1}, [3]float32{})
+	p, err := New([]Member{{a, 0.5}, {b, 0.5}}, Options{TTA: FlipTTA})
+	require.NoError(t, err)
+	assert.Equal(t, "unet_nested 0.5 + unet 0.5, tta flip", p.String())
+	p, err = New([]Member{{b, 1}}, Options{})
+	require.NoError(t, err)
+	assert.Equal(t, "unet", p.String())
+}
+
+// modelPredict is the test oracle of a single network's prediction: the
+// network's own batches, in evaluation mode.
+func modelPredict(t *testing.T, m *models.Model, images []float32, n, h, w, batch int) *models.Prediction {
+	t.Helper()
+	m.Eval()
+	p := models.NewPrediction(n, h, w, false)
+	size := 3 * h * w
+	for at := 0; at < n; at += batch {
+		k := min(batch, n-at)
+		require.NoError(t, m.PredictInto(p, at, images[at*size:(at+k)*size], k))
+	}
+	return p
+}

@@ -1,0 +1,109 @@
+package oct
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// PrepStats tells what Prep wrote for one set.
+type PrepStats struct {
+	Set    Set
+	Cubes  int
+	Slices int
+}
+
+// Prep makes trans3channel_images from original_images for every set of
+// DATA_DIR that has original images, overwriting earlier stacks. workers
+// bounds the number of files processed at once (all CPUs when ≤ 0).
+func Prep(dataDir string, workers int) ([]PrepStats, error) {
+	var stats []PrepStats
+	for _, s := range Sets {
+		cubes, err := Cubes(dataDir, s)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		st := PrepStats{Set: s}
+		for _, c := range cubes {
+			n, err := PrepCube(inData(dataDir, s.OriginalDir(c)), inData(dataDir, s.StackDir(c)), workers)
+			if err != nil {
+				return nil, err
+			}
+			st.Cubes++
+			st.Slices += n
+		}
+		stats = append(stats, st)
+	}
+	if len(stats) == 0 {
+		return nil, fmt.Errorf("%s: no set with %s (looked for %s, %s, %s)", dataDir, OriginalImages, Training, Validation, Test)
+	}
+	return stats, nil
+}
+
+// PrepCube stacks the numbered B-scans of srcDir (1.bmp … S.bmp, in numerical
+// order) into dstDir/000.png … (S-1).png and returns S. Stack i holds slices
+// (i+1, i, i-1) as channels (red, green, blue), the first and last slices
+// standing in for their missing neighbours: stack 0 is (1, 0, 0) and stack
+// S-1 is (S-1, S-1, S-2). This is the order in which the original
+// preprocessing's OpenCV BGR write left the slices (i-1, i, i+1), and the
+// order ported weights expect.
+func PrepCube(srcDir, dstDir string, workers int) (int, error) {
+	names, err := ContiguousFiles(srcDir, ".bmp", 1)
+	if err != nil {
+		return 0, err
+	}
+	scans := make([]*image.Gray, len(names))
+	err = forEach(len(names), workers, func(i int) error {
+		g, err := ReadSlice(filepath.Join(srcDir, names[i]))
+		scans[i] = g
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	size := scans[0].Rect.Size()
+	for i, g := range scans {
+		if err := checkSize(filepath.Join(srcDir, names[i]), g.Rect.Dx(), g.Rect.Dy(), size.X, size.Y); err != nil {
+			return 0, fmt.Errorf("%w (like %s)", err, names[0])
+		}
+	}
+	if err := os.MkdirAll(dstDir, 0o755); err != nil {
+		return 0, err
+	}
+	last := len(scans) - 1
+	err = forEach(len(scans), workers, func(i int) error {
+		prev, next := max(i-1, 0), min(i+1, last)
+		return WriteStack(filepath.Join(dstDir, StackFile(i)), StackSlices(scans[prev], scans[i], scans[next]))
+	})
+	if err != nil {
+		return 0, err
+	}
+	// Stacks of an earlier prep of a longer cube would read as slices of
+	// this one.
+	if err := removeStaleStacks(dstDir, len(scans)); err != nil {
+		return 0, err
+	}
+	return len(scans), nil
+}
+
+// removeStaleStacks removes the stacks of dir numbered n or more.
+func removeStaleStacks(dir string, n int) error {
+	names, err := NumberedFiles(dir, ".png")
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if k, _ := fileNumber(name, ".png"); k >= n {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("removing the stale stack of an earlier prep: %w", err)
+			}
+		}
+	}
+	return nil
+}
