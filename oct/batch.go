@@ -15,9 +15,9 @@ type Batch struct {
 	Paths []string
 }
 
-// newBatch allocates a batch of n slices of w×h; labelled batches get room
+// newBatch allocates a batch of n slices of h×w; labelled batches get room
 // for labels and targets.
-func newBatch(n, w, h int, labelled bool) *Batch {
+func newBatch(n, h, w int, labelled bool) *Batch {
 	b := &Batch{
 		N: n, H: h, W: w,
 		Images: make([]float32, n*3*h*w),

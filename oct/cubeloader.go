@@ -33,7 +33,7 @@ func (c *Cube) Labelled() bool { return c.Labels != nil }
 // Batch returns slices [start, end) of the cube as network input, with
 // labels and targets when the cube has them.
 func (c *Cube) Batch(norm *Normalizer, start, end int) *Batch {
-	b := newBatch(end-start, c.W, c.H, c.Labelled())
+	b := newBatch(end-start, c.H, c.W, c.Labelled())
 	area := c.W * c.H
 	for i := start; i < end; i++ {
 		k := i - start

@@ -195,7 +195,7 @@ func (l *TrainLoader) Epoch(ctx context.Context, epoch int) iter.Seq2[*Batch, er
 				case <-ctx.Done():
 					return
 				}
-				p.batch = newBatch(bs, l.bw, l.bh, true)
+				p.batch = newBatch(bs, l.bh, l.bw, true)
 				for k := range bs {
 					pos := b*bs + k
 					select {
