@@ -44,6 +44,7 @@ test: deps $(SHIM)
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above are not formatted"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 -run '^TestConcurrentPredictions$$' ./inference
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./torch/pth
 	for t in $(DATA_FUZZ); do \
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(DATA_FUZZTIME) $${t%%:*} || exit 1; \

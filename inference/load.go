@@ -106,8 +106,9 @@ func Load(specs []Spec, device torch.Device, opts Options) (*Predictor, error) {
 }
 
 // LoadNetwork builds the network called name on device from the checkpoint
-// at path, strictly (see models.Load), with errors that say when the file
-// is missing or holds another network's weights.
+// at path, strictly (see models.Load), in evaluation mode, ready to
+// predict, with errors that say when the file is missing or holds another
+// network's weights.
 func LoadNetwork(name, path string, device torch.Device) (*models.Model, error) {
 	if err := checkCheckpoint(path); err != nil {
 		return nil, err
@@ -120,6 +121,7 @@ func LoadNetwork(name, path string, device torch.Device) (*models.Model, error) 
 		}
 		return nil, err
 	}
+	m.Eval()
 	return m, nil
 }
 

@@ -9,6 +9,17 @@
 // On top of it, [Evaluate] scores the validation cubes as the original
 // evaluation script does (and as the challenge's official scoring does),
 // and [WriteSubmission] writes a test submission.
+//
+// # Goroutines
+//
+// A Predictor is safe for concurrent use: [Load] and [New] put its
+// networks in evaluation mode once, and prediction never changes a
+// network's mode, weights or statistics, so any number of goroutines may
+// call Predict, PredictInto and PredictCube on one Predictor at once, each
+// getting what a lone call would get, bit for bit. Not safe while
+// predictions run: Free, and anything that changes a member network
+// (Train, Eval, LoadCheckpoint, To). [Evaluate] and [WriteSubmission] use
+// their Predictor from one goroutine and may run beside other callers.
 package inference
 
 import (

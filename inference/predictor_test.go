@@ -1,7 +1,9 @@
 package inference
 
 import (
+	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -371,4 +373,75 @@ func modelPredict(t *testing.T, m *models.Model, images []float32, n, h, w, batc
 		require.NoError(t, m.PredictInto(p, at, images[at*size:(at+k)*size], k))
 	}
 	return p
+}
+
+// One Predictor serves many goroutines: 16 of them × 50 predictions each,
+// of a fusion with flip augmentation, give bit for bit what one goroutine
+// gets, and leave every tensor of every network's state dict as it was.
+// make test runs it under the race detector too. The slices are tiny so
+// that the 800 predictions take seconds.
+func TestConcurrentPredictions(t *testing.T) {
+	// One intra-op thread each: 16 goroutines on their own OS threads
+	// would otherwise each start a pool of all cores.
+	defer torch.SetNumThreads(torch.NumThreads())
+	torch.SetNumThreads(1)
+	torch.ManualSeed(21)
+	a, err := models.New(models.NameUNet)
+	require.NoError(t, err)
+	defer a.Free()
+	b, err := models.New(models.NameUNet)
+	require.NoError(t, err)
+	defer b.Free()
+	p, err := New([]Member{{a, 0.5}, {b, 0.5}}, Options{BatchSize: 1, TTA: FlipTTA})
+	require.NoError(t, err)
+
+	const n, h, w = 1, 16, 16
+	inputs := make([][]float32, 4)
+	want := make([]*models.Prediction, len(inputs))
+	for i := range inputs {
+		inputs[i] = testSlices(n, h, w)
+		for j := range inputs[i] {
+			inputs[i][j] += float32(i) / 10
+		}
+		want[i], err = p.Predict(inputs[i], n, h, w)
+		require.NoError(t, err)
+	}
+	before := map[string][]float32{}
+	for k, m := range []*models.Model{a, b} {
+		for _, e := range m.StateDict() {
+			if e.Tensor.DType() == torch.Float32 {
+				before[fmt.Sprint(k, e.Name)] = e.Tensor.Float32s()
+			}
+		}
+	}
+
+	const goroutines, calls = 16, 50
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		go func() {
+			for c := range calls {
+				i := (g + c) % len(inputs)
+				got, err := p.Predict(inputs[i], n, h, w)
+				if err == nil && (!slices.Equal(want[i].Labels, got.Labels) || !slices.Equal(want[i].Detections, got.Detections)) {
+					err = fmt.Errorf("goroutine %d, call %d: prediction of input %d differs from the sequential one", g, c, i)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range goroutines {
+		require.NoError(t, <-errs)
+	}
+	for k, m := range []*models.Model{a, b} {
+		assert.False(t, m.Training())
+		for _, e := range m.StateDict() {
+			if want, ok := before[fmt.Sprint(k, e.Name)]; ok {
+				require.Equal(t, want, e.Tensor.Float32s(), "network %d: %s changed", k, e.Name)
+			}
+		}
+	}
 }

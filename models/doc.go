@@ -13,6 +13,17 @@
 //	defer m.Free()
 //	seg, det, err := m.Forward(x) // N×4×H×W log-probabilities, N×3 probabilities
 //
-// [Model.Predict] runs a whole cube in batches with bounded memory and
-// returns class labels and detection probabilities as Go slices.
+// [Model.PredictInto] runs one batch in evaluation mode and writes class
+// labels and detection probabilities into Go slices; whole cubes, fusions
+// and test-time augmentation are package inference's.
+//
+// # Goroutines
+//
+// A network in evaluation mode may run Forward and PredictInto from
+// several goroutines at once: the pass only reads the weights and the
+// mode, and each call's tensors are its own. Everything that changes the
+// network (Train, Eval, SetTraining, LoadCheckpoint, To, ToDType, Free, an
+// optimizer step) must not run while another goroutine uses it. In
+// training mode a forward pass updates the batch-normalisation statistics,
+// so a network being trained belongs to one goroutine.
 package models

@@ -76,7 +76,6 @@ func runForward(c *cli.Context) error {
 		return err
 	}
 	defer m.Free()
-	m.Eval()
 
 	seg := make([]float32, n*4*h*w)
 	det := make([]float32, n*oct.NumLesions)
