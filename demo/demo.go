@@ -41,8 +41,8 @@ type Recipe struct {
 	Loss   string
 	Epochs int
 	LR     float64
-	LRMode string // poly or step
-	Step   int    // epochs between tenfold drops, for step
+	LRMode train.LRMode
+	Step   int // epochs between tenfold drops, for step
 }
 
 // Recipes are UNet++ (mix_33, poly schedule) and UNet (mix_3, step
@@ -51,8 +51,8 @@ type Recipe struct {
 // epochs.
 func Recipes(epochs int, lr float64) []Recipe {
 	return []Recipe{
-		{Name: models.NameUNetNested, Loss: losses.Mix33, Epochs: epochs, LR: lr, LRMode: "poly"},
-		{Name: models.NameUNet, Loss: losses.Mix3, Epochs: 2 * epochs, LR: lr, LRMode: "step", Step: 20},
+		{Name: models.NameUNetNested, Loss: losses.Mix33, Epochs: epochs, LR: lr, LRMode: train.PolyLR},
+		{Name: models.NameUNet, Loss: losses.Mix3, Epochs: 2 * epochs, LR: lr, LRMode: train.StepLR, Step: 20},
 	}
 }
 

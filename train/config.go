@@ -2,7 +2,6 @@ package train
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,14 +14,17 @@ import (
 	"github.com/edema/edema/torch"
 )
 
-// The optimizers, as the original's -o flag spells them.
+// Optimizer is a run's optimizer, as the original's -o flag spells it.
+type Optimizer string
+
+// The optimizers.
 const (
-	Adam = "Adam"
-	SGD  = "SGD"
+	Adam Optimizer = "Adam"
+	SGD  Optimizer = "SGD"
 )
 
-// Config is a training run: the flags of `edema train`. Errors about it
-// name the flags, so that the command can print them as they are.
+// Config is a training run's settings. Errors about them are FieldErrors,
+// which name the fields, so that a command can name its own flags.
 type Config struct {
 	Name    string // the network: unet, unet_nested or unet_nested_dilated
 	DataDir string // DATA_DIR, the data layout of docs/ORIGINAL.md, "Data"
@@ -35,9 +37,9 @@ type Config struct {
 	Workers   int // goroutines decoding training slices
 	Epochs    int
 
-	Optimizer   string // Adam or SGD
+	Optimizer   Optimizer
 	LR          float64
-	LRMode      string // step or poly
+	LRMode      LRMode
 	Step        int    // step mode: the LR drops tenfold every Step epochs
 	Momentum    float64
 	WeightDecay float64
@@ -107,52 +109,52 @@ func (c Config) schedule() Schedule {
 func (c Config) Validate() error {
 	switch {
 	case c.Name == "":
-		return fmt.Errorf("--name is required (one of %s)", strings.Join(models.Names(), ", "))
+		return fieldErrorf("{Name} is required (one of %s)", strings.Join(models.Names(), ", "))
 	case !slices.Contains(models.Names(), c.Name):
-		return fmt.Errorf("unknown --name %q: want one of %s", c.Name, strings.Join(models.Names(), ", "))
+		return fieldErrorf("unknown {Name} %q: want one of %s", c.Name, strings.Join(models.Names(), ", "))
 	case c.Optimizer != Adam && c.Optimizer != SGD:
-		return fmt.Errorf("unknown --optimizer %q: want Adam or SGD", c.Optimizer)
+		return fieldErrorf("unknown {Optimizer} %q: want Adam or SGD", c.Optimizer)
 	case c.BatchSize < 1:
-		return fmt.Errorf("--batch-size must be at least 1, got %d", c.BatchSize)
+		return fieldErrorf("{BatchSize} must be at least 1, got %d", c.BatchSize)
 	case c.Epochs < 1:
-		return fmt.Errorf("--epochs must be at least 1, got %d", c.Epochs)
+		return fieldErrorf("{Epochs} must be at least 1, got %d", c.Epochs)
 	case c.Workers < 0:
-		return fmt.Errorf("--workers must not be negative, got %d", c.Workers)
+		return fieldErrorf("{Workers} must not be negative, got %d", c.Workers)
 	case !(c.Momentum >= 0):
-		return fmt.Errorf("--momentum must not be negative, got %g", c.Momentum)
+		return fieldErrorf("{Momentum} must not be negative, got %g", c.Momentum)
 	case !(c.WeightDecay >= 0):
-		return fmt.Errorf("--weight-decay must not be negative, got %g", c.WeightDecay)
+		return fieldErrorf("{WeightDecay} must not be negative, got %g", c.WeightDecay)
 	case c.MaxStepsPerEpoch < 0:
-		return fmt.Errorf("--max-steps-per-epoch must not be negative, got %d", c.MaxStepsPerEpoch)
+		return fieldErrorf("{MaxStepsPerEpoch} must not be negative, got %d", c.MaxStepsPerEpoch)
 	case c.Threads < 0:
-		return fmt.Errorf("--threads must not be negative, got %d", c.Threads)
+		return fieldErrorf("{Threads} must not be negative, got %d", c.Threads)
 	case c.Resume != "" && c.ModelPath != "":
-		return errors.New("--resume and --model-path exclude each other: --resume continues a run, --model-path starts one from given weights")
+		return fieldErrorf("{Resume} and {ModelPath} exclude each other: {Resume} continues a run, {ModelPath} starts one from given weights")
 	}
 	if _, _, err := c.Augment.OutputSize(16, 16); err != nil {
 		return augmentError(err)
 	}
 	if _, err := losses.New(c.Loss); err != nil {
-		return fmt.Errorf("--loss: %w", err)
+		return fieldErrorf("{Loss}: %w", err)
 	}
 	if err := c.schedule().Validate(); err != nil {
 		return err
 	}
-	if err := isDir("--data-dir", c.DataDir); err != nil {
+	if err := isDir("{DataDir}", c.DataDir); err != nil {
 		return err
 	}
-	return isDir("--list-dir", c.ListDir)
+	return isDir("{ListDir}", c.ListDir)
 }
 
-// augmentFlags are the flags of the fields of oct.Augment.
-var augmentFlags = map[oct.Field]string{
-	oct.FieldResize: "--resize",
-	oct.FieldRotate: "--random-rotate",
-	oct.FieldScale:  "--random-scale",
-	oct.FieldCrop:   "--crop-size",
+// augmentFields are the Config fields of oct.Augment's fields.
+var augmentFields = map[oct.Field]string{
+	oct.FieldResize: "{Augment.Resize}",
+	oct.FieldRotate: "{Augment.Rotate}",
+	oct.FieldScale:  "{Augment.Scale}",
+	oct.FieldCrop:   "{Augment.Crop}",
 }
 
-// augmentError names the flags of an oct.FieldError.
+// augmentError turns an oct.FieldError into a FieldError of Config.
 func augmentError(err error) error {
 	var fe *oct.FieldError
 	if !errors.As(err, &fe) {
@@ -160,21 +162,21 @@ func augmentError(err error) error {
 	}
 	flags := make([]string, len(fe.Fields))
 	for i, f := range fe.Fields {
-		flags[i] = augmentFlags[f]
+		flags[i] = augmentFields[f]
 	}
-	return fmt.Errorf("%s: %s", strings.Join(flags, " and "), fe.Msg)
+	return fieldErrorf("%s: %s", strings.Join(flags, " and "), fe.Msg)
 }
 
-func isDir(flag, path string) error {
+func isDir(field, path string) error {
 	if path == "" {
-		return fmt.Errorf("%s is required", flag)
+		return fieldErrorf("%s is required", field)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("%s: %w", flag, err)
+		return fieldErrorf("%s: %w", field, err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("%s: %s is not a folder", flag, path)
+		return fieldErrorf("%s: %s is not a folder", field, path)
 	}
 	return nil
 }

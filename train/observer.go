@@ -40,7 +40,7 @@ type Start struct {
 	Parameters int64
 	Device     torch.Device
 	Loss       string
-	Optimizer  string
+	Optimizer  Optimizer
 
 	TrainSlices   int
 	ValCubes      int

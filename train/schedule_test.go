@@ -23,8 +23,8 @@ func TestScheduleLR(t *testing.T) {
 
 func TestScheduleValidate(t *testing.T) {
 	assert.NoError(t, Schedule{Mode: "step", Base: 0.01, Step: 200}.Validate())
-	assert.ErrorContains(t, Schedule{Mode: "cosine", Base: 0.01}.Validate(), "unknown --lr-mode")
-	assert.ErrorContains(t, Schedule{Mode: "step", Base: 0.01}.Validate(), "--step")
-	assert.ErrorContains(t, Schedule{Mode: "poly", Base: 0.01}.Validate(), "--epochs")
-	assert.ErrorContains(t, Schedule{Mode: "poly", Base: -1, Epochs: 3}.Validate(), "--lr")
+	assert.ErrorContains(t, Schedule{Mode: "cosine", Base: 0.01}.Validate(), "unknown LRMode")
+	assert.ErrorContains(t, Schedule{Mode: "step", Base: 0.01}.Validate(), "Step")
+	assert.ErrorContains(t, Schedule{Mode: "poly", Base: 0.01}.Validate(), "Epochs")
+	assert.ErrorContains(t, Schedule{Mode: "poly", Base: -1, Epochs: 3}.Validate(), "LR")
 }

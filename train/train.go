@@ -147,7 +147,7 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 		}
 	}()
 	if err := torch.CheckDevice(cfg.Device); err != nil {
-		return nil, pos, fmt.Errorf("--device: %w", err)
+		return nil, pos, fieldErrorf("{Device}: %w", err)
 	}
 	if cfg.Threads > 0 {
 		torch.SetNumThreads(cfg.Threads)
@@ -168,14 +168,14 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 	if cfg.ModelPath != "" {
 		c, err := pth.Load(cfg.ModelPath)
 		if err != nil {
-			return nil, pos, fmt.Errorf("--model-path: %w", err)
+			return nil, pos, fieldErrorf("{ModelPath}: %w", err)
 		}
 		if err := t.model.LoadCheckpoint(c); err != nil {
-			return nil, pos, fmt.Errorf("--model-path %s: %w", cfg.ModelPath, err)
+			return nil, pos, fieldErrorf("{ModelPath} %s: %w", cfg.ModelPath, err)
 		}
 	}
 	if err := t.model.To(cfg.Device); err != nil {
-		return nil, pos, fmt.Errorf("--device: %w", err)
+		return nil, pos, fieldErrorf("{Device}: %w", err)
 	}
 	if t.opt, err = newOptimizer(cfg, t.model.Parameters()); err != nil {
 		return nil, pos, err
@@ -191,22 +191,22 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 			return nil, pos, err
 		}
 	} else if earlier := t.earlierRun(); earlier != "" && !cfg.Overwrite {
-		return nil, pos, fmt.Errorf("--out %s holds another run (%s): continue it with --resume %s, or start afresh with --overwrite",
+		return nil, pos, fieldErrorf("{OutDir} %s holds another run (%s): continue it with {Resume} %s, or start afresh with {Overwrite}",
 			t.out, earlier, t.path(LatestName))
 	}
 	// Nothing is written before this point; from here on the folder is
 	// this run's alone.
 	if t.claim, err = outdir.Acquire(t.out, CheckpointDir); err != nil {
-		return nil, pos, fmt.Errorf("--out: %w", err)
+		return nil, pos, fieldErrorf("{OutDir}: %w", err)
 	}
 	t.start.Notes = append(t.start.Notes, t.claim.Notes...)
 	if cfg.Resume == "" && cfg.Overwrite {
 		removed, err := t.removeEarlierRun()
 		if err != nil {
-			return nil, pos, fmt.Errorf("--overwrite: %w", err)
+			return nil, pos, fieldErrorf("{Overwrite}: %w", err)
 		}
 		if removed > 0 {
-			t.start.Notes = append(t.start.Notes, fmt.Sprintf("--overwrite: removed %d file(s) of the earlier run in %s", removed, t.out))
+			t.start.Notes = append(t.start.Notes, fmt.Sprintf("{Overwrite}: removed %d file(s) of the earlier run in %s", removed, t.out))
 		}
 	}
 	if err := t.repairEveryCheckpoint(pos); err != nil {
@@ -293,7 +293,7 @@ func (t *trainer) openData() error {
 		return err
 	}
 	if len(samples) < cfg.BatchSize {
-		return fmt.Errorf("--batch-size %d is larger than the training set: %s lists %d slices",
+		return fieldErrorf("{BatchSize} %d is larger than the training set: %s lists %d slices",
 			cfg.BatchSize, filepath.Join(cfg.ListDir, oct.TrainImagesList), len(samples))
 	}
 	cubes, err := oct.ReadValList(cfg.ListDir)
@@ -370,7 +370,7 @@ func (t *trainer) run(ctx context.Context, pos position) (*Summary, error) {
 }
 
 // errDiverged is a step whose outputs are no longer finite numbers.
-var errDiverged = errors.New("the network's outputs are not finite numbers: training diverged (try a lower --lr)")
+var errDiverged = fieldErrorf("the network's outputs are not finite numbers: training diverged (try a lower {LR})")
 
 // errInterrupted stops an epoch when the run's context ends.
 var errInterrupted = errors.New("interrupted")
@@ -407,7 +407,7 @@ func (t *trainer) trainEpoch(ctx context.Context, epoch int, tot *totals, lr flo
 			return fmt.Errorf("epoch %d, step %d: %w", epoch, step, err)
 		}
 		if math.IsNaN(v.Total) || math.IsInf(v.Total, 0) {
-			return fmt.Errorf("epoch %d, step %d: the loss is %v: training diverged (try a lower --lr)", epoch, step, v.Total)
+			return fieldErrorf("epoch %d, step %d: the loss is %v: training diverged (try a lower {LR})", epoch, step, v.Total)
 		}
 		tot.add(v, c)
 		step++
@@ -629,13 +629,13 @@ func (t *trainer) resume() (pos position, err error) {
 	path := t.cfg.Resume
 	c, err := pth.Load(path)
 	if err != nil {
-		return pos, fmt.Errorf("--resume: %w", err)
+		return pos, fieldErrorf("{Resume}: %w", err)
 	}
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("--resume %s: %s", path, fmt.Sprintf(format, args...))
+		return fieldErrorf("{Resume} %s: %s", path, fmt.Sprintf(format, args...))
 	}
 	if c.Epoch == nil {
-		return pos, bad("not a training checkpoint (it has no epoch); start from its weights with --model-path")
+		return pos, bad("not a training checkpoint (it has no epoch); start from its weights with {ModelPath}")
 	}
 	if err := t.model.LoadCheckpoint(c); err != nil {
 		return pos, bad("%v", err)
@@ -649,7 +649,7 @@ func (t *trainer) resume() (pos position, err error) {
 	}
 	if v, ok := c.Extra.Get(checkpointSeed); ok {
 		if seed, ok := v.(int64); !ok || uint64(seed) != t.cfg.Seed {
-			return pos, bad("the run was trained with --seed %v, not %d; resume with its seed", v, t.cfg.Seed)
+			return pos, bad("the run was trained with {Seed} %v, not %d; resume with its seed", v, t.cfg.Seed)
 		}
 	}
 	if v, ok := c.Extra.Get(checkpointEpochStep); ok {
@@ -662,10 +662,10 @@ func (t *trainer) resume() (pos position, err error) {
 		pos.totals = tot
 	}
 	if pos.epoch < 0 || pos.epoch > t.cfg.Epochs || (pos.epoch == t.cfg.Epochs && pos.totals.Steps > 0) {
-		return pos, bad("epoch %d does not fit --epochs %d", pos.epoch, t.cfg.Epochs)
+		return pos, bad("epoch %d does not fit {Epochs} %d", pos.epoch, t.cfg.Epochs)
 	}
 	if pos.epoch == t.cfg.Epochs {
-		return pos, bad("all %d epochs are done; raise --epochs to train on", t.cfg.Epochs)
+		return pos, bad("all %d epochs are done; raise {Epochs} to train on", t.cfg.Epochs)
 	}
 	if c.Optimizer == nil {
 		t.start.FreshOptimizer = true
@@ -694,7 +694,7 @@ func (t *trainer) loadOptimizer(v any) (err error) {
 		return err
 	}
 	if err := t.opt.LoadStateDict(sd); err != nil {
-		return fmt.Errorf("its optimizer state does not fit --optimizer %s: %w", t.cfg.Optimizer, err)
+		return fieldErrorf("its optimizer state does not fit {Optimizer} %s: %w", t.cfg.Optimizer, err)
 	}
 	return nil
 }

@@ -590,7 +590,7 @@ func TestOutputFolderIsProtected(t *testing.T) {
 	again := cfg
 	again.Seed = 7
 	_, err = Run(context.Background(), again, nil)
-	require.ErrorContains(t, err, "--out "+cfg.Out()+" holds another run (dice_epoch.txt): continue it with --resume")
+	require.ErrorContains(t, err, "OutDir "+cfg.Out()+" holds another run (dice_epoch.txt): continue it with Resume")
 
 	// A run in progress holds the folder.
 	claim, err := outdir.Acquire(cfg.Out())
@@ -607,7 +607,7 @@ func TestOutputFolderIsProtected(t *testing.T) {
 	require.NoError(t, err)
 	assert.NoFileExists(t, stale)
 	assert.Contains(t, start.Notes, "removed 1 temporary file(s) of an interrupted run from "+filepath.Join(cfg.Out(), CheckpointDir))
-	assert.Contains(t, start.Notes, "--overwrite: removed 5 file(s) of the earlier run in "+cfg.Out())
+	assert.Contains(t, start.Notes, "{Overwrite}: removed 5 file(s) of the earlier run in "+cfg.Out(), "the note names the field")
 	c, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
 	require.NoError(t, err)
 	seed, _ := c.Extra.Get(checkpointSeed)
@@ -622,6 +622,6 @@ func TestDivergingRunSaysSo(t *testing.T) {
 	cfg.Epochs = 1
 	_, err := Run(context.Background(), cfg, nil)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "training diverged (try a lower --lr)")
+	assert.Contains(t, err.Error(), "training diverged (try a lower LR)")
 	assert.NotContains(t, err.Error(), "binary_cross_entropy")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -49,9 +50,9 @@ func trainCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-size", Value: def.BatchSize, Usage: "training slices per step"},
 			&cli.IntFlag{Name: "workers", Aliases: []string{"j"}, Value: def.Workers, Usage: "goroutines reading slices"},
 			&cli.IntFlag{Name: "epochs", Value: def.Epochs, Usage: "epochs to train"},
-			&cli.StringFlag{Name: "optimizer", Aliases: []string{"o"}, Value: def.Optimizer, Usage: "Adam (betas 0.9, 0.99) | SGD"},
+			&cli.StringFlag{Name: "optimizer", Aliases: []string{"o"}, Value: string(def.Optimizer), Usage: "Adam (betas 0.9, 0.99) | SGD"},
 			&cli.Float64Flag{Name: "lr", Value: def.LR, Usage: "initial learning rate"},
-			&cli.StringFlag{Name: "lr-mode", Value: def.LRMode, Usage: "learning-rate schedule: step (lr·0.1^(epoch // step)) | poly (lr·(1 − epoch/epochs)^0.9)"},
+			&cli.StringFlag{Name: "lr-mode", Value: string(def.LRMode), Usage: "learning-rate schedule: step (lr·0.1^(epoch // step)) | poly (lr·(1 − epoch/epochs)^0.9)"},
 			&cli.IntFlag{Name: "step", Value: def.Step, Usage: "epochs between tenfold drops of the learning rate (--lr-mode step)"},
 			&cli.Float64Flag{Name: "momentum", Value: def.Momentum, Usage: "SGD momentum"},
 			&cli.Float64Flag{Name: "weight-decay", Aliases: []string{"wd"}, Value: def.WeightDecay, Usage: "L2 weight decay"},
@@ -80,7 +81,7 @@ func trainCommand() *cli.Command {
 			cfg := train.Config{
 				Name: c.String("name"), DataDir: c.String("data-dir"), ListDir: c.String("list-dir"), OutDir: c.String("out"),
 				BatchSize: c.Int("batch-size"), Workers: c.Int("workers"), Epochs: c.Int("epochs"),
-				Optimizer: c.String("optimizer"), LR: c.Float64("lr"), LRMode: c.String("lr-mode"), Step: c.Int("step"),
+				Optimizer: train.Optimizer(c.String("optimizer")), LR: c.Float64("lr"), LRMode: train.LRMode(c.String("lr-mode")), Step: c.Int("step"),
 				Momentum: c.Float64("momentum"), WeightDecay: c.Float64("weight-decay"), Loss: c.String("loss"),
 				Resume: c.String("resume"), ModelPath: c.String("model-path"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"), Overwrite: c.Bool("overwrite"),
 				Device: device, Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
@@ -107,11 +108,37 @@ func trainCommand() *cli.Command {
 				}
 			}()
 			if err := runTraining(ctx, cfg, c.App.Writer, isTerminal(c.App.Writer)); err != nil {
-				return fmt.Errorf("train: %w", err)
+				return fmt.Errorf("train: %w", withFlagNames(err))
 			}
 			return nil
 		},
 	}
+}
+
+// trainFlags are the flags of train.Config's fields, for the messages of
+// train.FieldError, which name the fields.
+var trainFlags = map[string]string{
+	"Name": "--name", "DataDir": "--data-dir", "ListDir": "--list-dir", "OutDir": "--out",
+	"BatchSize": "--batch-size", "Workers": "--workers", "Epochs": "--epochs",
+	"Optimizer": "--optimizer", "LR": "--lr", "LRMode": "--lr-mode", "Step": "--step",
+	"Momentum": "--momentum", "WeightDecay": "--weight-decay", "Loss": "--loss",
+	"Resume": "--resume", "ModelPath": "--model-path", "SaveEveryCheckpoint": "--save-every-checkpoint",
+	"Overwrite": "--overwrite", "Device": "--device", "Seed": "--seed",
+	"MaxStepsPerEpoch": "--max-steps-per-epoch", "Threads": "--threads",
+	"Augment.Resize": "--resize", "Augment.Rotate": "--random-rotate",
+	"Augment.Scale": "--random-scale", "Augment.Crop": "--crop-size",
+}
+
+func trainFlag(field string) string { return trainFlags[field] }
+
+// withFlagNames writes an error that holds a train.FieldError, wrapped
+// or not, with the flags of the fields its message names.
+func withFlagNames(err error) error {
+	var fe *train.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	return errors.New(strings.Replace(err.Error(), fe.Error(), fe.Named(trainFlag), 1))
 }
 
 func isTerminal(w io.Writer) bool {
@@ -153,7 +180,7 @@ type trainReport struct {
 func (r *trainReport) Start(s train.Start) {
 	r.start = s
 	for _, note := range s.Notes {
-		fmt.Fprintln(r.w, "note:", note)
+		fmt.Fprintln(r.w, "note:", train.Named(note, trainFlag))
 	}
 	fmt.Fprintf(r.w, "training %s (%d parameters) on %s: loss %s, %s; %d slices, %d steps of %d an epoch; %d validation cubes; output %s\n",
 		s.Network, s.Parameters, s.Device, s.Loss, s.Optimizer, s.TrainSlices, s.StepsPerEpoch,
