@@ -40,7 +40,7 @@ type Config struct {
 	Optimizer   Optimizer
 	LR          float64
 	LRMode      LRMode
-	Step        int    // step mode: the LR drops tenfold every Step epochs
+	Step        int // step mode: the LR drops tenfold every Step epochs
 	Momentum    float64
 	WeightDecay float64
 	Loss        string // mix_3 or mix_33
