@@ -11,7 +11,9 @@ import (
 	"strings"
 
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/pth"
 )
 
 // Spec names a network to load: its name (see models.Names), its checkpoint
@@ -141,4 +143,68 @@ func checkCheckpoint(path string) error {
 		return fmt.Errorf("checkpoint %s is a folder, not a file", path)
 	}
 	return nil
+}
+
+// Deployment is a network loaded from its checkpoint alone, ready to
+// serve: the predictor and the normalisation its inputs need.
+type Deployment struct {
+	*Predictor
+	Info       oct.Info
+	Normalizer *oct.Normalizer
+}
+
+// LoadDeployment loads the network of the checkpoint at path, identified
+// by its weights, on device, with the normalisation that edema records in
+// the checkpoints it writes. The original's checkpoints record none: info
+// (nil otherwise) then gives it, as info.json does; given for a checkpoint
+// that records its own, info wins.
+func LoadDeployment(path string, info *oct.Info, device torch.Device, opts Options) (*Deployment, error) {
+	if err := checkCheckpoint(path); err != nil {
+		return nil, err
+	}
+	c, err := pth.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	name, err := networkOf(path, c)
+	if err != nil {
+		return nil, err
+	}
+	recorded, ok, err := models.Normalization(c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	switch {
+	case info != nil:
+		recorded = *info
+	case !ok:
+		return nil, fmt.Errorf("%s records no normalisation (a checkpoint of the original's training): give the info.json it was trained with", path)
+	}
+	norm, err := oct.NewNormalizer(recorded)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Load([]Spec{{Name: name, Checkpoint: path, Weight: 1}}, device, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Deployment{Predictor: p, Info: recorded, Normalizer: norm}, nil
+}
+
+// networkOf names the network whose weights a checkpoint holds: the only
+// one they fit, or, should several fit, the one the checkpoint records.
+func networkOf(path string, c *pth.Checkpoint) (string, error) {
+	fits := models.Identify(c.StateDict)
+	if len(fits) == 1 {
+		return fits[0], nil
+	}
+	if v, ok := c.Extra.Get(models.CheckpointArch); ok {
+		if name, ok := v.(string); ok && slices.Contains(fits, name) {
+			return name, nil
+		}
+	}
+	if len(fits) == 0 {
+		return "", fmt.Errorf("%s holds the weights of none of the networks (%s)", path, strings.Join(models.Names(), ", "))
+	}
+	return "", fmt.Errorf("%s fits %s: name the network", path, strings.Join(fits, " and "))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/pth"
 )
@@ -122,4 +123,48 @@ func TestLoadErrors(t *testing.T) {
 		_, err := Load([]Spec{{models.NameUNet, unet, 1}}, torch.CUDA(0), Options{})
 		assert.ErrorContains(t, err, "cuda")
 	}
+}
+
+// A checkpoint that records its normalisation deploys alone; an original
+// one needs its info.json.
+func TestLoadDeployment(t *testing.T) {
+	dir := t.TempDir()
+	torch.ManualSeed(8)
+	m, err := models.New(models.NameUNetNested)
+	require.NoError(t, err)
+	defer m.Free()
+	info := oct.Info{Mean: [3]float64{0.14, 0.15, 0.16}, Std: [3]float64{0.09, 0.1, 0.11}}
+	c, err := models.NewCheckpoint(m, &models.CheckpointMeta{Epoch: 3}, nil)
+	require.NoError(t, err)
+	models.SetNormalization(c, info)
+	deployable := filepath.Join(dir, "model_best.pth.tar")
+	require.NoError(t, pth.Save(deployable, c, pth.SaveOptions{}))
+	original := filepath.Join(dir, "original.pth.tar")
+	require.NoError(t, models.SaveCheckpoint(original, m, &models.CheckpointMeta{Epoch: 3}, nil, pth.SaveOptions{Format: pth.FormatLegacy}))
+
+	d, err := LoadDeployment(deployable, nil, torch.CPU, Options{})
+	require.NoError(t, err)
+	defer d.Free()
+	assert.Equal(t, info, d.Info)
+	assert.Equal(t, "unet_nested", d.String(), "identified by its weights")
+	const n, h, w = 2, 32, 16
+	x := testSlices(n, h, w)
+	got, err := d.Predict(x, n, h, w)
+	require.NoError(t, err)
+	want := modelPredict(t, m, x, n, h, w, 8)
+	assert.Equal(t, want.Labels, got.Labels)
+
+	_, err = LoadDeployment(original, nil, torch.CPU, Options{})
+	assert.ErrorContains(t, err, original+" records no normalisation (a checkpoint of the original's training): give the info.json")
+	withInfo, err := LoadDeployment(original, &info, torch.CPU, Options{})
+	require.NoError(t, err)
+	defer withInfo.Free()
+	assert.Equal(t, d.Normalizer.Value(1, 200), withInfo.Normalizer.Value(1, 200))
+
+	notAModel := filepath.Join(dir, "x.pth")
+	sd := pth.NewStateDict()
+	sd.Set("w", &pth.Tensor{DType: pth.Float32, Shape: []int64{1}, Data: make([]byte, 4)})
+	require.NoError(t, pth.Save(notAModel, &pth.Checkpoint{StateDict: sd, Bare: true}, pth.SaveOptions{PlainKeys: true}))
+	_, err = LoadDeployment(notAModel, &info, torch.CPU, Options{})
+	assert.ErrorContains(t, err, "holds the weights of none of the networks")
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/nn"
 	"github.com/edema/edema/torch/optim"
@@ -241,6 +242,61 @@ func SaveCheckpoint(path string, m *Model, meta *CheckpointMeta, optimizer *opti
 		return fmt.Errorf("saving %s: %w", path, err)
 	}
 	return nil
+}
+
+// Entries that edema adds to the original's checkpoint dict, so that a
+// checkpoint alone can be deployed. The original's scripts read only
+// 'state_dict' and ignore them, and PyTorch loads them under
+// weights_only (a string and lists of floats).
+const (
+	CheckpointArch = "arch" // the network's name, see Names
+	CheckpointMean = "mean" // the normalisation of the training set, as info.json
+	CheckpointStd  = "std"
+)
+
+// SetNormalization records in c the normalisation its network was trained
+// with.
+func SetNormalization(c *pth.Checkpoint, info oct.Info) {
+	if c.Extra == nil {
+		c.Extra = pth.NewDict()
+	}
+	c.Extra.Set(CheckpointMean, []any{info.Mean[0], info.Mean[1], info.Mean[2]})
+	c.Extra.Set(CheckpointStd, []any{info.Std[0], info.Std[1], info.Std[2]})
+}
+
+// Normalization returns the normalisation recorded in c; ok is false when
+// c holds none (the original's checkpoints do not), and err reports
+// entries that are there but are not three valid numbers each.
+func Normalization(c *pth.Checkpoint) (info oct.Info, ok bool, err error) {
+	mean, hasMean := c.Extra.Get(CheckpointMean)
+	std, hasStd := c.Extra.Get(CheckpointStd)
+	if !hasMean && !hasStd {
+		return info, false, nil
+	}
+	read := func(key string, v any, dst *[3]float64) error {
+		list, isList := v.([]any)
+		if !isList || len(list) != 3 {
+			return fmt.Errorf("checkpoint entry %q is not a list of 3 numbers", key)
+		}
+		for i, x := range list {
+			f, isFloat := x.(float64)
+			if !isFloat {
+				return fmt.Errorf("checkpoint entry %q item %d is not a number", key, i)
+			}
+			dst[i] = f
+		}
+		return nil
+	}
+	if err := read(CheckpointMean, mean, &info.Mean); err != nil {
+		return info, false, err
+	}
+	if err := read(CheckpointStd, std, &info.Std); err != nil {
+		return info, false, err
+	}
+	if err := info.Validate(); err != nil {
+		return info, false, fmt.Errorf("checkpoint normalisation: %w", err)
+	}
+	return info, true, nil
 }
 
 // Load reads the checkpoint at path (any format pth.Load reads) into a new

@@ -44,6 +44,9 @@ func ReadInfo(path string) (Info, error) {
 	return info, nil
 }
 
+// Validate checks that the means are numbers and the deviations positive.
+func (info Info) Validate() error { return info.validate() }
+
 func (info Info) validate() error {
 	for c := range 3 {
 		if m := info.Mean[c]; math.IsNaN(m) || math.IsInf(m, 0) {

@@ -147,32 +147,20 @@ func TestScoreFindsFilesAsTheOrganisersScorer(t *testing.T) {
 	}, {
 		name: "reference names with _labelMark, submitted without",
 		modify: func(t *testing.T, ref, sub string) string {
-			for _, c := range handMade {
-				for _, suffix := range []string{"_volumes.npy", "_detections.npy"} {
-					require.NoError(t, os.Rename(filepath.Join(ref, c.name+suffix), filepath.Join(ref, c.name+"_labelMark"+suffix)))
-					require.NoError(t, os.Rename(filepath.Join(sub, c.name+"_labelMark"+suffix), filepath.Join(sub, c.name+suffix)))
-				}
-			}
+			renameCubeFiles(t, ref, "", "_labelMark")
+			renameCubeFiles(t, sub, "_labelMark", "")
 			return sub
 		},
 	}, {
 		name: "reference and submitted names with _labelMark",
 		modify: func(t *testing.T, ref, sub string) string {
-			for _, c := range handMade {
-				for _, suffix := range []string{"_volumes.npy", "_detections.npy"} {
-					require.NoError(t, os.Rename(filepath.Join(ref, c.name+suffix), filepath.Join(ref, c.name+"_labelMark"+suffix)))
-				}
-			}
+			renameCubeFiles(t, ref, "", "_labelMark")
 			return sub
 		},
 	}, {
 		name: "reference and submitted names without _labelMark",
 		modify: func(t *testing.T, ref, sub string) string {
-			for _, c := range handMade {
-				for _, suffix := range []string{"_volumes.npy", "_detections.npy"} {
-					require.NoError(t, os.Rename(filepath.Join(sub, c.name+"_labelMark"+suffix), filepath.Join(sub, c.name+suffix)))
-				}
-			}
+			renameCubeFiles(t, sub, "_labelMark", "")
 			return sub
 		},
 	}}
@@ -185,6 +173,17 @@ func TestScoreFindsFilesAsTheOrganisersScorer(t *testing.T) {
 			assertFigures(t, want.Segmentation[:], r.Segmentation[:], "segmentation")
 			assert.InDelta(t, want.Score, r.Score, 1e-12)
 		})
+	}
+}
+
+// renameCubeFiles renames the hand-made cubes' files in dir from
+// <CUBE><from>_volumes.npy (and _detections.npy) to <CUBE><to>_….
+func renameCubeFiles(t *testing.T, dir, from, to string) {
+	t.Helper()
+	for _, c := range handMade {
+		for _, suffix := range []string{"_volumes.npy", "_detections.npy"} {
+			require.NoError(t, os.Rename(filepath.Join(dir, c.name+from+suffix), filepath.Join(dir, c.name+to+suffix)))
+		}
 	}
 }
 

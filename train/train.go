@@ -60,7 +60,6 @@ const (
 	CurvesName     = "curves.png"
 	ValBatchSize   = 16 // slices per forward pass of the validation, as the original
 	adamEps        = 1e-8
-	checkpointArch = "arch"
 	checkpointSeed = "seed"
 	// A checkpoint written inside an epoch says how far the epoch got.
 	checkpointEpochStep   = "epoch_step"
@@ -123,7 +122,8 @@ type trainer struct {
 	loader *oct.TrainLoader
 	val    []oct.CubeEntry
 	norm   *oct.Normalizer
-	steps  int // training steps per epoch
+	info   oct.Info // the normalisation, recorded in every checkpoint
+	steps  int      // training steps per epoch
 
 	rows     []Row
 	best     float64 // best validation Dice so far, 0 before any, as the original
@@ -304,6 +304,7 @@ func (t *trainer) openData() error {
 	if err != nil {
 		return err
 	}
+	t.info = info
 	if t.norm, err = oct.NewNormalizer(info); err != nil {
 		return err
 	}
@@ -611,8 +612,9 @@ func (t *trainer) save(path string, pos position) error {
 		return err
 	}
 	c.Extra = pth.NewDict()
-	c.Extra.Set(checkpointArch, t.cfg.Name)
+	c.Extra.Set(models.CheckpointArch, t.cfg.Name)
 	c.Extra.Set(checkpointSeed, int64(t.cfg.Seed))
+	models.SetNormalization(c, t.info)
 	if pos.totals.Steps > 0 {
 		c.Extra.Set(checkpointEpochStep, int64(pos.totals.Steps))
 		c.Extra.Set(checkpointEpochTotals, pos.totals.encode())

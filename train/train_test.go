@@ -235,15 +235,22 @@ func TestAugmentedRunResumesExactly(t *testing.T) {
 	assert.Greater(t, differ, 0, "the augmentation changed nothing")
 
 	cfg := augmented(t)
+	interruptAndResume(t, cfg, func(s Step) bool { return s.Epoch == 0 && s.Step == 3 })
+	requireSameState(t, want, finalState(t, cfg))
+}
+
+// interruptAndResume runs cfg until stop says so after a step, as a
+// signal would, then resumes it to its end.
+func interruptAndResume(t *testing.T, cfg Config, stop func(Step) bool) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sum, err := Run(ctx, cfg, &interruptAt{cancel: cancel, atValidate: -1, afterStep: func(s Step) bool { return s.Epoch == 0 && s.Step == 3 }})
+	sum, err := Run(ctx, cfg, &interruptAt{cancel: cancel, atValidate: -1, afterStep: stop})
 	require.NoError(t, err)
 	require.True(t, sum.Interrupted)
 	cfg.Resume = sum.Checkpoint
 	_, err = Run(context.Background(), cfg, nil)
 	require.NoError(t, err)
-	requireSameState(t, want, finalState(t, cfg))
 }
 
 // recorder keeps the Start event and the epochs.
@@ -489,14 +496,7 @@ func TestNestedResumesExactly(t *testing.T) {
 	want := finalState(t, straight)
 
 	cfg := nested(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sum, err := Run(ctx, cfg, &interruptAt{cancel: cancel, atValidate: -1, afterStep: func(s Step) bool { return s.Epoch == 1 && s.Step == 1 }})
-	require.NoError(t, err)
-	require.True(t, sum.Interrupted)
-	cfg.Resume = sum.Checkpoint
-	_, err = Run(context.Background(), cfg, nil)
-	require.NoError(t, err)
+	interruptAndResume(t, cfg, func(s Step) bool { return s.Epoch == 1 && s.Step == 1 })
 	requireSameState(t, want, finalState(t, cfg))
 }
 
@@ -624,4 +624,25 @@ func TestDivergingRunSaysSo(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "training diverged (try a lower LR)")
 	assert.NotContains(t, err.Error(), "binary_cross_entropy")
+}
+
+// Every checkpoint records its network and the normalisation of info.json,
+// so that it deploys alone (inference.LoadDeployment).
+func TestCheckpointsRecordNetworkAndNormalization(t *testing.T) {
+	cfg := tinyConfig(t)
+	cfg.Epochs, cfg.MaxStepsPerEpoch = 1, 1
+	_, err := Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	want, err := oct.ReadInfo(filepath.Join(cfg.ListDir, oct.InfoFile))
+	require.NoError(t, err)
+	for _, name := range []string{LatestName, BestName} {
+		c, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, name))
+		require.NoError(t, err)
+		info, ok, err := models.Normalization(c)
+		require.NoError(t, err)
+		require.True(t, ok, name)
+		assert.Equal(t, want, info, name)
+		arch, _ := c.Extra.Get(models.CheckpointArch)
+		assert.Equal(t, models.NameUNet, arch, name)
+	}
 }
