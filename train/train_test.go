@@ -328,7 +328,7 @@ func TestRunWritesTheOriginalsFiles(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, pth.FormatZip, format)
 	d := v.(*pth.Dict)
-	assert.Equal(t, []any{"epoch", "state_dict", "dice_epoch", "best_dice", "optimizer", "arch", "seed"}, d.Keys())
+	assert.Equal(t, []any{"epoch", "state_dict", "dice_epoch", "best_dice", "optimizer", "arch", "seed", "mean", "std"}, d.Keys())
 	epoch, _ := d.Get("epoch")
 	assert.Equal(t, int64(2), epoch)
 	sd, _ := d.Get("state_dict")
