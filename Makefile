@@ -13,7 +13,7 @@ FUZZTIME     ?= 10s
 # Each decoder of the data path is fuzzed briefly on every make test; its
 # committed seed corpus runs as plain tests as well.
 DATA_FUZZTIME ?= 4s
-DATA_FUZZ    := ./edema:FuzzDecodeSlice ./edema:FuzzDecodeLabel ./edema:FuzzDecodeStack \
+DATA_FUZZ    := ./oct:FuzzDecodeSlice ./oct:FuzzDecodeLabel ./oct:FuzzDecodeStack \
                 ./internal/npyheader:FuzzNewReader ./cmd/edema:FuzzReadInputNPY
 # Each demo run writes a new folder, so earlier results are never overwritten.
 DEMO_OUT     ?= result/demo-$(shell date +%Y%m%d-%H%M%S)
