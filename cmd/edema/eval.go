@@ -27,7 +27,7 @@ func evalCommand() *cli.Command {
 		Description: "Predicts every cube of LIST_DIR/val_images.txt (normalised with info.json) with one network\n" +
 			"(--seg-name, --seg-path) or a fusion (--fusion), and prints per cube and in all the Dice per\n" +
 			"class (REA, SRF, PED), the detection AUC pooled over all slices as the original eval.py does,\n" +
-			"and the challenge's official figures (AUC per cube): avg_detection, avg_segmentation, score.\n" +
+			"and the challenge's official figures (the same pooled AUC): avg_detection, avg_segmentation, score.\n" +
 			"OUT (default result/eval/NAME, or result/eval/fusion) receives dice_epoch.txt (the original's\n" +
 			"columns), cubes.tsv (per cube), score.txt (official) and roc.png; with --vis, also\n" +
 			"vis/<cube %04d>/<slice %03d>.png: the slice, the prediction and the ground truth side by side\n" +

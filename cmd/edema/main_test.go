@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -52,4 +56,45 @@ func TestBadFlagsAreOneLine(t *testing.T) {
 		assert.NotContains(t, out, "Incorrect Usage", "%v", args)
 		assert.NotContains(t, out, "USAGE:", "%v: no help text for a bad flag", args)
 	}
+}
+
+// The command line's conventions: usage errors exit 2 in one line with the
+// command's name, failures 1, an interruption 130; --version and version
+// say what edema runs on; required flags are marked in --help.
+func TestCommandLineConventions(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"scor"}, "unknown command scor (did you mean score?)", exitUsage},
+		{[]string{"nosuch"}, "unknown command nosuch", exitUsage},
+		{[]string{"score"}, "score: --submit, --ref are required (see --help)", exitUsage},
+		{[]string{"train", "--name", "unet"}, "train: --data-dir, --list-dir are required (see --help)", exitUsage},
+		{[]string{"score", "--submit", "x.zip"}, "score: --ref is required (see --help)", exitUsage},
+		{[]string{"score", "--bogus"}, "flag provided but not defined: -bogus (see --help)", exitUsage},
+		{[]string{"version", "extra"}, `version: unexpected argument "extra"`, exitUsage},
+		{[]string{"score", "--submit", "missing.zip", "--ref", "missing"}, "missing", exitFailure},
+	} {
+		out, err := runApp(t, tc.args...)
+		require.Error(t, err, "%v", tc.args)
+		assert.Contains(t, err.Error(), tc.want, "%v", tc.args)
+		assert.Equal(t, tc.code, exitCode(err), "%v: %v", tc.args, err)
+		assert.NotContains(t, out, "USAGE:", "%v: no help text", tc.args)
+	}
+	assert.Equal(t, 0, exitCode(nil))
+	assert.Equal(t, exitInterrupted, exitCode(fmt.Errorf("train: %w", errInterrupted)))
+	assert.Equal(t, exitInterrupted, exitCode(fmt.Errorf("eval: %w", context.Canceled)))
+
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, err := runApp(t, args...)
+		require.NoError(t, err)
+		assert.Contains(t, out, "edema ")
+		assert.Contains(t, out, "go "+strings.TrimPrefix(runtime.Version(), "go"))
+		assert.Contains(t, out, "libtorch "+torch.Version())
+		assert.Contains(t, out, "CUDA ")
+	}
+	out, err := runApp(t, "score", "--help")
+	require.NoError(t, err)
+	assert.Contains(t, out, "reference folder (ground truth) (required)")
 }

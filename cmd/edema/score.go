@@ -16,8 +16,10 @@ func scoreCommand() *cli.Command {
 		Description: "Scores a submission (submission.zip or a folder holding <CUBE>_labelMark_volumes.npy and\n" +
 			"<CUBE>_labelMark_detections.npy per cube) against a reference folder holding <CUBE>_volumes.npy\n" +
 			"and <CUBE>_detections.npy per cube, such as Edema_validationset/groundtruth. Per lesion class\n" +
-			"it prints the detection AUC (per cube, averaged over cubes) and the segmentation Dice, their\n" +
-			"averages and the leaderboard score, (detection + segmentation) / 2.",
+			"it prints the detection AUC (over all slices of all cubes together, as the organisers' scorer)\n" +
+			"and the segmentation Dice (per cube, averaged over cubes), their averages and the leaderboard\n" +
+			"score, (detection + segmentation) / 2; beside them, not scored, the mean of the per-cube AUCs.\n" +
+			"A figure the organisers' scorer could not compute is n/a, with a note saying why.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "submit", Aliases: []string{"s"}, Required: true, Usage: "submission: a .zip file or a folder"},
 			&cli.StringFlag{Name: "ref", Aliases: []string{"r"}, Required: true, Usage: "reference folder (ground truth)"},

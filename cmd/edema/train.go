@@ -158,7 +158,7 @@ func runTraining(ctx context.Context, cfg train.Config, w io.Writer, terminal bo
 	if sum.Interrupted {
 		fmt.Fprintf(w, "interrupted at epoch %d, step %d of %d: the state is saved in %s; continue with --resume %s\n",
 			sum.Epoch+1, sum.Step, r.start.StepsPerEpoch, sum.Checkpoint, sum.Checkpoint)
-		return nil
+		return errInterrupted // exit status 130, the message said above
 	}
 	fmt.Fprintf(w, "done: %d epochs; best validation Dice %s", len(sum.Rows), figure(sum.BestDice))
 	if sum.Best != "" {

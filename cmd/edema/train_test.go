@@ -100,8 +100,7 @@ func TestTrainMainProcess(t *testing.T) {
 	}
 	args := strings.Split(os.Getenv("EDEMA_TRAIN_ARGS"), "\x1f")
 	os.Args = append([]string{"edema", "train"}, args...)
-	main()
-	os.Exit(0)
+	main() // exits
 }
 
 func TestTrainStopsOnSignal(t *testing.T) {
@@ -139,7 +138,9 @@ func TestTrainStopsOnSignal(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("edema train did not stop after SIGINT:\n%s", text.String())
 	}
-	require.NoError(t, err, "exit status 0 after an interruption\nstdout:\n%s\nstderr:\n%s", text.String(), stderr.String())
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "stdout:\n%s\nstderr:\n%s", text.String(), stderr.String())
+	assert.Equal(t, exitInterrupted, exit.ExitCode(), "exit status 130 after SIGINT\nstdout:\n%s\nstderr:\n%s", text.String(), stderr.String())
 	require.True(t, signalled, "never saw the second epoch start:\n%s", text.String())
 	assert.Contains(t, stderr.String(), "stopping after the current step and saving")
 	latest := filepath.Join(out, "checkpoint", "checkpoint_latest.pth.tar")
