@@ -9,7 +9,6 @@ package submission
 
 import (
 	"archive/zip"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -20,6 +19,7 @@ import (
 	"codeberg.org/sbinet/npyio"
 
 	"github.com/edema/edema/internal/atomicfile"
+	"github.com/edema/edema/internal/npyheader"
 
 	"github.com/edema/edema/oct"
 )
@@ -92,26 +92,9 @@ func WriteCube(dir string, c Cube) error {
 }
 
 // writeLabelVolume writes labels as a uint8 .npy array of shape
-// (slices, height, width). npyio.Write inspects every element through
-// reflection to find an array's shape, which takes about 20 s for one
-// 128×1024×512 volume, so the volume's header is written here, in format
-// version 1.0 as numpy.save writes it, and the labels after it as they are.
+// (slices, height, width): the header, then the labels as they are.
 func writeLabelVolume(w io.Writer, labels []uint8, slices, height, width int) error {
-	header := fmt.Sprintf("{'descr': '|u1', 'fortran_order': False, 'shape': (%d, %d, %d), }", slices, height, width)
-	// Magic (6 bytes), version (2), header length (2), header ending in a
-	// newline, padded with spaces to a multiple of 64 bytes.
-	const preamble = 10
-	total := (preamble + len(header) + 1 + 63) / 64 * 64
-	header += strings.Repeat(" ", total-preamble-len(header)-1) + "\n"
-	if len(header) > math.MaxUint16 {
-		return fmt.Errorf("npy header of %d bytes", len(header))
-	}
-	buf := make([]byte, 0, preamble+len(header))
-	buf = append(buf, npyio.Magic[:]...)
-	buf = append(buf, 1, 0)
-	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(header)))
-	buf = append(buf, header...)
-	if _, err := w.Write(buf); err != nil {
+	if err := npyheader.WriteHeader(w, "|u1", []int{slices, height, width}); err != nil {
 		return err
 	}
 	_, err := w.Write(labels)

@@ -2,14 +2,14 @@ package main
 
 import (
 	"bufio"
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"codeberg.org/sbinet/npyio"
 	"github.com/urfave/cli/v2"
 
 	"github.com/edema/edema/inference"
@@ -195,35 +195,25 @@ func (s *switchReader) buffer() {
 	s.r = bufio.NewReaderSize(s.r, 1<<20)
 }
 
-// writeFloat32NPY writes data as a float32 array of the given shape (two
-// or four dimensions), replacing path atomically.
+// writeFloat32NPY writes data as a little-endian float32 array of the
+// given shape, replacing path atomically.
 func writeFloat32NPY(path string, data []float32, shape []int) error {
-	var v any
-	switch len(shape) {
-	case 2:
-		rows := make([][]float32, shape[0])
-		for i := range rows {
-			rows[i] = data[i*shape[1] : (i+1)*shape[1]]
+	return atomicfile.Write(path, func(w io.Writer) error {
+		if err := npyheader.WriteHeader(w, "<f4", shape); err != nil {
+			return err
 		}
-		v = rows
-	case 4:
-		a, b, c, d := shape[0], shape[1], shape[2], shape[3]
-		out := make([][][][]float32, a)
-		for i := range out {
-			out[i] = make([][][]float32, b)
-			for j := range out[i] {
-				out[i][j] = make([][]float32, c)
-				for k := range out[i][j] {
-					at := ((i*b+j)*c + k) * d
-					out[i][j][k] = data[at : at+d]
+		buf := make([]byte, 0, 1<<16)
+		for i, v := range data {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+			if len(buf) == cap(buf) || i == len(data)-1 {
+				if _, err := w.Write(buf); err != nil {
+					return err
 				}
+				buf = buf[:0]
 			}
 		}
-		v = out
-	default:
-		return errors.New("writeFloat32NPY: want 2 or 4 dimensions")
-	}
-	return atomicfile.Write(path, func(w io.Writer) error { return npyio.Write(w, v) })
+		return nil
+	})
 }
 
 func shapeString(shape []int) string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -73,7 +74,7 @@ func runTest(c *cli.Context) error {
 	if det {
 		files = append(files, submission.DetectionsFile("<CUBE>"))
 	}
-	fmt.Fprintf(w, "wrote %v for %d cubes to %s\n", files, len(cubes), out)
+	fmt.Fprintf(w, "wrote %s for %d cubes to %s\n", strings.Join(files, " and "), len(cubes), out)
 	if zipPath != "" {
 		fmt.Fprintf(w, "submission: %s\n", zipPath)
 	}

@@ -1,5 +1,5 @@
-// Package npyheader reads the header of a NumPy .npy file with npyio,
-// guarding against what npyio does not check: a corrupt header text, which
+// Package npyheader reads and writes the headers of NumPy .npy files. It
+// reads them with npyio, guarding against what npyio does not check: a corrupt header text, which
 // makes it slice out of bounds and panic, and a header length field of up
 // to 4 GiB, which it allocates before reading a byte of the header.
 package npyheader
@@ -9,6 +9,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
+	"strings"
 
 	"codeberg.org/sbinet/npyio"
 )
@@ -52,4 +55,36 @@ func NewReader(r io.Reader) (rd *npyio.Reader, err error) {
 	}()
 	// npyio reads the preamble again; an unknown version is its error.
 	return npyio.NewReader(io.MultiReader(bytes.NewReader(pre), r))
+}
+
+// WriteHeader writes the preamble and header of a C-order array of dtype
+// descr (a NumPy type string such as "<f4" or "|u1") and the given shape,
+// in format version 1.0, as numpy.save writes them; the caller writes the
+// data after it. npyio.Write finds an array's shape by reflection on every
+// element, which takes seconds for the arrays of a cube, hence this.
+func WriteHeader(w io.Writer, descr string, shape []int) error {
+	dims := make([]string, len(shape))
+	for i, d := range shape {
+		dims[i] = strconv.Itoa(d)
+	}
+	tuple := "(" + strings.Join(dims, ", ") + ")"
+	if len(shape) == 1 {
+		tuple = "(" + dims[0] + ",)"
+	}
+	header := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, tuple)
+	// Magic (6 bytes), version (2), header length (2), header ending in a
+	// newline, padded with spaces to a multiple of 64 bytes.
+	const preamble = 10
+	total := (preamble + len(header) + 1 + 63) / 64 * 64
+	header += strings.Repeat(" ", total-preamble-len(header)-1) + "\n"
+	if len(header) > math.MaxUint16 {
+		return fmt.Errorf("npy header of %d bytes", len(header))
+	}
+	buf := make([]byte, 0, preamble+len(header))
+	buf = append(buf, npyio.Magic[:]...)
+	buf = append(buf, 1, 0)
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(header)))
+	buf = append(buf, header...)
+	_, err := w.Write(buf)
+	return err
 }

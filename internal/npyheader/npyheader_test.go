@@ -2,6 +2,7 @@ package npyheader
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"codeberg.org/sbinet/npyio"
@@ -43,4 +44,27 @@ func FuzzNewReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		NewReader(bytes.NewReader(data))
 	})
+}
+
+// WriteHeader writes what numpy.save writes, which the reader reads back.
+func TestWriteHeader(t *testing.T) {
+	for _, shape := range [][]int{{3}, {2, 3}, {128, 1024, 512}, {1, 4, 64, 32}} {
+		var buf bytes.Buffer
+		require.NoError(t, WriteHeader(&buf, "<f4", shape))
+		assert.Zero(t, buf.Len()%64, "the data start at a multiple of 64 bytes")
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		if n <= 1<<16 {
+			buf.Write(make([]byte, 4*n))
+		}
+		r, err := NewReader(bytes.NewReader(buf.Bytes()))
+		require.NoError(t, err)
+		assert.Equal(t, shape, r.Header.Descr.Shape)
+		assert.Equal(t, "<f4", strings.Trim(r.Header.Descr.Type, "'"))
+	}
+	var one bytes.Buffer
+	require.NoError(t, WriteHeader(&one, "|u1", []int{3}))
+	assert.Contains(t, one.String(), "'shape': (3,), }")
 }
