@@ -193,11 +193,13 @@ func (p *Predictor) PredictCube(ctx context.Context, c *oct.Cube, norm *oct.Norm
 	if c.Slices() == 0 {
 		return nil, fmt.Errorf("cube %s has no slice", c.Name)
 	}
-	pred, err := p.predict(ctx, c.Slices(), c.H, c.W, func(dst []float32, at, n int) {
-		size := 3 * c.H * c.W
+	size := 3 * c.H * c.W
+	batch := make([]float32, min(p.opts.BatchSize, c.Slices())*size)
+	pred, err := p.predict(ctx, c.Slices(), c.H, c.W, func(at, n int) []float32 {
 		for k := range n {
-			norm.Fill(dst[k*size:(k+1)*size], c.Stacks[at+k], false)
+			norm.Fill(batch[k*size:(k+1)*size], c.Stacks[at+k], false)
 		}
+		return batch[:n*size]
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cube %s: %w", c.Name, err)
@@ -215,26 +217,22 @@ func (p *Predictor) Predict(images []float32, slices, h, w int) (*models.Predict
 	if want := slices * 3 * h * w; len(images) != want {
 		return nil, fmt.Errorf("%d values for %d slices of 3×%d×%d, want %d", len(images), slices, h, w, want)
 	}
-	return p.predict(context.Background(), slices, h, w, func(dst []float32, at, n int) {
-		size := 3 * h * w
-		copy(dst, images[at*size:(at+n)*size])
+	size := 3 * h * w
+	return p.predict(context.Background(), slices, h, w, func(at, n int) []float32 {
+		return images[at*size : (at+n)*size]
 	})
 }
 
-// predict is the one loop over the batches of a prediction: fill writes
-// the normalised input of slices [at, at+n) into a batch buffer, which is
-// allocated once.
-func (p *Predictor) predict(ctx context.Context, slices, h, w int, fill func(dst []float32, at, n int)) (*models.Prediction, error) {
+// predict is the one loop over the batches of a prediction: input returns
+// the normalised input of slices [at, at+n), n×3×h×w values.
+func (p *Predictor) predict(ctx context.Context, slices, h, w int, input func(at, n int) []float32) (*models.Prediction, error) {
 	dst := models.NewPrediction(slices, h, w, false)
-	size := 3 * h * w
-	batch := make([]float32, min(p.opts.BatchSize, slices)*size)
 	for at := 0; at < slices; at += p.opts.BatchSize {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		n := min(p.opts.BatchSize, slices-at)
-		fill(batch[:n*size], at, n)
-		if err := p.PredictInto(dst, at, batch[:n*size], n); err != nil {
+		if err := p.PredictInto(dst, at, input(at, n), n); err != nil {
 			return nil, err
 		}
 	}
