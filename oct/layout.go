@@ -147,6 +147,19 @@ func cubesIn(dir string) ([]string, error) {
 	return cubes, nil
 }
 
+// CheckFolder checks that path is a folder that exists, such as a data or
+// list folder, before any work relies on it.
+func CheckFolder(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a folder", path)
+	}
+	return nil
+}
+
 // NumberedFiles lists the files of dir named <number><ext> (ext such as
 // ".bmp"), sorted by number rather than as strings, so that 10.bmp follows
 // 9.bmp. Hidden files and files with other extensions are skipped; a file

@@ -2,7 +2,6 @@ package train
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -171,12 +170,8 @@ func isDir(field, path string) error {
 	if path == "" {
 		return fieldErrorf("%s is required", field)
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
+	if err := oct.CheckFolder(path); err != nil {
 		return fieldErrorf("%s: %w", field, err)
-	}
-	if !fi.IsDir() {
-		return fieldErrorf("%s: %s is not a folder", field, path)
 	}
 	return nil
 }

@@ -197,8 +197,8 @@ func newPredictionJob(c *cli.Context, command string, readList func(string) ([]o
 	if c.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", c.Args().First())
 	}
-	if err := checkDir("--data-dir", c.String("data-dir")); err != nil {
-		return nil, err
+	if err := oct.CheckFolder(c.String("data-dir")); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
 	}
 	listDir := c.String("list-dir")
 	cubes, err := readList(listDir)
@@ -226,18 +226,6 @@ func newPredictionJob(c *cli.Context, command string, readList func(string) ([]o
 		fmt.Fprintln(c.App.ErrWriter, "note:", note)
 	}
 	return &predictionJob{cubes: cubes, norm: norm, p: p, out: out, claim: claim}, nil
-}
-
-// checkDir checks that the folder of a flag exists.
-func checkDir(flag, path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("%s: %w", flag, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s: %s is not a folder", flag, path)
-	}
-	return nil
 }
 
 func readNormalizer(path string) (*oct.Normalizer, error) {
