@@ -290,7 +290,7 @@ func DecodeStack(r io.ReadSeeker) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return stackOf(img), nil
+	return StackOfImage(img), nil
 }
 
 // ReadStack reads a stack PNG (see DecodeStack). When w and h are positive
@@ -311,8 +311,11 @@ func ReadStack(path string, w, h int) (*Stack, error) {
 	return s, nil
 }
 
-// stackOf splits an RGB image into the channels of a Stack.
-func stackOf(img image.Image) *Stack {
+// StackOfImage splits an image into the channels of a Stack: red, green
+// and blue are channels 0, 1 and 2 (the next slice, the slice, the previous
+// slice); a grey image gives three equal channels, a B-scan standing for
+// its own neighbours.
+func StackOfImage(img image.Image) *Stack {
 	b := img.Bounds()
 	s := NewStack(b.Dx(), b.Dy())
 	r, g, bl := s.Channel(0), s.Channel(1), s.Channel(2)

@@ -54,32 +54,19 @@ func Prep(dataDir string, workers int) ([]PrepStats, error) {
 // preprocessing's OpenCV BGR write left the slices (i-1, i, i+1), and the
 // order ported weights expect.
 func PrepCube(srcDir, dstDir string, workers int) (int, error) {
-	names, err := ContiguousFiles(srcDir, ".bmp", 1)
+	scans, err := ReadScans(srcDir, workers)
 	if err != nil {
 		return 0, err
 	}
-	scans := make([]*image.Gray, len(names))
-	err = forEach(len(names), workers, func(i int) error {
-		g, err := ReadSlice(filepath.Join(srcDir, names[i]))
-		scans[i] = g
-		return err
-	})
+	stacks, err := StackScans(scans)
 	if err != nil {
 		return 0, err
-	}
-	size := scans[0].Rect.Size()
-	for i, g := range scans {
-		if err := checkSize(filepath.Join(srcDir, names[i]), g.Rect.Dx(), g.Rect.Dy(), size.X, size.Y); err != nil {
-			return 0, fmt.Errorf("%w (like %s)", err, names[0])
-		}
 	}
 	if err := os.MkdirAll(dstDir, 0o755); err != nil {
 		return 0, err
 	}
-	last := len(scans) - 1
-	err = forEach(len(scans), workers, func(i int) error {
-		prev, next := max(i-1, 0), min(i+1, last)
-		return WriteStack(filepath.Join(dstDir, StackFile(i)), StackSlices(scans[prev], scans[i], scans[next]))
+	err = forEach(len(stacks), workers, func(i int) error {
+		return WriteStack(filepath.Join(dstDir, StackFile(i)), stacks[i])
 	})
 	if err != nil {
 		return 0, err
@@ -106,4 +93,30 @@ func removeStaleStacks(dir string, n int) error {
 		}
 	}
 	return nil
+}
+
+// ReadScans reads the B-scans 1.bmp … S.bmp of a cube folder of
+// original_images, numbered without a gap, all of one size. Up to workers
+// files are read at once (all CPUs when ≤ 0).
+func ReadScans(dir string, workers int) ([]*image.Gray, error) {
+	names, err := ContiguousFiles(dir, ".bmp", 1)
+	if err != nil {
+		return nil, err
+	}
+	scans := make([]*image.Gray, len(names))
+	err = forEach(len(names), workers, func(i int) error {
+		g, err := ReadSlice(filepath.Join(dir, names[i]))
+		scans[i] = g
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	size := scans[0].Rect.Size()
+	for i, g := range scans {
+		if err := checkSize(filepath.Join(dir, names[i]), g.Rect.Dx(), g.Rect.Dy(), size.X, size.Y); err != nil {
+			return nil, fmt.Errorf("%w (like %s)", err, names[0])
+		}
+	}
+	return scans, nil
 }
