@@ -30,6 +30,7 @@ var layer = map[string]int{
 	"picture":     3,
 	"inference":   4,
 	"train":       5,
+	"serve":       5,
 	"demo":        6,
 	"cmd/edema":   7,
 }
