@@ -75,6 +75,7 @@ func newApp() *cli.App {
 			inspectCommand(),
 			convertCommand(),
 			forwardCommand(),
+			serveCommand(),
 			versionCommand(),
 		},
 		Flags: []cli.Flag{
