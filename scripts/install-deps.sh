@@ -2,11 +2,12 @@
 # Installs what building and testing edema needs on Debian (bookworm or
 # later): libtorch (the C++ library the shim wraps), the C++ toolchain and
 # CMake, and Debian's PyTorch, NumPy and scikit-learn, which the tests use
-# as their reference. Packages already present are left alone; sudo is used
+# as their reference, and Chromium, the browser the upload page is tested
+# in. Packages already present are left alone; sudo is used
 # only when not running as root.
 set -euo pipefail
 
-packages=(libtorch-dev cmake g++ make python3-torch python3-numpy python3-sklearn)
+packages=(libtorch-dev cmake g++ make pkg-config python3-torch python3-numpy python3-sklearn chromium)
 
 missing=()
 for p in "${packages[@]}"; do
