@@ -20,7 +20,13 @@ DEMO_OUT     ?= result/demo-$(shell date +%Y%m%d-%H%M%S)
 
 SHIM := $(BUILD)/libedema_torch.so
 
-.PHONY: all deps shim build test demo bench clean gpu-binaries
+# make install puts the shim, its header and its pkg-config file under
+# PREFIX, for programs in other modules (go build -tags edema_pkgconfig).
+PREFIX       ?= /usr/local
+# make test installs it here to build and test examples/ against it.
+EXAMPLES_PREFIX ?= $(BUILD)/examples-prefix
+
+.PHONY: all deps shim build test demo bench clean gpu-binaries install examples
 
 all: build
 
@@ -30,7 +36,7 @@ deps:
 $(BUILD)/CMakeCache.txt: CMakeLists.txt
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(if $(TORCH_PREFIX),-DCMAKE_PREFIX_PATH=$(TORCH_PREFIX))
 
-$(SHIM): $(BUILD)/CMakeCache.txt $(wildcard torch/shim/*)
+$(SHIM): $(BUILD)/CMakeCache.txt $(wildcard torch/shim/*) torch/edema_torch.h
 	@mkdir -p $(BUILD)
 	flock $(BUILD)/.lock cmake --build $(BUILD) -j $$(nproc)
 
@@ -49,6 +55,17 @@ test: deps $(SHIM)
 	for t in $(DATA_FUZZ); do \
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(DATA_FUZZTIME) $${t%%:*} || exit 1; \
 	done
+	$(MAKE) --no-print-directory examples
+
+install: $(SHIM)
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The examples module, outside the main one, built and tested against an
+# installed shim: what a program of its own does.
+examples: $(SHIM)
+	cmake --install $(BUILD) --prefix $(abspath $(EXAMPLES_PREFIX)) >/dev/null
+	cd examples && $(GO) mod tidy -diff && $(GO) vet -tags edema_pkgconfig ./... && \
+	  PKG_CONFIG_PATH=$(abspath $(EXAMPLES_PREFIX))/lib/pkgconfig $(GO) test -count=1 -tags edema_pkgconfig ./...
 
 demo: build
 	bin/edema demo --out $(DEMO_OUT)

@@ -64,7 +64,7 @@ else
   cuda_lib=""
   [ -e "$torchlib/libtorch_cuda.so" ] && cuda_lib="-ltorch_cuda"
   # shellcheck disable=SC2086
-  if ! g++ -O3 -DNDEBUG -std=c++17 -fPIC -shared -D_GLIBCXX_USE_CXX11_ABI="$abi" -Itorch/shim $inc \
+  if ! g++ -O3 -DNDEBUG -std=c++17 -fPIC -shared -D_GLIBCXX_USE_CXX11_ABI="$abi" -Itorch $inc \
     torch/shim/*.cpp -o "$build/libedema_torch.so" -Wl,-soname,libedema_torch.so \
     -L"$torchlib" -Wl,--no-as-needed $cuda_lib -ltorch -ltorch_cpu -lc10 -Wl,--as-needed \
     -Wl,-rpath,"$torchlib" >>"$out/cmake.log" 2>&1; then

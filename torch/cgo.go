@@ -1,7 +1,9 @@
 package torch
 
-// Go links only the shim; the rpath lets binaries find it where it was
-// built, and LD_LIBRARY_PATH points them at another build (a CUDA one, on a
+// Go links only the shim. By default it is the one built in this checkout
+// (cgo_checkout.go); with -tags edema_pkgconfig, the one pkg-config names
+// (cgo_pkgconfig.go), as a program in another module links an installed
+// shim. LD_LIBRARY_PATH points binaries at another build (a CUDA one, on a
 // machine without Go), which --enable-new-dtags lets take precedence.
 //
 // Every shim function is declared noescape and nocallback: it neither keeps
@@ -11,8 +13,8 @@ package torch
 // below names every function of edema_torch.h.
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/shim
-#cgo LDFLAGS: -L${SRCDIR}/../build -ledema_torch -Wl,-rpath,${SRCDIR}/../build -Wl,--enable-new-dtags
+#cgo CFLAGS: -I${SRCDIR}
+#cgo LDFLAGS: -Wl,--enable-new-dtags
 #cgo noescape et_free
 #cgo nocallback et_free
 #cgo noescape et_free_many

@@ -14,7 +14,7 @@ import (
 // out-parameters on the heap. A function added to edema_torch.h needs its
 // two lines in cgo.go.
 func TestShimFunctionsAnnotated(t *testing.T) {
-	header, err := os.ReadFile("shim/edema_torch.h")
+	header, err := os.ReadFile("edema_torch.h")
 	require.NoError(t, err)
 	cgo, err := os.ReadFile("cgo.go")
 	require.NoError(t, err)
