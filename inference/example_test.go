@@ -1,12 +1,18 @@
 package inference_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 
+	"golang.org/x/image/bmp"
+
 	"github.com/edema/edema/inference"
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/pth"
 )
@@ -48,4 +54,59 @@ func ExampleLoad() {
 	// Output:
 	// unet
 	// 1024 labels, 6 detection probabilities
+}
+
+// Segment one uploaded slice, a B-scan BMP as the challenge ships them,
+// and turn the prediction into pictures: the class map as a paletted image
+// (pixel value = class) and the slice with its lesions painted over it.
+// DecodeCube also reads a cube as a .zip of 1.bmp … S.bmp or a .npy;
+// ReadCube a file or a folder of B-scans.
+func ExampleDeployment_Segment() {
+	// A deployment: a network and the normalisation of its training set.
+	// LoadDeployment reads both from a checkpoint that edema wrote.
+	m, err := models.New(models.NameUNet)
+	if err != nil {
+		panic(err)
+	}
+	defer m.Free()
+	p, err := inference.New([]inference.Member{{Network: m, Weight: 1}}, inference.Options{})
+	if err != nil {
+		panic(err)
+	}
+	info := oct.Info{Mean: [3]float64{0.3, 0.3, 0.3}, Std: [3]float64{0.2, 0.2, 0.2}}
+	norm, err := oct.NewNormalizer(info)
+	if err != nil {
+		panic(err)
+	}
+	dep := &inference.Deployment{Predictor: p, Info: info, Normalizer: norm}
+
+	// An upload: a 32×64 B-scan BMP.
+	var upload bytes.Buffer
+	if err := bmp.Encode(&upload, image.NewGray(image.Rect(0, 0, 32, 64))); err != nil {
+		panic(err)
+	}
+	cube, err := inference.DecodeCube("upload.bmp", upload.Bytes())
+	if err != nil {
+		panic(err)
+	}
+	pred, err := dep.Segment(context.Background(), cube)
+	if err != nil {
+		panic(err)
+	}
+	labels, err := inference.SliceLabels(pred, 0)
+	if err != nil {
+		panic(err)
+	}
+	overlay, err := inference.SliceOverlay(cube, pred, 0)
+	if err != nil {
+		panic(err)
+	}
+	areas := inference.ClassAreas(pred, 0)
+	fmt.Println(cube.Slices(), "slice;", len(pred.Detections), "detection probabilities")
+	fmt.Println("labels", labels.Bounds().Size(), "overlay", overlay.Bounds().Size())
+	fmt.Println("pixels in all:", areas[0]+areas[1]+areas[2]+areas[3])
+	// Output:
+	// 1 slice; 3 detection probabilities
+	// labels (32,64) overlay (32,64)
+	// pixels in all: 2048
 }
