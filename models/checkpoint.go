@@ -9,12 +9,11 @@ import (
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/nn"
-	"github.com/edema/edema/torch/optim"
 	"github.com/edema/edema/torch/pth"
 )
 
-// Checkpoints: the bridge between the files of package torch/pth, which
-// hold tensors as bytes, and the networks, whose tensors live in libtorch.
+// Checkpoints: the networks' weights in the files of package torch/pth,
+// their tensors copied between libtorch and the host by package torch/nn.
 //
 // A checkpoint as the original training script saves it is the dict
 // {'epoch', 'state_dict', 'dice_epoch', 'best_dice'} with DataParallel's
@@ -23,181 +22,6 @@ import (
 // accepts whatever pth.Load reads: zip or legacy torch.save files,
 // pickles of tensors and safetensors, bare state dicts or dicts holding one
 // under "state_dict", "model" or "net", with or without the prefix.
-
-// ExportStateDict copies a network's state dict (or any named tensors) to
-// host memory as a checkpoint state dict, keeping keys and order.
-func ExportStateDict(named []nn.Named) (sd *pth.StateDict, err error) {
-	defer torch.Recover(&err)
-	sd = pth.NewStateDict()
-	for _, n := range named {
-		t, err := exportTensor(n.Tensor)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", n.Name, err)
-		}
-		sd.Set(n.Name, t)
-	}
-	return sd, nil
-}
-
-// ImportStateDict makes CPU tensors of a checkpoint state dict, keeping
-// keys and order. The tensors belong to the caller (or to the caller's open
-// torch.Scope).
-func ImportStateDict(sd *pth.StateDict) (named []nn.Named, err error) {
-	defer torch.Recover(&err)
-	for _, k := range sd.Keys() {
-		t, _ := sd.Get(k)
-		tt, err := importTensor(t)
-		if err != nil {
-			for _, n := range named {
-				n.Tensor.Free()
-			}
-			return nil, fmt.Errorf("%s: %w", k, err)
-		}
-		named = append(named, nn.Named{Name: k, Tensor: tt})
-	}
-	return named, nil
-}
-
-func exportTensor(t *torch.Tensor) (*pth.Tensor, error) {
-	if t == nil || t.IsFreed() {
-		return nil, fmt.Errorf("no tensor (nil or freed)")
-	}
-	dtype, err := pth.ParseDType(t.DType().String())
-	if err != nil {
-		return nil, fmt.Errorf("dtype %s cannot be saved: %w", t.DType(), err)
-	}
-	// Bytes copies to the host in row-major order whatever the layout.
-	return &pth.Tensor{DType: dtype, Shape: t.Shape(), Data: t.Bytes()}, nil
-}
-
-func importTensor(t *pth.Tensor) (*torch.Tensor, error) {
-	if t == nil {
-		return nil, fmt.Errorf("no tensor")
-	}
-	if err := t.Validate(); err != nil {
-		return nil, err
-	}
-	dtype, err := torch.ParseDType(t.DType.String())
-	if err != nil {
-		return nil, err
-	}
-	return torch.FromBytes(t.Data, dtype, t.Shape...), nil
-}
-
-// ExportOptimizerState converts an optimizer's state dict (see package
-// torch/optim) into the values pth writes, copying its tensors to the host.
-func ExportOptimizerState(sd *optim.Dict) (v *pth.Dict, err error) {
-	if sd == nil {
-		return nil, fmt.Errorf("no optimizer state")
-	}
-	defer torch.Recover(&err)
-	out, err := exportValue(sd, "optimizer")
-	if err != nil {
-		return nil, err
-	}
-	return out.(*pth.Dict), nil
-}
-
-func exportValue(v any, at string) (any, error) {
-	switch v := v.(type) {
-	case nil, bool, int64, float64, string:
-		return v, nil
-	case int:
-		return int64(v), nil
-	case *torch.Tensor:
-		t, err := exportTensor(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", at, err)
-		}
-		return t, nil
-	case []any:
-		return exportItems(v, at)
-	case pth.Tuple:
-		items, err := exportItems(v, at)
-		return pth.Tuple(items), err
-	case *pth.Dict:
-		d := pth.NewDict()
-		for _, k := range v.Keys() {
-			item, _ := v.Get(k)
-			x, err := exportValue(item, fmt.Sprintf("%s[%v]", at, k))
-			if err != nil {
-				return nil, err
-			}
-			d.Set(k, x)
-		}
-		return d, nil
-	}
-	return nil, fmt.Errorf("%s: cannot save a value of Go type %T", at, v)
-}
-
-func exportItems(items []any, at string) ([]any, error) {
-	out := make([]any, len(items))
-	for i, item := range items {
-		x, err := exportValue(item, fmt.Sprintf("%s[%d]", at, i))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = x
-	}
-	return out, nil
-}
-
-// ImportOptimizerState converts the "optimizer" entry of a checkpoint into
-// an optimizer state dict for optim's LoadStateDict. Its tensors are CPU
-// tensors of the caller's (or of the caller's open torch.Scope).
-func ImportOptimizerState(v any) (sd *optim.Dict, err error) {
-	defer torch.Recover(&err)
-	if _, ok := v.(*pth.Dict); !ok {
-		return nil, fmt.Errorf("optimizer state is %T, not a dict", v)
-	}
-	out, err := importValue(v, "optimizer")
-	if err != nil {
-		return nil, err
-	}
-	return out.(*optim.Dict), nil
-}
-
-func importValue(v any, at string) (any, error) {
-	switch v := v.(type) {
-	case nil, bool, int64, float64, string:
-		return v, nil
-	case *pth.Tensor:
-		t, err := importTensor(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", at, err)
-		}
-		return t, nil
-	case []any:
-		return importItems(v, at)
-	case pth.Tuple:
-		items, err := importItems(v, at)
-		return pth.Tuple(items), err
-	case *pth.Dict:
-		d := pth.NewDict()
-		for _, k := range v.Keys() {
-			item, _ := v.Get(k)
-			x, err := importValue(item, fmt.Sprintf("%s[%v]", at, k))
-			if err != nil {
-				return nil, err
-			}
-			d.Set(k, x)
-		}
-		return d, nil
-	}
-	return nil, fmt.Errorf("%s: unexpected %T in an optimizer state", at, v)
-}
-
-func importItems(items []any, at string) ([]any, error) {
-	out := make([]any, len(items))
-	for i, item := range items {
-		x, err := importValue(item, fmt.Sprintf("%s[%d]", at, i))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = x
-	}
-	return out, nil
-}
 
 // CheckpointMeta are the figures the original saves beside the weights.
 type CheckpointMeta struct {
@@ -210,8 +34,8 @@ type CheckpointMeta struct {
 // figures of meta and, when optimizer is not nil, the optimizer's state
 // into a checkpoint for pth.Save. With neither meta nor optimizer it is a
 // bare state dict.
-func NewCheckpoint(m *Model, meta *CheckpointMeta, optimizer *optim.Dict) (*pth.Checkpoint, error) {
-	sd, err := ExportStateDict(m.StateDict())
+func NewCheckpoint(m *Model, meta *CheckpointMeta, optimizer *pth.Dict) (*pth.Checkpoint, error) {
+	sd, err := nn.HostStateDict(m.StateDict())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.name, err)
 	}
@@ -220,7 +44,7 @@ func NewCheckpoint(m *Model, meta *CheckpointMeta, optimizer *optim.Dict) (*pth.
 		c.Epoch, c.BestDice, c.DiceEpoch = &meta.Epoch, &meta.BestDice, &meta.DiceEpoch
 	}
 	if optimizer != nil {
-		o, err := ExportOptimizerState(optimizer)
+		o, err := nn.OptimizerStateToHost(optimizer)
 		if err != nil {
 			return nil, err
 		}
@@ -233,7 +57,7 @@ func NewCheckpoint(m *Model, meta *CheckpointMeta, optimizer *optim.Dict) (*pth.
 // NewCheckpoint and pth.Save): by default the original's dict, zip format,
 // keys with "module.", which every PyTorch since 1.6 loads into the
 // original's DataParallel model.
-func SaveCheckpoint(path string, m *Model, meta *CheckpointMeta, optimizer *optim.Dict, opts pth.SaveOptions) error {
+func SaveCheckpoint(path string, m *Model, meta *CheckpointMeta, optimizer *pth.Dict, opts pth.SaveOptions) error {
 	c, err := NewCheckpoint(m, meta, optimizer)
 	if err != nil {
 		return err
@@ -336,7 +160,7 @@ func (m *Model) LoadCheckpoint(c *pth.Checkpoint) (err error) {
 	defer torch.Recover(&err)
 	s := torch.NewScope()
 	defer s.Close()
-	named, err := ImportStateDict(c.StateDict)
+	named, err := nn.NamedFromHost(c.StateDict)
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.name, err)
 	}

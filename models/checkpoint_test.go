@@ -77,16 +77,16 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			// The optimizer state comes back and loads into a fresh Adam
 			// of the loaded network, which then exports the same state.
 			torch.Scoped(func(*torch.Scope) {
-				imported, err := ImportOptimizerState(c.Optimizer)
+				imported, err := nn.OptimizerStateFromHost(c.Optimizer)
 				require.NoError(t, err)
 				fresh, err := optim.NewAdam(got.Parameters(), optim.DefaultAdamOptions())
 				require.NoError(t, err)
 				require.NoError(t, fresh.LoadStateDict(imported))
 				again, err := fresh.StateDict()
 				require.NoError(t, err)
-				want, err := ExportOptimizerState(optState)
+				want, err := nn.OptimizerStateToHost(optState)
 				require.NoError(t, err)
-				gotTree, err := ExportOptimizerState(again)
+				gotTree, err := nn.OptimizerStateToHost(again)
 				require.NoError(t, err)
 				assert.Equal(t, want, gotTree)
 			})
@@ -257,7 +257,7 @@ func TestLoadWrongCheckpoints(t *testing.T) {
 	})
 
 	t.Run("missing, unexpected and mis-shaped keys", func(t *testing.T) {
-		sd, err := ExportStateDict(m.StateDict())
+		sd, err := nn.HostStateDict(m.StateDict())
 		require.NoError(t, err)
 		sd.Delete("final_1.bias")
 		sd.Delete("conv1.conv1.0.weight")
@@ -271,7 +271,7 @@ func TestLoadWrongCheckpoints(t *testing.T) {
 		path := filepath.Join(dir, "broken.pth")
 		require.NoError(t, pth.Save(path, &pth.Checkpoint{StateDict: sd, Bare: true}, pth.SaveOptions{}))
 
-		before, err := ExportStateDict(m.StateDict())
+		before, err := nn.HostStateDict(m.StateDict())
 		require.NoError(t, err)
 		c, err := pth.Load(path)
 		require.NoError(t, err)
@@ -285,7 +285,7 @@ func TestLoadWrongCheckpoints(t *testing.T) {
 			assert.Contains(t, msg, want)
 		}
 		assert.NotContains(t, msg, "\n")
-		after, err := ExportStateDict(m.StateDict())
+		after, err := nn.HostStateDict(m.StateDict())
 		require.NoError(t, err)
 		assert.Equal(t, before, after, "a failed load changes nothing")
 	})
@@ -313,7 +313,7 @@ func TestIdentify(t *testing.T) {
 	for _, name := range Names() {
 		m, err := New(name)
 		require.NoError(t, err)
-		sd, err := ExportStateDict(m.StateDict())
+		sd, err := nn.HostStateDict(m.StateDict())
 		m.Free()
 		require.NoError(t, err)
 		assert.Equal(t, []string{name}, Identify(sd), name)
@@ -333,15 +333,4 @@ func TestIdentify(t *testing.T) {
 	}
 	assert.Empty(t, Identify(nil))
 	assert.Empty(t, Identify(pth.NewStateDict()))
-}
-
-func TestImportOptimizerStateRejects(t *testing.T) {
-	_, err := ImportOptimizerState([]any{int64(1)})
-	require.ErrorContains(t, err, "not a dict")
-	d := pth.NewDict()
-	d.Set("state", pth.Device("cuda:0"))
-	_, err = ImportOptimizerState(d)
-	require.ErrorContains(t, err, "optimizer[state]")
-	_, err = ExportOptimizerState(nil)
-	require.ErrorContains(t, err, "no optimizer state")
 }

@@ -47,6 +47,7 @@ import (
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/picture"
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/nn"
 	"github.com/edema/edema/torch/optim"
 	"github.com/edema/edema/torch/pth"
 )
@@ -691,7 +692,7 @@ func (t *trainer) loadOptimizer(v any) (err error) {
 	defer torch.Recover(&err)
 	s := torch.NewScope()
 	defer s.Close()
-	sd, err := models.ImportOptimizerState(v)
+	sd, err := nn.OptimizerStateFromHost(v)
 	if err != nil {
 		return err
 	}
