@@ -8,7 +8,6 @@ import (
 	"github.com/edema/edema/inference"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
-	"github.com/edema/edema/torch/pth"
 )
 
 // Load a checkpoint (the original's, or one edema wrote) and predict a
@@ -27,7 +26,7 @@ func ExampleLoad() {
 	if err != nil {
 		panic(err)
 	}
-	if err := models.SaveCheckpoint(ckpt, m, &models.CheckpointMeta{Epoch: 1}, nil, pth.SaveOptions{}); err != nil {
+	if err := models.SaveCheckpoint(ckpt, m, &models.CheckpointMeta{Epoch: 1}, nil, models.SaveOptions{}); err != nil {
 		panic(err)
 	}
 	m.Free()

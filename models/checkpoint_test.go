@@ -58,7 +58,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	for _, format := range []pth.Format{pth.FormatZip, pth.FormatLegacy, pth.FormatSafetensors} {
 		t.Run(format.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "checkpoint_latest.pth.tar")
-			require.NoError(t, SaveCheckpoint(path, m, meta, optState, pth.SaveOptions{Format: format}))
+			require.NoError(t, SaveCheckpoint(path, m, meta, optState, SaveOptions{Format: format}))
 
 			got, c, err := Load(path, NameUNet, torch.CPU)
 			require.NoError(t, err)
@@ -97,8 +97,8 @@ func TestCheckpointRoundTrip(t *testing.T) {
 func TestSaveCheckpointPlainKeysAndBare(t *testing.T) {
 	m, _ := trainedUNet(t)
 	path := filepath.Join(t.TempDir(), "weights.pth")
-	require.NoError(t, SaveCheckpoint(path, m, nil, nil, pth.SaveOptions{PlainKeys: true}))
-	c, err := pth.Load(path)
+	require.NoError(t, SaveCheckpoint(path, m, nil, nil, SaveOptions{PlainKeys: true}))
+	c, err := ReadCheckpoint(path)
 	require.NoError(t, err)
 	assert.True(t, c.Bare)
 	assert.Empty(t, c.Prefix)
@@ -189,7 +189,7 @@ func TestPyTorchLoadsSavedCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	for _, format := range []pth.Format{pth.FormatZip, pth.FormatLegacy} {
 		path := filepath.Join(dir, format.String()+".pth.tar")
-		require.NoError(t, SaveCheckpoint(path, m, &CheckpointMeta{Epoch: 5, BestDice: 0.5, DiceEpoch: 0.25}, optState, pth.SaveOptions{Format: format}))
+		require.NoError(t, SaveCheckpoint(path, m, &CheckpointMeta{Epoch: 5, BestDice: 0.5, DiceEpoch: 0.25}, optState, SaveOptions{Format: format}))
 	}
 	var sum float64
 	torch.NoGrad(func() {
@@ -242,7 +242,7 @@ func TestLoadWrongCheckpoints(t *testing.T) {
 	m, _ := trainedUNet(t)
 	dir := t.TempDir()
 	unetPath := filepath.Join(dir, "unet.pth.tar")
-	require.NoError(t, SaveCheckpoint(unetPath, m, &CheckpointMeta{}, nil, pth.SaveOptions{}))
+	require.NoError(t, SaveCheckpoint(unetPath, m, &CheckpointMeta{}, nil, SaveOptions{}))
 
 	t.Run("another network", func(t *testing.T) {
 		_, _, err := Load(unetPath, NameUNetNested, torch.CPU)
@@ -269,11 +269,11 @@ func TestLoadWrongCheckpoints(t *testing.T) {
 		require.NoError(t, err)
 		sd.Set("head.extra", extra)
 		path := filepath.Join(dir, "broken.pth")
-		require.NoError(t, pth.Save(path, &pth.Checkpoint{StateDict: sd, Bare: true}, pth.SaveOptions{}))
+		require.NoError(t, (&Checkpoint{StateDict: sd, Bare: true}).Save(path, SaveOptions{}))
 
 		before, err := nn.HostStateDict(m.StateDict())
 		require.NoError(t, err)
-		c, err := pth.Load(path)
+		c, err := ReadCheckpoint(path)
 		require.NoError(t, err)
 		err = m.LoadCheckpoint(c)
 		var ce *CheckpointError

@@ -167,7 +167,7 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 		return nil, pos, err
 	}
 	if cfg.ModelPath != "" {
-		c, err := pth.Load(cfg.ModelPath)
+		c, err := models.ReadCheckpoint(cfg.ModelPath)
 		if err != nil {
 			return nil, pos, fieldErrorf("{ModelPath}: %w", err)
 		}
@@ -620,7 +620,7 @@ func (t *trainer) save(path string, pos position) error {
 		c.Extra.Set(checkpointEpochStep, int64(pos.totals.Steps))
 		c.Extra.Set(checkpointEpochTotals, pos.totals.encode())
 	}
-	if err := pth.Save(path, c, pth.SaveOptions{}); err != nil {
+	if err := c.Save(path, models.SaveOptions{}); err != nil {
 		return fmt.Errorf("saving %s: %w", path, err)
 	}
 	return nil
@@ -630,7 +630,7 @@ func (t *trainer) save(path string, pos position) error {
 // and the optimizer and returns where it stands.
 func (t *trainer) resume() (pos position, err error) {
 	path := t.cfg.Resume
-	c, err := pth.Load(path)
+	c, err := models.ReadCheckpoint(path)
 	if err != nil {
 		return pos, fieldErrorf("{Resume}: %w", err)
 	}
