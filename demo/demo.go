@@ -29,7 +29,6 @@ import (
 	"github.com/edema/edema/oct/synth"
 	"github.com/edema/edema/submission"
 	"github.com/edema/edema/torch"
-	"github.com/edema/edema/torch/pth"
 	"github.com/edema/edema/train"
 )
 
@@ -346,7 +345,7 @@ func saveUntrained(o Options) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}
-	if err := models.SaveCheckpoint(path, m, nil, nil, pth.SaveOptions{}); err != nil {
+	if err := models.SaveCheckpoint(path, m, nil, nil, models.SaveOptions{}); err != nil {
 		return "", err
 	}
 	return path, nil

@@ -14,7 +14,6 @@ import (
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
-	"github.com/edema/edema/torch/pth"
 )
 
 // Load a checkpoint (the original's, or one edema wrote) and predict a
@@ -33,7 +32,7 @@ func ExampleLoad() {
 	if err != nil {
 		panic(err)
 	}
-	if err := models.SaveCheckpoint(ckpt, m, &models.CheckpointMeta{Epoch: 1}, nil, pth.SaveOptions{}); err != nil {
+	if err := models.SaveCheckpoint(ckpt, m, &models.CheckpointMeta{Epoch: 1}, nil, models.SaveOptions{}); err != nil {
 		panic(err)
 	}
 	m.Free()

@@ -13,7 +13,6 @@ import (
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
-	"github.com/edema/edema/torch/pth"
 )
 
 // Spec names a network to load: its name (see models.Names), its checkpoint
@@ -162,7 +161,7 @@ func LoadDeployment(path string, info *oct.Info, device torch.Device, opts Optio
 	if err := checkCheckpoint(path); err != nil {
 		return nil, err
 	}
-	c, err := pth.Load(path)
+	c, err := models.ReadCheckpoint(path)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +192,7 @@ func LoadDeployment(path string, info *oct.Info, device torch.Device, opts Optio
 
 // networkOf names the network whose weights a checkpoint holds: the only
 // one they fit, or, should several fit, the one the checkpoint records.
-func networkOf(path string, c *pth.Checkpoint) (string, error) {
+func networkOf(path string, c *models.Checkpoint) (string, error) {
 	fits := models.Identify(c.StateDict)
 	if len(fits) == 1 {
 		return fits[0], nil

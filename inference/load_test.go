@@ -63,7 +63,7 @@ func saveModel(t *testing.T, dir, file, name string, seed uint64, format pth.For
 	require.NoError(t, err)
 	t.Cleanup(m.Free)
 	path := filepath.Join(dir, file)
-	require.NoError(t, models.SaveCheckpoint(path, m, &models.CheckpointMeta{Epoch: 1}, nil, pth.SaveOptions{Format: format}))
+	require.NoError(t, models.SaveCheckpoint(path, m, &models.CheckpointMeta{Epoch: 1}, nil, models.SaveOptions{Format: format}))
 	return path, m
 }
 
@@ -138,9 +138,9 @@ func TestLoadDeployment(t *testing.T) {
 	require.NoError(t, err)
 	models.SetNormalization(c, info)
 	deployable := filepath.Join(dir, "model_best.pth.tar")
-	require.NoError(t, pth.Save(deployable, c, pth.SaveOptions{}))
+	require.NoError(t, c.Save(deployable, models.SaveOptions{}))
 	original := filepath.Join(dir, "original.pth.tar")
-	require.NoError(t, models.SaveCheckpoint(original, m, &models.CheckpointMeta{Epoch: 3}, nil, pth.SaveOptions{Format: pth.FormatLegacy}))
+	require.NoError(t, models.SaveCheckpoint(original, m, &models.CheckpointMeta{Epoch: 3}, nil, models.SaveOptions{Format: pth.FormatLegacy}))
 
 	d, err := LoadDeployment(deployable, nil, torch.CPU, Options{})
 	require.NoError(t, err)
@@ -164,7 +164,7 @@ func TestLoadDeployment(t *testing.T) {
 	notAModel := filepath.Join(dir, "x.pth")
 	sd := pth.NewStateDict()
 	sd.Set("w", &pth.Tensor{DType: pth.Float32, Shape: []int64{1}, Data: make([]byte, 4)})
-	require.NoError(t, pth.Save(notAModel, &pth.Checkpoint{StateDict: sd, Bare: true}, pth.SaveOptions{PlainKeys: true}))
+	require.NoError(t, (&models.Checkpoint{StateDict: sd, Bare: true}).Save(notAModel, models.SaveOptions{PlainKeys: true}))
 	_, err = LoadDeployment(notAModel, &info, torch.CPU, Options{})
 	assert.ErrorContains(t, err, "holds the weights of none of the networks")
 }

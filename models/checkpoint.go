@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -9,194 +10,103 @@ import (
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/nn"
-	"github.com/edema/edema/torch/optim"
 	"github.com/edema/edema/torch/pth"
 )
 
-// Checkpoints: the bridge between the files of package torch/pth, which
-// hold tensors as bytes, and the networks, whose tensors live in libtorch.
+// Checkpoints: the networks' weights in the files of package torch/pth,
+// their tensors copied between libtorch and the host by package torch/nn.
+
+// Checkpoint is a checkpoint as the original training script saves it:
+// torch.save({'epoch': ..., 'state_dict': ..., 'dice_epoch': ...,
+// 'best_dice': ...}) with DataParallel's "module." in front of every key
+// (docs/ORIGINAL.md, "Checkpoints"), or a bare state dict. Ours may add
+// 'optimizer', the optimizer's state_dict(), so that training resumes
+// exactly, and entries of their own (see CheckpointArch).
 //
-// A checkpoint as the original training script saves it is the dict
-// {'epoch', 'state_dict', 'dice_epoch', 'best_dice'} with DataParallel's
-// "module." in front of every key (docs/ORIGINAL.md, "Checkpoints"); ours may add 'optimizer', the
-// optimizer's state_dict(), so that training resumes exactly. Loading
-// accepts whatever pth.Load reads: zip or legacy torch.save files,
-// pickles of tensors and safetensors, bare state dicts or dicts holding one
-// under "state_dict", "model" or "net", with or without the prefix.
+// Reading accepts whatever package torch/pth reads: zip or legacy
+// torch.save files, pickles of tensors and safetensors, bare state dicts
+// or dicts holding one under "state_dict", "model" or "net", with or
+// without the prefix.
+type Checkpoint struct {
+	// StateDict holds the network's tensors, keys without Prefix.
+	StateDict *pth.StateDict
+	// Prefix is pth.DataParallelPrefix when the file's keys had it, else
+	// "". Save ignores it (see SaveOptions.PlainKeys).
+	Prefix string
 
-// ExportStateDict copies a network's state dict (or any named tensors) to
-// host memory as a checkpoint state dict, keeping keys and order.
-func ExportStateDict(named []nn.Named) (sd *pth.StateDict, err error) {
-	defer torch.Recover(&err)
-	sd = pth.NewStateDict()
-	for _, n := range named {
-		t, err := exportTensor(n.Tensor)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", n.Name, err)
-		}
-		sd.Set(n.Name, t)
-	}
-	return sd, nil
+	Epoch     *int64
+	BestDice  *float64
+	DiceEpoch *float64
+	// Optimizer is the "optimizer" entry, an optimizer's state_dict(), or
+	// nil.
+	Optimizer any
+	// Extra holds the other entries of a checkpoint dict, in file order;
+	// nil when there are none.
+	Extra *pth.Dict
+
+	// Bare is set when the file held just the state dict; Save then writes
+	// just the state dict too.
+	Bare bool
+	// Format is the format of the file the checkpoint was read from.
+	Format pth.Format
 }
 
-// ImportStateDict makes CPU tensors of a checkpoint state dict, keeping
-// keys and order. The tensors belong to the caller (or to the caller's open
-// torch.Scope).
-func ImportStateDict(sd *pth.StateDict) (named []nn.Named, err error) {
-	defer torch.Recover(&err)
-	for _, k := range sd.Keys() {
-		t, _ := sd.Get(k)
-		tt, err := importTensor(t)
-		if err != nil {
-			for _, n := range named {
-				n.Tensor.Free()
-			}
-			return nil, fmt.Errorf("%s: %w", k, err)
-		}
-		named = append(named, nn.Named{Name: k, Tensor: tt})
-	}
-	return named, nil
-}
-
-func exportTensor(t *torch.Tensor) (*pth.Tensor, error) {
-	if t == nil || t.IsFreed() {
-		return nil, fmt.Errorf("no tensor (nil or freed)")
-	}
-	dtype, err := pth.ParseDType(t.DType().String())
-	if err != nil {
-		return nil, fmt.Errorf("dtype %s cannot be saved: %w", t.DType(), err)
-	}
-	// Bytes copies to the host in row-major order whatever the layout.
-	return &pth.Tensor{DType: dtype, Shape: t.Shape(), Data: t.Bytes()}, nil
-}
-
-func importTensor(t *pth.Tensor) (*torch.Tensor, error) {
-	if t == nil {
-		return nil, fmt.Errorf("no tensor")
-	}
-	if err := t.Validate(); err != nil {
-		return nil, err
-	}
-	dtype, err := torch.ParseDType(t.DType.String())
+// ReadCheckpoint reads the checkpoint at path, of any format (detected
+// from the contents).
+func ReadCheckpoint(path string) (*Checkpoint, error) {
+	f, err := pth.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	return torch.FromBytes(t.Data, dtype, t.Shape...), nil
+	return fromFile(f), nil
 }
 
-// ExportOptimizerState converts an optimizer's state dict (see package
-// torch/optim) into the values pth writes, copying its tensors to the host.
-func ExportOptimizerState(sd *optim.Dict) (v *pth.Dict, err error) {
-	if sd == nil {
-		return nil, fmt.Errorf("no optimizer state")
-	}
-	defer torch.Recover(&err)
-	out, err := exportValue(sd, "optimizer")
+// DecodeCheckpoint is ReadCheckpoint of a file's contents.
+func DecodeCheckpoint(data []byte) (*Checkpoint, error) {
+	f, err := pth.Decode(data)
 	if err != nil {
 		return nil, err
 	}
-	return out.(*pth.Dict), nil
+	return fromFile(f), nil
 }
 
-func exportValue(v any, at string) (any, error) {
-	switch v := v.(type) {
-	case nil, bool, int64, float64, string:
-		return v, nil
-	case int:
-		return int64(v), nil
-	case *torch.Tensor:
-		t, err := exportTensor(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", at, err)
-		}
-		return t, nil
-	case []any:
-		return exportItems(v, at)
-	case pth.Tuple:
-		items, err := exportItems(v, at)
-		return pth.Tuple(items), err
-	case *pth.Dict:
-		d := pth.NewDict()
-		for _, k := range v.Keys() {
-			item, _ := v.Get(k)
-			x, err := exportValue(item, fmt.Sprintf("%s[%v]", at, k))
-			if err != nil {
-				return nil, err
-			}
-			d.Set(k, x)
-		}
-		return d, nil
-	}
-	return nil, fmt.Errorf("%s: cannot save a value of Go type %T", at, v)
+func fromFile(f *pth.Checkpoint) *Checkpoint {
+	return &Checkpoint{StateDict: f.StateDict, Prefix: f.Prefix, Epoch: f.Epoch, BestDice: f.BestDice, DiceEpoch: f.DiceEpoch,
+		Optimizer: f.Optimizer, Extra: f.Extra, Bare: f.Bare, Format: f.Format}
 }
 
-func exportItems(items []any, at string) ([]any, error) {
-	out := make([]any, len(items))
-	for i, item := range items {
-		x, err := exportValue(item, fmt.Sprintf("%s[%d]", at, i))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = x
-	}
-	return out, nil
+// SaveOptions chooses how Save writes a checkpoint.
+type SaveOptions struct {
+	// Format is pth.FormatZip (the default), pth.FormatLegacy or
+	// pth.FormatSafetensors.
+	Format pth.Format
+	// PlainKeys writes the keys as they are; by default they get the
+	// "module." prefix, so that the original scripts load the file into
+	// their DataParallel model unchanged.
+	PlainKeys bool
 }
 
-// ImportOptimizerState converts the "optimizer" entry of a checkpoint into
-// an optimizer state dict for optim's LoadStateDict. Its tensors are CPU
-// tensors of the caller's (or of the caller's open torch.Scope).
-func ImportOptimizerState(v any) (sd *optim.Dict, err error) {
-	defer torch.Recover(&err)
-	if _, ok := v.(*pth.Dict); !ok {
-		return nil, fmt.Errorf("optimizer state is %T, not a dict", v)
-	}
-	out, err := importValue(v, "optimizer")
-	if err != nil {
-		return nil, err
-	}
-	return out.(*optim.Dict), nil
+// Save writes c to path atomically: path keeps its old contents if
+// anything fails.
+//
+// The zip and legacy formats hold the checkpoint dict {'epoch',
+// 'state_dict', 'dice_epoch', 'best_dice'} (entries that are nil left
+// out), then 'optimizer' and the Extra entries; or the state dict alone
+// when c.Bare. Safetensors holds the tensors and, as strings in its
+// metadata, epoch, best_dice and dice_epoch; it has no room for the
+// optimizer state or other entries, which are left out.
+func (c *Checkpoint) Save(path string, opts SaveOptions) error {
+	return pth.Save(path, c.file(), pth.SaveOptions{Format: opts.Format, PlainKeys: opts.PlainKeys})
 }
 
-func importValue(v any, at string) (any, error) {
-	switch v := v.(type) {
-	case nil, bool, int64, float64, string:
-		return v, nil
-	case *pth.Tensor:
-		t, err := importTensor(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", at, err)
-		}
-		return t, nil
-	case []any:
-		return importItems(v, at)
-	case pth.Tuple:
-		items, err := importItems(v, at)
-		return pth.Tuple(items), err
-	case *pth.Dict:
-		d := pth.NewDict()
-		for _, k := range v.Keys() {
-			item, _ := v.Get(k)
-			x, err := importValue(item, fmt.Sprintf("%s[%v]", at, k))
-			if err != nil {
-				return nil, err
-			}
-			d.Set(k, x)
-		}
-		return d, nil
-	}
-	return nil, fmt.Errorf("%s: unexpected %T in an optimizer state", at, v)
+// Encode writes the file Save writes to w.
+func (c *Checkpoint) Encode(w io.Writer, opts SaveOptions) error {
+	return pth.Encode(w, c.file(), pth.SaveOptions{Format: opts.Format, PlainKeys: opts.PlainKeys})
 }
 
-func importItems(items []any, at string) ([]any, error) {
-	out := make([]any, len(items))
-	for i, item := range items {
-		x, err := importValue(item, fmt.Sprintf("%s[%d]", at, i))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = x
-	}
-	return out, nil
+func (c *Checkpoint) file() *pth.Checkpoint {
+	return &pth.Checkpoint{StateDict: c.StateDict, Prefix: c.Prefix, Epoch: c.Epoch, BestDice: c.BestDice, DiceEpoch: c.DiceEpoch,
+		Optimizer: c.Optimizer, Extra: c.Extra, Bare: c.Bare, Format: c.Format}
 }
 
 // CheckpointMeta are the figures the original saves beside the weights.
@@ -207,20 +117,20 @@ type CheckpointMeta struct {
 }
 
 // NewCheckpoint gathers a network's weights (copied to the host), the
-// figures of meta and, when optimizer is not nil, the optimizer's state
-// into a checkpoint for pth.Save. With neither meta nor optimizer it is a
-// bare state dict.
-func NewCheckpoint(m *Model, meta *CheckpointMeta, optimizer *optim.Dict) (*pth.Checkpoint, error) {
-	sd, err := ExportStateDict(m.StateDict())
+// figures of meta and, when optimizer (an optimizer's StateDict) is not
+// nil, the optimizer's state into a checkpoint. With neither meta nor
+// optimizer it is a bare state dict.
+func NewCheckpoint(m *Model, meta *CheckpointMeta, optimizer *pth.Dict) (*Checkpoint, error) {
+	sd, err := nn.HostStateDict(m.StateDict())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.name, err)
 	}
-	c := &pth.Checkpoint{StateDict: sd, Bare: meta == nil && optimizer == nil}
+	c := &Checkpoint{StateDict: sd, Bare: meta == nil && optimizer == nil}
 	if meta != nil {
 		c.Epoch, c.BestDice, c.DiceEpoch = &meta.Epoch, &meta.BestDice, &meta.DiceEpoch
 	}
 	if optimizer != nil {
-		o, err := ExportOptimizerState(optimizer)
+		o, err := nn.OptimizerStateToHost(optimizer)
 		if err != nil {
 			return nil, err
 		}
@@ -230,15 +140,15 @@ func NewCheckpoint(m *Model, meta *CheckpointMeta, optimizer *optim.Dict) (*pth.
 }
 
 // SaveCheckpoint writes a network's checkpoint to path atomically (see
-// NewCheckpoint and pth.Save): by default the original's dict, zip format,
-// keys with "module.", which every PyTorch since 1.6 loads into the
-// original's DataParallel model.
-func SaveCheckpoint(path string, m *Model, meta *CheckpointMeta, optimizer *optim.Dict, opts pth.SaveOptions) error {
+// NewCheckpoint and Checkpoint.Save): by default the original's dict, zip
+// format, keys with "module.", which every PyTorch since 1.6 loads into
+// the original's DataParallel model.
+func SaveCheckpoint(path string, m *Model, meta *CheckpointMeta, optimizer *pth.Dict, opts SaveOptions) error {
 	c, err := NewCheckpoint(m, meta, optimizer)
 	if err != nil {
 		return err
 	}
-	if err := pth.Save(path, c, opts); err != nil {
+	if err := c.Save(path, opts); err != nil {
 		return fmt.Errorf("saving %s: %w", path, err)
 	}
 	return nil
@@ -256,7 +166,7 @@ const (
 
 // SetNormalization records in c the normalisation its network was trained
 // with.
-func SetNormalization(c *pth.Checkpoint, info oct.Info) {
+func SetNormalization(c *Checkpoint, info oct.Info) {
 	if c.Extra == nil {
 		c.Extra = pth.NewDict()
 	}
@@ -267,7 +177,7 @@ func SetNormalization(c *pth.Checkpoint, info oct.Info) {
 // Normalization returns the normalisation recorded in c; ok is false when
 // c holds none (the original's checkpoints do not), and err reports
 // entries that are there but are not three valid numbers each.
-func Normalization(c *pth.Checkpoint) (info oct.Info, ok bool, err error) {
+func Normalization(c *Checkpoint) (info oct.Info, ok bool, err error) {
 	mean, hasMean := c.Extra.Get(CheckpointMean)
 	std, hasStd := c.Extra.Get(CheckpointStd)
 	if !hasMean && !hasStd {
@@ -299,15 +209,15 @@ func Normalization(c *pth.Checkpoint) (info oct.Info, ok bool, err error) {
 	return info, true, nil
 }
 
-// Load reads the checkpoint at path (any format pth.Load reads) into a new
+// Load reads the checkpoint at path (see ReadCheckpoint) into a new
 // network called name on device. The load is strict: every key of the
 // network must be there with its shape, and nothing else. It returns the
 // checkpoint too, for its figures and optimizer state.
-func Load(path, name string, device torch.Device) (*Model, *pth.Checkpoint, error) {
+func Load(path, name string, device torch.Device) (*Model, *Checkpoint, error) {
 	if err := torch.CheckDevice(device); err != nil {
 		return nil, nil, err
 	}
-	c, err := pth.Load(path)
+	c, err := ReadCheckpoint(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -329,14 +239,14 @@ func Load(path, name string, device torch.Device) (*Model, *pth.Checkpoint, erro
 // LoadCheckpoint copies the weights of a checkpoint into the network,
 // strictly (see Load). Nothing changes on error, which is a
 // *CheckpointError.
-func (m *Model) LoadCheckpoint(c *pth.Checkpoint) (err error) {
+func (m *Model) LoadCheckpoint(c *Checkpoint) (err error) {
 	if c == nil || c.StateDict == nil {
 		return fmt.Errorf("%s: checkpoint has no state dict", m.name)
 	}
 	defer torch.Recover(&err)
 	s := torch.NewScope()
 	defer s.Close()
-	named, err := ImportStateDict(c.StateDict)
+	named, err := nn.NamedFromHost(c.StateDict)
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.name, err)
 	}

@@ -58,7 +58,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	for _, format := range []pth.Format{pth.FormatZip, pth.FormatLegacy, pth.FormatSafetensors} {
 		t.Run(format.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "checkpoint_latest.pth.tar")
-			require.NoError(t, SaveCheckpoint(path, m, meta, optState, pth.SaveOptions{Format: format}))
+			require.NoError(t, SaveCheckpoint(path, m, meta, optState, SaveOptions{Format: format}))
 
 			got, c, err := Load(path, NameUNet, torch.CPU)
 			require.NoError(t, err)
@@ -77,16 +77,16 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			// The optimizer state comes back and loads into a fresh Adam
 			// of the loaded network, which then exports the same state.
 			torch.Scoped(func(*torch.Scope) {
-				imported, err := ImportOptimizerState(c.Optimizer)
+				imported, err := nn.OptimizerStateFromHost(c.Optimizer)
 				require.NoError(t, err)
 				fresh, err := optim.NewAdam(got.Parameters(), optim.DefaultAdamOptions())
 				require.NoError(t, err)
 				require.NoError(t, fresh.LoadStateDict(imported))
 				again, err := fresh.StateDict()
 				require.NoError(t, err)
-				want, err := ExportOptimizerState(optState)
+				want, err := nn.OptimizerStateToHost(optState)
 				require.NoError(t, err)
-				gotTree, err := ExportOptimizerState(again)
+				gotTree, err := nn.OptimizerStateToHost(again)
 				require.NoError(t, err)
 				assert.Equal(t, want, gotTree)
 			})
@@ -97,8 +97,8 @@ func TestCheckpointRoundTrip(t *testing.T) {
 func TestSaveCheckpointPlainKeysAndBare(t *testing.T) {
 	m, _ := trainedUNet(t)
 	path := filepath.Join(t.TempDir(), "weights.pth")
-	require.NoError(t, SaveCheckpoint(path, m, nil, nil, pth.SaveOptions{PlainKeys: true}))
-	c, err := pth.Load(path)
+	require.NoError(t, SaveCheckpoint(path, m, nil, nil, SaveOptions{PlainKeys: true}))
+	c, err := ReadCheckpoint(path)
 	require.NoError(t, err)
 	assert.True(t, c.Bare)
 	assert.Empty(t, c.Prefix)
@@ -189,7 +189,7 @@ func TestPyTorchLoadsSavedCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	for _, format := range []pth.Format{pth.FormatZip, pth.FormatLegacy} {
 		path := filepath.Join(dir, format.String()+".pth.tar")
-		require.NoError(t, SaveCheckpoint(path, m, &CheckpointMeta{Epoch: 5, BestDice: 0.5, DiceEpoch: 0.25}, optState, pth.SaveOptions{Format: format}))
+		require.NoError(t, SaveCheckpoint(path, m, &CheckpointMeta{Epoch: 5, BestDice: 0.5, DiceEpoch: 0.25}, optState, SaveOptions{Format: format}))
 	}
 	var sum float64
 	torch.NoGrad(func() {
@@ -242,7 +242,7 @@ func TestLoadWrongCheckpoints(t *testing.T) {
 	m, _ := trainedUNet(t)
 	dir := t.TempDir()
 	unetPath := filepath.Join(dir, "unet.pth.tar")
-	require.NoError(t, SaveCheckpoint(unetPath, m, &CheckpointMeta{}, nil, pth.SaveOptions{}))
+	require.NoError(t, SaveCheckpoint(unetPath, m, &CheckpointMeta{}, nil, SaveOptions{}))
 
 	t.Run("another network", func(t *testing.T) {
 		_, _, err := Load(unetPath, NameUNetNested, torch.CPU)
@@ -257,7 +257,7 @@ func TestLoadWrongCheckpoints(t *testing.T) {
 	})
 
 	t.Run("missing, unexpected and mis-shaped keys", func(t *testing.T) {
-		sd, err := ExportStateDict(m.StateDict())
+		sd, err := nn.HostStateDict(m.StateDict())
 		require.NoError(t, err)
 		sd.Delete("final_1.bias")
 		sd.Delete("conv1.conv1.0.weight")
@@ -269,11 +269,11 @@ func TestLoadWrongCheckpoints(t *testing.T) {
 		require.NoError(t, err)
 		sd.Set("head.extra", extra)
 		path := filepath.Join(dir, "broken.pth")
-		require.NoError(t, pth.Save(path, &pth.Checkpoint{StateDict: sd, Bare: true}, pth.SaveOptions{}))
+		require.NoError(t, (&Checkpoint{StateDict: sd, Bare: true}).Save(path, SaveOptions{}))
 
-		before, err := ExportStateDict(m.StateDict())
+		before, err := nn.HostStateDict(m.StateDict())
 		require.NoError(t, err)
-		c, err := pth.Load(path)
+		c, err := ReadCheckpoint(path)
 		require.NoError(t, err)
 		err = m.LoadCheckpoint(c)
 		var ce *CheckpointError
@@ -285,7 +285,7 @@ func TestLoadWrongCheckpoints(t *testing.T) {
 			assert.Contains(t, msg, want)
 		}
 		assert.NotContains(t, msg, "\n")
-		after, err := ExportStateDict(m.StateDict())
+		after, err := nn.HostStateDict(m.StateDict())
 		require.NoError(t, err)
 		assert.Equal(t, before, after, "a failed load changes nothing")
 	})
@@ -313,7 +313,7 @@ func TestIdentify(t *testing.T) {
 	for _, name := range Names() {
 		m, err := New(name)
 		require.NoError(t, err)
-		sd, err := ExportStateDict(m.StateDict())
+		sd, err := nn.HostStateDict(m.StateDict())
 		m.Free()
 		require.NoError(t, err)
 		assert.Equal(t, []string{name}, Identify(sd), name)
@@ -333,15 +333,4 @@ func TestIdentify(t *testing.T) {
 	}
 	assert.Empty(t, Identify(nil))
 	assert.Empty(t, Identify(pth.NewStateDict()))
-}
-
-func TestImportOptimizerStateRejects(t *testing.T) {
-	_, err := ImportOptimizerState([]any{int64(1)})
-	require.ErrorContains(t, err, "not a dict")
-	d := pth.NewDict()
-	d.Set("state", pth.Device("cuda:0"))
-	_, err = ImportOptimizerState(d)
-	require.ErrorContains(t, err, "optimizer[state]")
-	_, err = ExportOptimizerState(nil)
-	require.ErrorContains(t, err, "no optimizer state")
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
-	"github.com/edema/edema/torch/pth"
 )
 
 func TestDefaultConfigIsTheOriginals(t *testing.T) {
@@ -47,11 +46,11 @@ func TestRunRejects(t *testing.T) {
 	barePath := filepath.Join(dir, "unet.pth")
 	nested, err := models.New(models.NameUNetNested)
 	require.NoError(t, err)
-	require.NoError(t, models.SaveCheckpoint(nestedPath, nested, &models.CheckpointMeta{Epoch: 1}, nil, pth.SaveOptions{}))
+	require.NoError(t, models.SaveCheckpoint(nestedPath, nested, &models.CheckpointMeta{Epoch: 1}, nil, models.SaveOptions{}))
 	nested.Free()
 	unet, err := models.New(models.NameUNet)
 	require.NoError(t, err)
-	require.NoError(t, models.SaveCheckpoint(barePath, unet, nil, nil, pth.SaveOptions{}))
+	require.NoError(t, models.SaveCheckpoint(barePath, unet, nil, nil, models.SaveOptions{}))
 	unet.Free()
 
 	// A list folder whose first training slice is missing.

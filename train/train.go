@@ -47,6 +47,7 @@ import (
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/picture"
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/nn"
 	"github.com/edema/edema/torch/optim"
 	"github.com/edema/edema/torch/pth"
 )
@@ -166,7 +167,7 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 		return nil, pos, err
 	}
 	if cfg.ModelPath != "" {
-		c, err := pth.Load(cfg.ModelPath)
+		c, err := models.ReadCheckpoint(cfg.ModelPath)
 		if err != nil {
 			return nil, pos, fieldErrorf("{ModelPath}: %w", err)
 		}
@@ -619,7 +620,7 @@ func (t *trainer) save(path string, pos position) error {
 		c.Extra.Set(checkpointEpochStep, int64(pos.totals.Steps))
 		c.Extra.Set(checkpointEpochTotals, pos.totals.encode())
 	}
-	if err := pth.Save(path, c, pth.SaveOptions{}); err != nil {
+	if err := c.Save(path, models.SaveOptions{}); err != nil {
 		return fmt.Errorf("saving %s: %w", path, err)
 	}
 	return nil
@@ -629,7 +630,7 @@ func (t *trainer) save(path string, pos position) error {
 // and the optimizer and returns where it stands.
 func (t *trainer) resume() (pos position, err error) {
 	path := t.cfg.Resume
-	c, err := pth.Load(path)
+	c, err := models.ReadCheckpoint(path)
 	if err != nil {
 		return pos, fieldErrorf("{Resume}: %w", err)
 	}
@@ -691,7 +692,7 @@ func (t *trainer) loadOptimizer(v any) (err error) {
 	defer torch.Recover(&err)
 	s := torch.NewScope()
 	defer s.Close()
-	sd, err := models.ImportOptimizerState(v)
+	sd, err := nn.OptimizerStateFromHost(v)
 	if err != nil {
 		return err
 	}

@@ -70,14 +70,14 @@ func tinyConfig(t *testing.T) Config {
 
 // runState is everything a run leaves that a resumed run must reproduce.
 type runState struct {
-	checkpoint *pth.Checkpoint
+	checkpoint *models.Checkpoint
 	rows       []Row
 	best       []byte
 }
 
 func finalState(t *testing.T, cfg Config) runState {
 	t.Helper()
-	c, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
+	c, err := models.ReadCheckpoint(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
 	require.NoError(t, err)
 	rows, err := ReadLog(filepath.Join(cfg.Out(), LogName))
 	require.NoError(t, err)
@@ -170,7 +170,7 @@ func TestResumeContinuesExactly(t *testing.T) {
 		assert.Equal(t, 2, sum.Step, "the step in progress finishes, the next does not start")
 		assert.Len(t, sum.Rows, 1)
 
-		c, err := pth.Load(sum.Checkpoint)
+		c, err := models.ReadCheckpoint(sum.Checkpoint)
 		require.NoError(t, err)
 		assert.Equal(t, int64(1), *c.Epoch, "the interrupted epoch does not count as done")
 		step, _ := c.Extra.Get(checkpointEpochStep)
@@ -344,7 +344,7 @@ func TestRunWritesTheOriginalsFiles(t *testing.T) {
 	}
 	if bestEpoch >= 0 {
 		assert.Equal(t, filepath.Join(dir, BestName), sum.Best)
-		best, err := pth.Load(sum.Best)
+		best, err := models.ReadCheckpoint(sum.Best)
 		require.NoError(t, err)
 		assert.Equal(t, int64(bestEpoch+1), *best.Epoch)
 		assert.Equal(t, obs.epochs[bestEpoch].Row.ValDice, *best.BestDice)
@@ -429,14 +429,14 @@ func TestBestCheckpointFollowsValidationDice(t *testing.T) {
 		end, err := tr.endEpoch(epoch, 1e-3, totals{Steps: 1, LossSum: 2}, val)
 		require.NoError(t, err)
 		assert.Equal(t, c.bestEpoch == int64(epoch+1), end.Best, "epoch %d", epoch)
-		best, err := pth.Load(bestPath)
+		best, err := models.ReadCheckpoint(bestPath)
 		if c.bestEpoch == 0 {
 			require.True(t, os.IsNotExist(err), "no best checkpoint before the Dice exceeds 0, as in the original")
 			continue
 		}
 		require.NoError(t, err)
 		assert.Equal(t, c.bestEpoch, *best.Epoch, "epoch %d", epoch)
-		latest, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
+		latest, err := models.ReadCheckpoint(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
 		require.NoError(t, err)
 		assert.Equal(t, int64(epoch+1), *latest.Epoch)
 		assert.Equal(t, *best.BestDice, *latest.BestDice)
@@ -551,10 +551,10 @@ func TestCrashAtEveryPointOfAnEpochsEndResumes(t *testing.T) {
 
 			// Right after the crash the pair agrees: the best Dice that
 			// checkpoint_latest records is the Dice of model_best's epoch.
-			latest, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
+			latest, err := models.ReadCheckpoint(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
 			require.NoError(t, err)
 			if *latest.BestDice > 0 {
-				best, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, BestName))
+				best, err := models.ReadCheckpoint(filepath.Join(cfg.Out(), CheckpointDir, BestName))
 				require.NoError(t, err, "checkpoint_latest records a best Dice, so model_best must exist")
 				require.Equal(t, *latest.BestDice, *best.DiceEpoch, "model_best is the epoch checkpoint_latest calls best")
 			}
@@ -608,7 +608,7 @@ func TestOutputFolderIsProtected(t *testing.T) {
 	assert.NoFileExists(t, stale)
 	assert.Contains(t, start.Notes, "removed 1 temporary file(s) of an interrupted run from "+filepath.Join(cfg.Out(), CheckpointDir))
 	assert.Contains(t, start.Notes, "{Overwrite}: removed 5 file(s) of the earlier run in "+cfg.Out(), "the note names the field")
-	c, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
+	c, err := models.ReadCheckpoint(filepath.Join(cfg.Out(), CheckpointDir, LatestName))
 	require.NoError(t, err)
 	seed, _ := c.Extra.Get(checkpointSeed)
 	assert.Equal(t, int64(7), seed)
@@ -636,7 +636,7 @@ func TestCheckpointsRecordNetworkAndNormalization(t *testing.T) {
 	want, err := oct.ReadInfo(filepath.Join(cfg.ListDir, oct.InfoFile))
 	require.NoError(t, err)
 	for _, name := range []string{LatestName, BestName} {
-		c, err := pth.Load(filepath.Join(cfg.Out(), CheckpointDir, name))
+		c, err := models.ReadCheckpoint(filepath.Join(cfg.Out(), CheckpointDir, name))
 		require.NoError(t, err)
 		info, ok, err := models.Normalization(c)
 		require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch/pth"
 )
 
@@ -53,7 +54,7 @@ func convertCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("convert: %w", err)
 			}
-			ckpt, err := pth.Load(in)
+			ckpt, err := models.ReadCheckpoint(in)
 			if err != nil {
 				return fmt.Errorf("convert: %w", err)
 			}
@@ -62,7 +63,7 @@ func convertCommand() *cli.Command {
 					fmt.Fprintf(c.App.ErrWriter, "edema: convert: safetensors has no room for %s; left out\n", dropped)
 				}
 			}
-			if err := pth.Save(out, ckpt, opts); err != nil {
+			if err := ckpt.Save(out, opts); err != nil {
 				return fmt.Errorf("convert: writing %s: %w", out, err)
 			}
 			keys := "plain keys"
@@ -76,8 +77,8 @@ func convertCommand() *cli.Command {
 }
 
 // saveOptions parses the --format and --prefix flags.
-func saveOptions(format, prefix string) (pth.SaveOptions, error) {
-	var opts pth.SaveOptions
+func saveOptions(format, prefix string) (models.SaveOptions, error) {
+	var opts models.SaveOptions
 	switch format {
 	case "zip":
 		opts.Format = pth.FormatZip
@@ -100,7 +101,7 @@ func saveOptions(format, prefix string) (pth.SaveOptions, error) {
 
 // droppedBySafetensors names the entries of c that a safetensors file
 // cannot hold, or returns "".
-func droppedBySafetensors(c *pth.Checkpoint) string {
+func droppedBySafetensors(c *models.Checkpoint) string {
 	var parts []string
 	if c.Optimizer != nil {
 		parts = append(parts, "the optimizer state")

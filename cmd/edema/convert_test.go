@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/edema/edema/internal/pytorchtest"
+	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch/pth"
 )
 
@@ -89,8 +90,8 @@ func TestInspectCommand(t *testing.T) {
 	opt.Set("param_groups", []any{group})
 	extra := pth.NewDict()
 	extra.Set("arch", "unet")
-	require.NoError(t, pth.Save(path, &pth.Checkpoint{StateDict: sd, Epoch: &epoch, BestDice: &best, DiceEpoch: &diceEpoch,
-		Optimizer: opt, Extra: extra}, pth.SaveOptions{Format: pth.FormatLegacy}))
+	require.NoError(t, (&models.Checkpoint{StateDict: sd, Epoch: &epoch, BestDice: &best, DiceEpoch: &diceEpoch,
+		Optimizer: opt, Extra: extra}).Save(path, models.SaveOptions{Format: pth.FormatLegacy}))
 
 	out, _, err := runCheckpointCommand(t, "inspect", path)
 	require.NoError(t, err)
@@ -135,11 +136,11 @@ func TestConvertCommand(t *testing.T) {
 	epoch := int64(3)
 	opt := pth.NewDict()
 	opt.Set("state", pth.NewDict())
-	require.NoError(t, pth.Save(src, &pth.Checkpoint{StateDict: sd, Epoch: &epoch, Optimizer: opt}, pth.SaveOptions{Format: pth.FormatLegacy}))
+	require.NoError(t, (&models.Checkpoint{StateDict: sd, Epoch: &epoch, Optimizer: opt}).Save(src, models.SaveOptions{Format: pth.FormatLegacy}))
 
-	requireSameTensors := func(t *testing.T, path string) *pth.Checkpoint {
+	requireSameTensors := func(t *testing.T, path string) *models.Checkpoint {
 		t.Helper()
-		c, err := pth.Load(path)
+		c, err := models.ReadCheckpoint(path)
 		require.NoError(t, err)
 		require.Equal(t, sd.Keys(), sortedLike(sd.Keys(), c.StateDict.Keys()))
 		for _, k := range sd.Keys() {

@@ -20,7 +20,6 @@ import (
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/oct/synth"
 	"github.com/edema/edema/torch"
-	"github.com/edema/edema/torch/pth"
 )
 
 // evalFixture is a small synthetic data set and checkpoints of randomly
@@ -52,7 +51,7 @@ func saveRandom(t *testing.T, path, name string, seed uint64) string {
 	require.NoError(t, err)
 	defer m.Free()
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	require.NoError(t, models.SaveCheckpoint(path, m, &models.CheckpointMeta{Epoch: 1}, nil, pth.SaveOptions{}))
+	require.NoError(t, models.SaveCheckpoint(path, m, &models.CheckpointMeta{Epoch: 1}, nil, models.SaveOptions{}))
 	return path
 }
 

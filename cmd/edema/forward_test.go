@@ -16,7 +16,6 @@ import (
 	"github.com/edema/edema/internal/pytorchtest"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/torch"
-	"github.com/edema/edema/torch/pth"
 )
 
 // forwardReference writes, for each network, a checkpoint saved by
@@ -142,7 +141,7 @@ func TestForwardErrors(t *testing.T) {
 	require.NoError(t, err)
 	defer m.Free()
 	ckpt := filepath.Join(dir, "unet.pth.tar")
-	require.NoError(t, models.SaveCheckpoint(ckpt, m, nil, nil, pth.SaveOptions{}))
+	require.NoError(t, models.SaveCheckpoint(ckpt, m, nil, nil, models.SaveOptions{}))
 
 	good := writeNPY(t, dir, "good.npy", images(1, 3, 16, 16))
 	data, err := os.ReadFile(good)

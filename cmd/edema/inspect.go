@@ -28,7 +28,7 @@ func inspectCommand() *cli.Command {
 				return fmt.Errorf("inspect: expected one PATH, got %d arguments", c.NArg())
 			}
 			path := c.Args().First()
-			ckpt, err := pth.Load(path)
+			ckpt, err := models.ReadCheckpoint(path)
 			if err != nil {
 				return fmt.Errorf("inspect: %w", err)
 			}
@@ -46,7 +46,7 @@ var formatDescriptions = map[pth.Format]string{
 
 // writeInspection prints the report of inspect: the checkpoint's entries,
 // then what the state dict tells.
-func writeInspection(w io.Writer, path string, c *pth.Checkpoint) error {
+func writeInspection(w io.Writer, path string, c *models.Checkpoint) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
 	field := func(name, value string) { fmt.Fprintf(tw, "%s:\t%s\n", name, value) }
 	field("file", path)

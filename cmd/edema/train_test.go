@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct/synth"
-	"github.com/edema/edema/torch/pth"
 )
 
 // tinyTrainingData writes the smallest synthetic data set that trains: 2
@@ -147,7 +147,7 @@ func TestTrainStopsOnSignal(t *testing.T) {
 	assert.Contains(t, text.String(), "interrupted at epoch 2, step ")
 	assert.Contains(t, text.String(), "continue with --resume "+latest)
 
-	c, err := pth.Load(latest)
+	c, err := models.ReadCheckpoint(latest)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), *c.Epoch, "the interrupted epoch is not counted as done")
 	step, ok := c.Extra.Get("epoch_step")

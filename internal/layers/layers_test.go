@@ -18,9 +18,9 @@ const module = "github.com/edema/edema/"
 // layer is each package's layer, as docs/ARCHITECTURE.md draws it.
 var layer = map[string]int{
 	"torch":       0,
-	"torch/nn":    1,
 	"torch/pth":   1,
 	"oct":         1,
+	"torch/nn":    2,
 	"torch/optim": 2,
 	"oct/synth":   2,
 	"losses":      2,

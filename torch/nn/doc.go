@@ -19,6 +19,11 @@
 // PyTorch's order, so the same torch.ManualSeed gives the same weights as
 // torch.manual_seed and the same torch.nn constructors in Python.
 //
+// Checkpoints hold tensors as bytes on the host, in package torch/pth's
+// types. [HostStateDict] and [NamedFromHost] copy a state dict across, and
+// [OptimizerStateToHost] and [OptimizerStateFromHost] an optimizer's
+// state dict, so that saving and loading go one way for every caller.
+//
 // Layers follow package torch's conventions: Forward panics with a
 // *torch.Error on bad input, and error-returning APIs on top recover it.
 // Tensors that a store owns are released by [Store.Free], never by a scope.

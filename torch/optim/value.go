@@ -10,7 +10,7 @@ import (
 // Dict is a Python dict: keys are strings or int64 and keep their insertion
 // order, as Python's do and as the pickles of torch.save record them. It is
 // package pth's dict, so that a state dict goes into a checkpoint as it is
-// once its tensors are copied to the host (models.ExportOptimizerState).
+// once its tensors are copied to the host (nn.OptimizerStateToHost).
 type Dict = pth.Dict
 
 // Tuple is a Python tuple.
