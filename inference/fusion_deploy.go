@@ -7,7 +7,6 @@ import (
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
-	"github.com/edema/edema/torch/pth"
 )
 
 // LoadFusionDeployment loads the fusion of specs on device with one
@@ -23,7 +22,7 @@ func LoadFusionDeployment(specs []Spec, info *oct.Info, device torch.Device, opt
 			if err := checkCheckpoint(s.Checkpoint); err != nil {
 				return nil, err
 			}
-			c, err := pth.Load(s.Checkpoint)
+			c, err := models.ReadCheckpoint(s.Checkpoint)
 			if err != nil {
 				return nil, err
 			}

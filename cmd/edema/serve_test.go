@@ -23,7 +23,6 @@ import (
 
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
-	"github.com/edema/edema/torch/pth"
 )
 
 // TestServeMainProcess runs main in a child process of TestServeDrainsOnSIGTERM.
@@ -61,7 +60,7 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	ckpt := filepath.Join(dir, "model_best.pth.tar")
 	m, err := models.New(models.NameUNet)
 	require.NoError(t, err)
-	require.NoError(t, models.SaveCheckpoint(ckpt, m, nil, nil, pth.SaveOptions{}))
+	require.NoError(t, models.SaveCheckpoint(ckpt, m, nil, nil, models.SaveOptions{}))
 	m.Free()
 	info := filepath.Join(dir, "info.json")
 	require.NoError(t, oct.WriteInfo(info, oct.Info{Mean: [3]float64{0.3, 0.3, 0.3}, Std: [3]float64{0.2, 0.2, 0.2}}))
