@@ -1,9 +1,11 @@
 package models
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -40,8 +42,10 @@ type Checkpoint struct {
 	// Optimizer is the "optimizer" entry, an optimizer's state_dict(), or
 	// nil.
 	Optimizer any
-	// Extra holds the other entries of a checkpoint dict, in file order;
-	// nil when there are none.
+	// Extra holds the other entries of a checkpoint dict, in file order,
+	// and those of the entries above whose values are not of their type,
+	// unchanged; nil when there are none. Read from safetensors, whose
+	// metadata holds strings only, every value is a string.
 	Extra *pth.Dict
 
 	// Bare is set when the file held just the state dict; Save then writes
@@ -51,6 +55,16 @@ type Checkpoint struct {
 	Format pth.Format
 }
 
+// The entries of the original's checkpoint dict, and the optimizer's
+// state that ours add.
+const (
+	entryEpoch     = "epoch"
+	entryStateDict = "state_dict"
+	entryDiceEpoch = "dice_epoch"
+	entryBestDice  = "best_dice"
+	entryOptimizer = "optimizer"
+)
+
 // ReadCheckpoint reads the checkpoint at path, of any format (detected
 // from the contents).
 func ReadCheckpoint(path string) (*Checkpoint, error) {
@@ -58,7 +72,11 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromFile(f), nil
+	c, err := fromFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }
 
 // DecodeCheckpoint is ReadCheckpoint of a file's contents.
@@ -67,12 +85,122 @@ func DecodeCheckpoint(data []byte) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromFile(f), nil
+	return fromFile(f)
 }
 
-func fromFile(f *pth.Checkpoint) *Checkpoint {
-	return &Checkpoint{StateDict: f.StateDict, Prefix: f.Prefix, Epoch: f.Epoch, BestDice: f.BestDice, DiceEpoch: f.DiceEpoch,
-		Optimizer: f.Optimizer, Extra: f.Extra, Bare: f.Bare, Format: f.Format}
+// fromFile reads the original's entries out of a file's dict. Safetensors
+// metadata holds strings, so there the figures are parsed, and a string
+// that is not one is an error.
+func fromFile(f *pth.Checkpoint) (*Checkpoint, error) {
+	c := &Checkpoint{StateDict: f.StateDict, Prefix: f.Prefix, Bare: f.Entries == nil, Format: f.Format}
+	safetensors := f.Format == pth.FormatSafetensors
+	for _, k := range f.Entries.Keys() {
+		if f.Key != "" && k == f.Key {
+			continue
+		}
+		v, _ := f.Entries.Get(k)
+		var read bool
+		if s, isString := v.(string); safetensors && isString {
+			var err error
+			if read, err = c.readMetadata(k, s); err != nil {
+				return nil, err
+			}
+		} else {
+			read = c.readEntry(k, v)
+		}
+		// Entries of unexpected types stay in Extra, unchanged.
+		if !read {
+			if c.Extra == nil {
+				c.Extra = pth.NewDict()
+			}
+			c.Extra.Set(k, v)
+		}
+	}
+	return c, nil
+}
+
+// readEntry takes the entry k of a pickled checkpoint dict into c when it
+// is one of the original's, of its type, and reports whether it did.
+func (c *Checkpoint) readEntry(k, v any) bool {
+	switch k {
+	case entryEpoch:
+		if n, ok := asInt64(v); ok {
+			c.Epoch = &n
+			return true
+		}
+	case entryBestDice:
+		if f, ok := asFloat64(v); ok {
+			c.BestDice = &f
+			return true
+		}
+	case entryDiceEpoch:
+		if f, ok := asFloat64(v); ok {
+			c.DiceEpoch = &f
+			return true
+		}
+	case entryOptimizer:
+		c.Optimizer = v
+		return true
+	}
+	return false
+}
+
+// readMetadata takes the metadata string k of a safetensors file into c
+// when it is one of the original's figures, and reports whether it did.
+func (c *Checkpoint) readMetadata(k any, v string) (bool, error) {
+	switch k {
+	case entryEpoch:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return false, fmt.Errorf("safetensors metadata epoch %q is not an integer", v)
+		}
+		c.Epoch = &n
+		return true, nil
+	case entryBestDice, entryDiceEpoch:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return false, fmt.Errorf("safetensors metadata %s %q is not a number", k, v)
+		}
+		if k == entryBestDice {
+			c.BestDice = &f
+		} else {
+			c.DiceEpoch = &f
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// asInt64 returns v as an integer when it is one.
+func asInt64(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int64:
+		return v, true
+	case int:
+		return int64(v), true
+	}
+	return 0, false
+}
+
+// asFloat64 returns v as a float when it is a number, or a tensor holding a
+// single number (metrics are sometimes saved as 0-d tensors).
+func asFloat64(v any) (float64, bool) {
+	switch v := v.(type) {
+	case float64:
+		return v, true
+	case int64:
+		return float64(v), true
+	case int:
+		return float64(v), true
+	case *pth.Tensor:
+		if v.DType.IsFloat() && v.Numel() == 1 {
+			f, err := v.Float64s()
+			if err == nil {
+				return f[0], true
+			}
+		}
+	}
+	return 0, false
 }
 
 // SaveOptions chooses how Save writes a checkpoint.
@@ -92,21 +220,92 @@ type SaveOptions struct {
 // The zip and legacy formats hold the checkpoint dict {'epoch',
 // 'state_dict', 'dice_epoch', 'best_dice'} (entries that are nil left
 // out), then 'optimizer' and the Extra entries; or the state dict alone
-// when c.Bare. Safetensors holds the tensors and, as strings in its
-// metadata, epoch, best_dice and dice_epoch; it has no room for the
-// optimizer state or other entries, which are left out.
+// when c.Bare. Safetensors holds the tensors and, as metadata strings,
+// epoch, best_dice, dice_epoch and the Extra entries that are a str, int,
+// float or bool (see pth.MetadataString); it has no room for the
+// optimizer state or other entries, which are left out (see
+// SafetensorsLeavesOut).
 func (c *Checkpoint) Save(path string, opts SaveOptions) error {
-	return pth.Save(path, c.file(), pth.SaveOptions{Format: opts.Format, PlainKeys: opts.PlainKeys})
+	f, err := c.file(opts)
+	if err != nil {
+		return err
+	}
+	return pth.Save(path, f)
 }
 
 // Encode writes the file Save writes to w.
 func (c *Checkpoint) Encode(w io.Writer, opts SaveOptions) error {
-	return pth.Encode(w, c.file(), pth.SaveOptions{Format: opts.Format, PlainKeys: opts.PlainKeys})
+	f, err := c.file(opts)
+	if err != nil {
+		return err
+	}
+	return pth.Encode(w, f)
 }
 
-func (c *Checkpoint) file() *pth.Checkpoint {
-	return &pth.Checkpoint{StateDict: c.StateDict, Prefix: c.Prefix, Epoch: c.Epoch, BestDice: c.BestDice, DiceEpoch: c.DiceEpoch,
-		Optimizer: c.Optimizer, Extra: c.Extra, Bare: c.Bare, Format: c.Format}
+// file lays c out as the file Save writes.
+func (c *Checkpoint) file(opts SaveOptions) (*pth.Checkpoint, error) {
+	f := &pth.Checkpoint{StateDict: c.StateDict, Format: opts.Format}
+	if !opts.PlainKeys {
+		f.Prefix = pth.DataParallelPrefix
+	}
+	if c.Bare {
+		if c.Epoch != nil || c.BestDice != nil || c.DiceEpoch != nil || c.Optimizer != nil || c.Extra.Len() > 0 {
+			return nil, errors.New("a bare state dict cannot carry epoch, dice, optimizer or other entries")
+		}
+		return f, nil
+	}
+	safetensors := opts.Format == pth.FormatSafetensors
+	d := pth.NewDict()
+	if c.Epoch != nil {
+		d.Set(entryEpoch, *c.Epoch)
+	}
+	d.Set(entryStateDict, c.StateDict)
+	if c.DiceEpoch != nil {
+		d.Set(entryDiceEpoch, *c.DiceEpoch)
+	}
+	if c.BestDice != nil {
+		d.Set(entryBestDice, *c.BestDice)
+	}
+	if c.Optimizer != nil && !safetensors {
+		d.Set(entryOptimizer, c.Optimizer)
+	}
+	for _, k := range c.Extra.Keys() {
+		if _, taken := d.Get(k); taken {
+			return nil, fmt.Errorf("extra checkpoint entry %v collides with a standard one", k)
+		}
+		v, _ := c.Extra.Get(k)
+		if safetensors && !fitsMetadata(k, v) {
+			continue
+		}
+		d.Set(k, v)
+	}
+	f.Entries, f.Key = d, entryStateDict
+	return f, nil
+}
+
+// fitsMetadata reports whether the entry k: v has a place in a safetensors
+// file's metadata, a map of strings.
+func fitsMetadata(k, v any) bool {
+	_, isString := k.(string)
+	_, ok := pth.MetadataString(v)
+	return isString && ok
+}
+
+// SafetensorsLeavesOut names what Save leaves out of c in a safetensors
+// file, which holds tensors and metadata strings only: "the optimizer
+// state", and `entry "mean"` for each Extra entry that is not a str, int,
+// float or bool. It is empty when the file holds everything.
+func (c *Checkpoint) SafetensorsLeavesOut() []string {
+	var out []string
+	if c.Optimizer != nil {
+		out = append(out, "the optimizer state")
+	}
+	for _, k := range c.Extra.Keys() {
+		if v, _ := c.Extra.Get(k); !fitsMetadata(k, v) {
+			out = append(out, fmt.Sprintf("entry %q", fmt.Sprint(k)))
+		}
+	}
+	return out
 }
 
 // CheckpointMeta are the figures the original saves beside the weights.

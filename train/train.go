@@ -36,6 +36,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/edema/edema/inference"
@@ -651,12 +652,12 @@ func (t *trainer) resume() (pos position, err error) {
 		t.lastDice = *c.DiceEpoch
 	}
 	if v, ok := c.Extra.Get(checkpointSeed); ok {
-		if seed, ok := v.(int64); !ok || uint64(seed) != t.cfg.Seed {
+		if seed, ok := intEntry(v); !ok || uint64(seed) != t.cfg.Seed {
 			return pos, bad("the run was trained with {Seed} %v, not %d; resume with its seed", v, t.cfg.Seed)
 		}
 	}
 	if v, ok := c.Extra.Get(checkpointEpochStep); ok {
-		steps, ok := v.(int64)
+		steps, ok := intEntry(v)
 		enc, _ := c.Extra.Get(checkpointEpochTotals)
 		tot, err := decodeTotals(enc)
 		if !ok || err != nil || steps != int64(tot.Steps) || steps < 0 || int(steps) > t.steps {
@@ -686,6 +687,19 @@ func (t *trainer) resume() (pos position, err error) {
 	}
 	t.start.Resumed = path
 	return pos, nil
+}
+
+// intEntry reads an integer entry of a checkpoint: an int, or its decimal
+// string from the metadata of a safetensors file, which holds strings only.
+func intEntry(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int64:
+		return v, true
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+	return 0, false
 }
 
 func (t *trainer) loadOptimizer(v any) (err error) {

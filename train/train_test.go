@@ -646,3 +646,15 @@ func TestCheckpointsRecordNetworkAndNormalization(t *testing.T) {
 		assert.Equal(t, models.NameUNet, arch, name)
 	}
 }
+
+func TestIntEntryReadsSafetensorsStrings(t *testing.T) {
+	for v, want := range map[any]int64{int64(42): 42, "42": 42, "-7": -7} {
+		got, ok := intEntry(v)
+		assert.True(t, ok, "%#v", v)
+		assert.Equal(t, want, got, "%#v", v)
+	}
+	for _, v := range []any{"forty-two", 4.2, nil, []any{int64(1)}} {
+		_, ok := intEntry(v)
+		assert.False(t, ok, "%#v", v)
+	}
+}

@@ -22,8 +22,9 @@ func convertCommand() *cli.Command {
 			"safetensors, told apart by content), and writes its model state, epoch, dice figures, optimizer\n" +
 			"state and other entries to OUT in the chosen format. With --prefix module (the default) the keys\n" +
 			"carry the \"module.\" prefix of the original DataParallel models, so the original scripts load OUT\n" +
-			"unchanged; --prefix none writes plain keys. Safetensors keeps the tensors and the epoch and dice\n" +
-			"figures only. OUT is replaced atomically.",
+			"unchanged; --prefix none writes plain keys. Safetensors keeps the tensors and, as metadata\n" +
+			"strings, the epoch, the dice figures and the other entries that are numbers or strings, but not\n" +
+			"the optimizer state. OUT is replaced atomically.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "zip", Usage: "output format: zip (PyTorch 1.6+), legacy (PyTorch 0.4-1.5) or safetensors"},
 			&cli.StringFlag{Name: "prefix", Value: "module", Usage: `key prefix: "module" (DataParallel, as the original scripts saved) or "none"`},
@@ -59,8 +60,8 @@ func convertCommand() *cli.Command {
 				return fmt.Errorf("convert: %w", err)
 			}
 			if opts.Format == pth.FormatSafetensors {
-				if dropped := droppedBySafetensors(ckpt); dropped != "" {
-					fmt.Fprintf(c.App.ErrWriter, "edema: convert: safetensors has no room for %s; left out\n", dropped)
+				if dropped := ckpt.SafetensorsLeavesOut(); len(dropped) > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "edema: convert: safetensors has no room for %s; left out\n", strings.Join(dropped, ", "))
 				}
 			}
 			if err := ckpt.Save(out, opts); err != nil {
@@ -97,17 +98,4 @@ func saveOptions(format, prefix string) (models.SaveOptions, error) {
 		return opts, fmt.Errorf("--prefix %q: want module or none", prefix)
 	}
 	return opts, nil
-}
-
-// droppedBySafetensors names the entries of c that a safetensors file
-// cannot hold, or returns "".
-func droppedBySafetensors(c *models.Checkpoint) string {
-	var parts []string
-	if c.Optimizer != nil {
-		parts = append(parts, "the optimizer state")
-	}
-	for _, k := range c.Extra.Keys() {
-		parts = append(parts, fmt.Sprintf("entry %q", fmt.Sprint(k)))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -8,39 +8,43 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/edema/edema/internal/atomicfile"
 )
 
-// Checkpoint is a model checkpoint as the original training scripts save
-// it: torch.save({'epoch': ..., 'state_dict': ..., 'dice_epoch': ...,
-// 'best_dice': ...}), or a bare state dict.
+// Checkpoint is a checkpoint file as it is: a state dict, bare or as an
+// entry of a dict that holds other entries too (an epoch, an optimizer's
+// state, whatever the training script saved). What the entries mean is
+// the training script's business, not this package's.
 type Checkpoint struct {
 	// StateDict holds the model's tensors, keys without Prefix.
 	StateDict *StateDict
-	// Prefix is DataParallelPrefix when the file's keys had it, else "".
-	// Save ignores it (see SaveOptions.PlainKeys).
+	// Prefix is what the file's keys all start with and StateDict's do
+	// not: DataParallelPrefix when Load found it, else "". Save puts it
+	// back in front of every key.
 	Prefix string
-
-	Epoch     *int64
-	BestDice  *float64
-	DiceEpoch *float64
-	// Optimizer is the "optimizer" entry, an optimizer's state_dict(), or
-	// nil.
-	Optimizer any
-	// Extra holds the other entries of a checkpoint dict, in file order;
-	// nil when there are none.
-	Extra *Dict
-
-	// Bare is set when the file held just the state dict; Save then writes
-	// just the state dict too.
-	Bare bool
-	// Format is the format of the file Load read.
+	// Entries is the dict that holds the state dict, all its entries in
+	// file order, the state dict's (at Key) included as the file had it:
+	// Save writes StateDict with Prefix in its place. It is nil when the
+	// file is a bare state dict.
+	//
+	// In safetensors files, which hold tensors and a flat map of strings,
+	// Entries holds the metadata strings sorted by key, without the
+	// "format": "pt" that marks PyTorch's tensors, and no state-dict entry.
+	Entries *Dict
+	// Key names the entry of Entries that holds the state dict:
+	// "state_dict", "model" or "net" as Load finds them. It is "" for
+	// safetensors, whose tensors are not an entry.
+	Key string
+	// Format is the format of the file: the one Load read, the one Save
+	// writes (the zero value is FormatZip).
 	Format Format
 }
 
 // stateDictKeys are the entries that hold the model in a checkpoint dict:
-// the original scripts' and those other trainers use.
+// the original scripts' and those other trainers use, in the order Load
+// looks for them.
 var stateDictKeys = []string{"state_dict", "model", "net"}
 
 // Load reads a checkpoint of any format (detected from the contents): a
@@ -71,7 +75,7 @@ func decode(data []byte) (*Checkpoint, error) {
 		if err != nil {
 			return nil, err
 		}
-		return checkpointFromSafetensors(sd, meta)
+		return checkpointFromSafetensors(sd, meta), nil
 	}
 	v, format, err := decodeValue(data)
 	if err != nil {
@@ -85,7 +89,9 @@ func decode(data []byte) (*Checkpoint, error) {
 	return c, nil
 }
 
-// FromValue interprets a value read by ReadValue as a checkpoint.
+// FromValue interprets a value read by ReadValue as a checkpoint: a state
+// dict, or a dict with one under "state_dict", "model" or "net" (the first
+// of them there). Entries is v itself then, not a copy.
 func FromValue(v any) (*Checkpoint, error) {
 	d, ok := v.(*Dict)
 	if !ok {
@@ -93,7 +99,7 @@ func FromValue(v any) (*Checkpoint, error) {
 		if !ok {
 			return nil, fmt.Errorf("file holds %s, not a state dict or a checkpoint dict", typeName(v))
 		}
-		return newCheckpoint(sd, true), nil
+		return newCheckpoint(sd), nil
 	}
 	for _, key := range stateDictKeys {
 		entry, ok := d.Get(key)
@@ -104,41 +110,12 @@ func FromValue(v any) (*Checkpoint, error) {
 		if !ok {
 			return nil, fmt.Errorf("checkpoint entry %q is %s, not a state dict of tensors", key, typeName(entry))
 		}
-		c := newCheckpoint(sd, false)
-		for _, k := range d.keys {
-			val := d.values[k]
-			switch k {
-			case key:
-				continue
-			case "epoch":
-				if n, ok := asInt64(val); ok {
-					c.Epoch = &n
-					continue
-				}
-			case "best_dice":
-				if f, ok := asFloat64(val); ok {
-					c.BestDice = &f
-					continue
-				}
-			case "dice_epoch":
-				if f, ok := asFloat64(val); ok {
-					c.DiceEpoch = &f
-					continue
-				}
-			case "optimizer":
-				c.Optimizer = val
-				continue
-			}
-			// Entries of unexpected types stay in Extra, unchanged.
-			if c.Extra == nil {
-				c.Extra = NewDict()
-			}
-			c.Extra.Set(k, val)
-		}
+		c := newCheckpoint(sd)
+		c.Entries, c.Key = d, key
 		return c, nil
 	}
 	if sd, ok := AsStateDict(d); ok && d.Len() > 0 {
-		return newCheckpoint(sd, true), nil
+		return newCheckpoint(sd), nil
 	}
 	var keys []string
 	for _, k := range d.keys {
@@ -148,120 +125,130 @@ func FromValue(v any) (*Checkpoint, error) {
 		strings.Join(keys, ", "), strings.Join(stateDictKeys, "/"))
 }
 
-func newCheckpoint(sd *StateDict, bare bool) *Checkpoint {
-	c := &Checkpoint{StateDict: sd, Bare: bare}
+// newCheckpoint returns a bare checkpoint of sd, with DataParallel's
+// prefix taken off the keys when all have it.
+func newCheckpoint(sd *StateDict) *Checkpoint {
+	c := &Checkpoint{StateDict: sd}
 	if plain, ok := sd.StripPrefix(DataParallelPrefix); ok {
 		c.StateDict, c.Prefix = plain, DataParallelPrefix
 	}
 	return c
 }
 
-// SaveOptions chooses how Save writes a checkpoint.
-type SaveOptions struct {
-	// Format is FormatZip (the default), FormatLegacy or
-	// FormatSafetensors.
-	Format Format
-	// PlainKeys writes the keys as they are; by default they get the
-	// "module." prefix, so that the original scripts load the file into
-	// their DataParallel model unchanged.
-	PlainKeys bool
-}
-
-// Save writes c to path atomically: path keeps its old contents if
-// anything fails.
+// Save writes c to path in c.Format, atomically: path keeps its old
+// contents if anything fails.
 //
-// The zip and legacy formats hold the checkpoint dict {'epoch',
-// 'state_dict', 'dice_epoch', 'best_dice'} (entries that are nil left
-// out), then 'optimizer' and the Extra entries; or the state dict alone
-// when c.Bare. Safetensors holds the tensors and, as strings in its
-// metadata, epoch, best_dice and dice_epoch; it has no room for the
-// optimizer state or other entries, which are left out.
-func Save(path string, c *Checkpoint, opts SaveOptions) error {
-	return atomicfile.Write(path, func(w io.Writer) error { return Encode(w, c, opts) })
+// The zip and legacy formats hold Entries in their order, with StateDict
+// (keys with Prefix) at Key, or the state dict alone when Entries is nil.
+// Safetensors holds the tensors and, as metadata strings, the entries
+// that are a str, int, float or bool (see MetadataString); Save refuses
+// other entries rather than leave them out.
+func Save(path string, c *Checkpoint) error {
+	return atomicfile.Write(path, func(w io.Writer) error { return Encode(w, c) })
 }
 
 // Encode writes the file Save writes to w.
-func Encode(w io.Writer, c *Checkpoint, opts SaveOptions) error {
+func Encode(w io.Writer, c *Checkpoint) error {
 	if c.StateDict == nil {
 		return errors.New("checkpoint has no state dict")
 	}
 	sd := c.StateDict
-	if !opts.PlainKeys {
-		if sd.HasPrefix(DataParallelPrefix) {
-			return fmt.Errorf("state dict keys already start with %q; Checkpoint.StateDict holds keys without it", DataParallelPrefix)
+	if c.Prefix != "" {
+		if sd.HasPrefix(c.Prefix) {
+			return fmt.Errorf("state dict keys already start with %q; Checkpoint.StateDict holds keys without it", c.Prefix)
 		}
-		sd = sd.WithPrefix(DataParallelPrefix)
+		sd = sd.WithPrefix(c.Prefix)
 	}
-	if opts.Format == FormatSafetensors {
-		return encodeSafetensors(w, sd, c.safetensorsMetadata())
+	switch c.Format {
+	case FormatSafetensors:
+		meta, err := c.safetensorsMetadata()
+		if err != nil {
+			return err
+		}
+		return encodeSafetensors(w, sd, meta)
+	case FormatZip, FormatLegacy:
+		v, err := c.value(sd)
+		if err != nil {
+			return err
+		}
+		return EncodeValue(w, v, c.Format)
 	}
-	if opts.Format != FormatZip && opts.Format != FormatLegacy {
-		return fmt.Errorf("cannot write format %s", opts.Format)
-	}
-	v, err := c.value(sd)
-	if err != nil {
-		return err
-	}
-	return EncodeValue(w, v, opts.Format)
+	return fmt.Errorf("cannot write format %s", c.Format)
 }
 
 // value returns what Encode pickles, with sd as the state dict.
 func (c *Checkpoint) value(sd *StateDict) (any, error) {
-	if c.Bare {
-		if c.Epoch != nil || c.BestDice != nil || c.DiceEpoch != nil || c.Optimizer != nil || c.Extra.Len() > 0 {
-			return nil, errors.New("a bare state dict cannot carry epoch, dice, optimizer or other entries")
-		}
+	if c.Entries == nil {
 		return sd, nil
 	}
-	d := NewDict()
-	if c.Epoch != nil {
-		d.Set("epoch", *c.Epoch)
+	if _, ok := c.Entries.Get(c.Key); !ok {
+		return nil, fmt.Errorf("checkpoint Key %q is not an entry of Entries, so the state dict has no place in the file", c.Key)
 	}
-	d.Set("state_dict", sd)
-	if c.DiceEpoch != nil {
-		d.Set("dice_epoch", *c.DiceEpoch)
-	}
-	if c.BestDice != nil {
-		d.Set("best_dice", *c.BestDice)
-	}
-	if c.Optimizer != nil {
-		d.Set("optimizer", c.Optimizer)
-	}
-	for _, k := range c.Extra.Keys() {
-		if _, taken := d.Get(k); taken {
-			return nil, fmt.Errorf("extra checkpoint entry %v collides with a standard one", k)
+	d := &Dict{Ordered: c.Entries.Ordered, Attrs: c.Entries.Attrs}
+	for _, k := range c.Entries.keys {
+		v := c.Entries.values[k]
+		if k == c.Key {
+			v = sd
 		}
-		v, _ := c.Extra.Get(k)
 		d.Set(k, v)
 	}
 	return d, nil
 }
 
-// Metadata keys of the safetensors files Save writes.
-const (
-	metaEpoch     = "epoch"
-	metaBestDice  = "best_dice"
-	metaDiceEpoch = "dice_epoch"
-	metaFormat    = "format"
-)
+// metaFormat is the metadata key by which safetensors files say whose
+// tensors they hold; "pt" tells Hugging Face tools they are PyTorch's.
+const metaFormat = "format"
 
-func (c *Checkpoint) safetensorsMetadata() map[string]string {
-	// "format": "pt" tells Hugging Face tools the tensors are PyTorch's.
+// safetensorsMetadata returns the metadata Encode writes in a safetensors
+// file: "format": "pt" and Entries but the state dict's, each as its
+// MetadataString.
+func (c *Checkpoint) safetensorsMetadata() (map[string]string, error) {
 	meta := map[string]string{metaFormat: "pt"}
-	if c.Epoch != nil {
-		meta[metaEpoch] = strconv.FormatInt(*c.Epoch, 10)
+	for _, k := range c.Entries.Keys() {
+		if c.Key != "" && k == c.Key {
+			continue
+		}
+		name, ok := k.(string)
+		if !ok {
+			return nil, fmt.Errorf("safetensors metadata has string keys only, not the int key of entry %v", k)
+		}
+		v, _ := c.Entries.Get(k)
+		s, ok := MetadataString(v)
+		if !ok {
+			return nil, fmt.Errorf("safetensors metadata holds strings, not entry %q (%s): only str, int, float and bool entries fit", name, typeName(v))
+		}
+		if !utf8.ValidString(name) || !utf8.ValidString(s) {
+			return nil, fmt.Errorf("safetensors metadata entry %q: %q is not valid UTF-8", name, s)
+		}
+		meta[name] = s
 	}
-	if c.BestDice != nil {
-		meta[metaBestDice] = strconv.FormatFloat(*c.BestDice, 'g', -1, 64)
-	}
-	if c.DiceEpoch != nil {
-		meta[metaDiceEpoch] = strconv.FormatFloat(*c.DiceEpoch, 'g', -1, 64)
-	}
-	return meta
+	return meta, nil
 }
 
-func checkpointFromSafetensors(sd *StateDict, meta map[string]string) (*Checkpoint, error) {
-	c := newCheckpoint(sd, true)
+// MetadataString returns the string that stands for v in a safetensors
+// file's metadata, which holds strings only, and true, when v is a str,
+// an int (in decimal), a float (as strconv.FormatFloat's 'g' with the
+// fewest digits that read back exactly) or a bool ("true", "false").
+func MetadataString(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case int64:
+		return strconv.FormatInt(v, 10), true
+	case int:
+		return strconv.Itoa(v), true
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64), true
+	case bool:
+		return strconv.FormatBool(v), true
+	}
+	return "", false
+}
+
+// checkpointFromSafetensors returns the checkpoint of a safetensors file's
+// tensors and metadata.
+func checkpointFromSafetensors(sd *StateDict, meta map[string]string) *Checkpoint {
+	c := newCheckpoint(sd)
 	c.Format = FormatSafetensors
 	keys := make([]string, 0, len(meta))
 	for k := range meta {
@@ -269,35 +256,15 @@ func checkpointFromSafetensors(sd *StateDict, meta map[string]string) (*Checkpoi
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		v := meta[k]
-		switch k {
-		case metaFormat:
+		if k == metaFormat && meta[k] == "pt" {
 			continue
-		case metaEpoch:
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("safetensors metadata epoch %q is not an integer", v)
-			}
-			c.Epoch = &n
-		case metaBestDice, metaDiceEpoch:
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return nil, fmt.Errorf("safetensors metadata %s %q is not a number", k, v)
-			}
-			if k == metaBestDice {
-				c.BestDice = &f
-			} else {
-				c.DiceEpoch = &f
-			}
-		default:
-			if c.Extra == nil {
-				c.Extra = NewDict()
-			}
-			c.Extra.Set(k, v)
 		}
+		if c.Entries == nil {
+			c.Entries = NewDict()
+		}
+		c.Entries.Set(k, meta[k])
 	}
-	c.Bare = c.Epoch == nil && c.BestDice == nil && c.DiceEpoch == nil && c.Extra == nil
-	return c, nil
+	return c
 }
 
 // typeName names the Python type of a value for errors.

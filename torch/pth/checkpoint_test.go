@@ -23,67 +23,112 @@ func sampleStateDict(t *testing.T) *StateDict {
 	return sd
 }
 
+// originalStyle returns a checkpoint laid out as the original training
+// scripts save theirs, with an extra entry: {'epoch', 'state_dict',
+// 'dice_epoch', 'best_dice', 'arch'}, keys with "module.".
+func originalStyle(sd *StateDict) *Checkpoint {
+	d := NewDict()
+	d.Set("epoch", int64(30))
+	d.Set("state_dict", nil)
+	d.Set("dice_epoch", 0.7)
+	d.Set("best_dice", 0.75)
+	d.Set("arch", "unet")
+	return &Checkpoint{StateDict: sd, Prefix: DataParallelPrefix, Entries: d, Key: "state_dict"}
+}
+
 func TestSaveLoadRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	sd := sampleStateDict(t)
-	epoch, best, diceEpoch := int64(30), 0.75, 0.7
-	extra := NewDict()
-	extra.Set("arch", "unet")
-	c := &Checkpoint{StateDict: sd, Epoch: &epoch, BestDice: &best, DiceEpoch: &diceEpoch, Extra: extra}
-	for _, opts := range []SaveOptions{{}, {Format: FormatLegacy}, {PlainKeys: true}, {Format: FormatLegacy, PlainKeys: true}} {
-		path := filepath.Join(dir, "ckpt.pth")
-		require.NoError(t, Save(path, c, opts))
-		back, err := Load(path)
-		require.NoError(t, err)
-		assert.Equal(t, opts.Format, back.Format)
-		assert.Equal(t, !opts.PlainKeys, back.Prefix == DataParallelPrefix)
-		assert.Equal(t, sd.Keys(), back.StateDict.Keys())
-		assert.Equal(t, epoch, *back.Epoch)
-		assert.Equal(t, best, *back.BestDice)
-		assert.Equal(t, diceEpoch, *back.DiceEpoch)
-		assert.Equal(t, []any{"arch"}, back.Extra.Keys())
+	for _, format := range []Format{FormatZip, FormatLegacy} {
+		for _, prefix := range []string{DataParallelPrefix, ""} {
+			c := originalStyle(sd)
+			c.Format, c.Prefix = format, prefix
+			path := filepath.Join(dir, "ckpt.pth")
+			require.NoError(t, Save(path, c))
+			back, err := Load(path)
+			require.NoError(t, err)
+			assert.Equal(t, format, back.Format)
+			assert.Equal(t, prefix, back.Prefix, "the prefix is taken off and recorded")
+			assert.Equal(t, sd.Keys(), back.StateDict.Keys())
+			assert.Equal(t, "state_dict", back.Key)
+			assert.Equal(t, []any{"epoch", "state_dict", "dice_epoch", "best_dice", "arch"}, back.Entries.Keys(), "entries in file order")
+			for k, want := range map[string]any{"epoch": int64(30), "dice_epoch": 0.7, "best_dice": 0.75, "arch": "unet"} {
+				got, _ := back.Entries.Get(k)
+				assert.Equal(t, want, got, k)
+			}
 
-		v, _, err := ReadValue(path)
-		require.NoError(t, err)
-		d := v.(*Dict)
-		assert.Equal(t, []any{"epoch", "state_dict", "dice_epoch", "best_dice", "arch"}, d.Keys())
+			v, _, err := ReadValue(path)
+			require.NoError(t, err)
+			d := v.(*Dict)
+			assert.Equal(t, []any{"epoch", "state_dict", "dice_epoch", "best_dice", "arch"}, d.Keys())
+			inFile, _ := d.Get("state_dict")
+			fileSD, ok := AsStateDict(inFile)
+			require.True(t, ok)
+			assert.Equal(t, sd.WithPrefix(prefix).Keys(), fileSD.Keys(), "Save puts the prefix back")
+
+			// Save writes what Load read.
+			again := filepath.Join(dir, "again.pth")
+			require.NoError(t, Save(again, back))
+			want, err := os.ReadFile(path)
+			require.NoError(t, err)
+			got, err := os.ReadFile(again)
+			require.NoError(t, err)
+			assert.Equal(t, want, got, "%s with prefix %q", format, prefix)
+		}
 	}
 
-	bare := &Checkpoint{StateDict: sd, Bare: true}
+	bare := &Checkpoint{StateDict: sd}
 	path := filepath.Join(dir, "bare.pth")
-	require.NoError(t, Save(path, bare, SaveOptions{}))
+	require.NoError(t, Save(path, bare))
 	back, err := Load(path)
 	require.NoError(t, err)
-	assert.True(t, back.Bare)
-	assert.Nil(t, back.Epoch)
+	assert.Nil(t, back.Entries)
+	assert.Empty(t, back.Key)
+	assert.Empty(t, back.Prefix)
+	v, _, err := ReadValue(path)
+	require.NoError(t, err)
+	assert.True(t, v.(*Dict).Ordered, "a bare state dict is the OrderedDict state_dict() returns")
 }
 
 func TestSaveRefusesWhatItCannotWrite(t *testing.T) {
 	sd := sampleStateDict(t)
-	epoch := int64(1)
 	bad := &Tensor{DType: Float32, Shape: []int64{3}, Data: []byte{1}}
 	badSD := NewStateDict()
 	badSD.Set("x", bad)
+	// with returns a checkpoint of sd whose dict holds value under "other".
+	with := func(value any) *Checkpoint {
+		d := NewDict()
+		d.Set("state_dict", nil)
+		d.Set("other", value)
+		return &Checkpoint{StateDict: sd, Entries: d, Key: "state_dict"}
+	}
+	withFormat := func(c *Checkpoint, f Format) *Checkpoint { c.Format = f; return c }
+	intKey := NewDict()
+	intKey.Set(int64(3), "x")
 	cases := map[string]struct {
 		c    *Checkpoint
-		opts SaveOptions
 		want string
 	}{
-		"no state dict":         {&Checkpoint{}, SaveOptions{}, "checkpoint has no state dict"},
-		"bare with metadata":    {&Checkpoint{StateDict: sd, Bare: true, Epoch: &epoch}, SaveOptions{}, "a bare state dict cannot carry epoch, dice, optimizer or other entries"},
-		"prefix twice":          {&Checkpoint{StateDict: sd.WithPrefix(DataParallelPrefix)}, SaveOptions{}, `state dict keys already start with "module."`},
-		"short tensor data":     {&Checkpoint{StateDict: badSD}, SaveOptions{}, "float32 tensor of shape [3] needs 12 bytes of data, has 1"},
-		"short tensor data st":  {&Checkpoint{StateDict: badSD}, SaveOptions{Format: FormatSafetensors}, `tensor "module.x": float32 tensor of shape [3] needs 12 bytes of data, has 1`},
-		"device in optimizer":   {&Checkpoint{StateDict: sd, Optimizer: Device("cuda:0")}, SaveOptions{}, "torch.device values cannot be written: PyTorch's weights_only loader does not accept them"},
-		"bytes in optimizer":    {&Checkpoint{StateDict: sd, Optimizer: []byte("x")}, SaveOptions{}, "bytes values cannot be written"},
-		"Go type":               {&Checkpoint{StateDict: sd, Optimizer: struct{}{}}, SaveOptions{}, "cannot write a value of Go type struct {}"},
-		"invalid utf-8":         {&Checkpoint{StateDict: sd, Optimizer: "\xff"}, SaveOptions{}, `string "\xff" is not valid UTF-8`},
-		"format pickle":         {&Checkpoint{StateDict: sd}, SaveOptions{Format: FormatPickle}, "cannot write format pickle"},
-		"self-containing value": {&Checkpoint{StateDict: sd, Optimizer: selfContaining()}, SaveOptions{}, "value nests deeper than 1000 levels (does it contain itself?)"},
+		"no state dict":          {&Checkpoint{}, "checkpoint has no state dict"},
+		"prefix twice":           {&Checkpoint{StateDict: sd.WithPrefix(DataParallelPrefix), Prefix: DataParallelPrefix}, `state dict keys already start with "module."`},
+		"short tensor data":      {&Checkpoint{StateDict: badSD, Prefix: DataParallelPrefix}, "float32 tensor of shape [3] needs 12 bytes of data, has 1"},
+		"short tensor data st":   {&Checkpoint{StateDict: badSD, Prefix: DataParallelPrefix, Format: FormatSafetensors}, `tensor "module.x": float32 tensor of shape [3] needs 12 bytes of data, has 1`},
+		"device in an entry":     {with(Device("cuda:0")), "torch.device values cannot be written: PyTorch's weights_only loader does not accept them"},
+		"bytes in an entry":      {with([]byte("x")), "bytes values cannot be written"},
+		"Go type":                {with(struct{}{}), "cannot write a value of Go type struct {}"},
+		"invalid utf-8":          {with("\xff"), `string "\xff" is not valid UTF-8`},
+		"format pickle":          {&Checkpoint{StateDict: sd, Format: FormatPickle}, "cannot write format pickle"},
+		"self-containing value":  {with(selfContaining()), "value nests deeper than 1000 levels (does it contain itself?)"},
+		"no entry at Key":        {&Checkpoint{StateDict: sd, Entries: intKey, Key: "model"}, `checkpoint Key "model" is not an entry of Entries`},
+		"dict in safetensors":    {withFormat(with(NewDict()), FormatSafetensors), `safetensors metadata holds strings, not entry "other" (a dict)`},
+		"list in safetensors":    {withFormat(with([]any{1.0}), FormatSafetensors), `not entry "other" (a list)`},
+		"tensor in safetensors":  {withFormat(with(bad), FormatSafetensors), `not entry "other" (a tensor)`},
+		"int key in safetensors": {&Checkpoint{StateDict: sd, Entries: intKey, Format: FormatSafetensors}, "safetensors metadata has string keys only, not the int key of entry 3"},
+		"utf-8 in safetensors":   {withFormat(with("\xff"), FormatSafetensors), `safetensors metadata entry "other": "\xff" is not valid UTF-8`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			assert.ErrorContains(t, Encode(io.Discard, c.c, c.opts), c.want)
+			assert.ErrorContains(t, Encode(io.Discard, c.c), c.want)
 		})
 	}
 }
@@ -112,7 +157,7 @@ func TestSaveIsAtomic(t *testing.T) {
 	t.Run("encoding fails", func(t *testing.T) {
 		bad := NewStateDict()
 		bad.Set("x", &Tensor{DType: Float32, Shape: []int64{3}})
-		assert.Error(t, Save(path, &Checkpoint{StateDict: bad}, SaveOptions{}))
+		assert.Error(t, Save(path, &Checkpoint{StateDict: bad}))
 		requireOnlyOld(t)
 	})
 	t.Run("writing fails midway", func(t *testing.T) {
@@ -135,11 +180,11 @@ func TestSaveIsAtomic(t *testing.T) {
 			os.Remove(f.Name())
 			t.Skip("permissions are not enforced for this user (root)")
 		}
-		assert.Error(t, Save(path, &Checkpoint{StateDict: sampleStateDict(t)}, SaveOptions{}))
+		assert.Error(t, Save(path, &Checkpoint{StateDict: sampleStateDict(t)}))
 		requireOnlyOld(t)
 	})
 	t.Run("success replaces", func(t *testing.T) {
-		require.NoError(t, Save(path, &Checkpoint{StateDict: sampleStateDict(t), Bare: true}, SaveOptions{}))
+		require.NoError(t, Save(path, &Checkpoint{StateDict: sampleStateDict(t)}))
 		c, err := Load(path)
 		require.NoError(t, err)
 		assert.Equal(t, 2, c.StateDict.Len())
@@ -165,27 +210,27 @@ func TestFromValueFindsTheStateDict(t *testing.T) {
 		d := NewDict()
 		d.Set("epoch", int64(2))
 		d.Set(key, sd.WithPrefix(DataParallelPrefix))
+		d.Set("note", "x")
 		c, err := FromValue(d)
 		require.NoError(t, err, key)
 		assert.Equal(t, sd.Keys(), c.StateDict.Keys())
 		assert.Equal(t, DataParallelPrefix, c.Prefix)
+		assert.Equal(t, key, c.Key)
+		assert.Same(t, d, c.Entries, "the file's dict as it is")
+		assert.Equal(t, []any{"epoch", key, "note"}, c.Entries.Keys())
 	}
-	// Metrics saved as 0-d tensors or ints still read as numbers; entries
-	// of other types stay in Extra untouched.
-	dice, err := FromFloat32(nil, []float32{0.5})
-	require.NoError(t, err)
+	// The original's entry wins over the others'.
 	d := NewDict()
+	d.Set("net", sd)
 	d.Set("state_dict", sd)
-	d.Set("best_dice", dice)
-	d.Set("dice_epoch", int64(1))
-	d.Set("epoch", "seven")
 	c, err := FromValue(d)
 	require.NoError(t, err)
-	assert.Equal(t, 0.5, *c.BestDice)
-	assert.Equal(t, 1.0, *c.DiceEpoch)
-	assert.Nil(t, c.Epoch)
-	epoch, _ := c.Extra.Get("epoch")
-	assert.Equal(t, "seven", epoch)
+	assert.Equal(t, "state_dict", c.Key)
+	// A dict of tensors alone is a bare state dict.
+	c, err = FromValue(sd.WithPrefix(DataParallelPrefix))
+	require.NoError(t, err)
+	assert.Nil(t, c.Entries)
+	assert.Equal(t, DataParallelPrefix, c.Prefix)
 
 	d = NewDict()
 	d.Set("state_dict", []any{})

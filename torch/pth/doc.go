@@ -33,9 +33,12 @@
 // there such files load with weights_only=False only, as files torch.save
 // writes do. State dicts keep their "_metadata" of module versions.
 //
-// Checkpoint and Load/Save handle the checkpoint dicts of the original
-// training scripts, {'epoch', 'state_dict', 'dice_epoch', 'best_dice'},
-// with the "module." key prefix of their DataParallel models; ReadValue and
+// This package knows PyTorch's file formats, not any training script's
+// checkpoint layout. Checkpoint and Load/Save hold a file as it is: the
+// state dict, with a "module." key prefix (DataParallel's) taken off and
+// put back, and the dict of other entries around it, in file order, or
+// the metadata strings of a safetensors file; what the entries mean is
+// for the caller (package models reads the original's). ReadValue and
 // WriteValue give access to any pickled value made of the Python types
 // listed with Dict.
 package pth

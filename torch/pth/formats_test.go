@@ -121,33 +121,60 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 	sd.Set("a.weight", w)
 	sd.Set("b.half", half)
 	sd.Set("c.count", n)
-	epoch, best, diceEpoch := int64(17), 0.7361234567891234, 0.1
-	c := &Checkpoint{StateDict: sd, Epoch: &epoch, BestDice: &best, DiceEpoch: &diceEpoch}
+	entries := NewDict()
+	entries.Set("epoch", int64(17))
+	entries.Set("best_dice", 0.7361234567891234)
+	entries.Set("dice_epoch", 0.1)
+	entries.Set("state_dict", nil) // the tensors, not metadata
+	entries.Set("arch", "unet")
+	entries.Set("flag", true)
+	entries.Set("steps", -3)
+	c := &Checkpoint{StateDict: sd, Entries: entries, Key: "state_dict", Format: FormatSafetensors}
 
-	for _, plain := range []bool{false, true} {
+	for _, prefix := range []string{DataParallelPrefix, ""} {
+		c.Prefix = prefix
 		var buf bytes.Buffer
-		require.NoError(t, Encode(&buf, c, SaveOptions{Format: FormatSafetensors, PlainKeys: plain}))
+		require.NoError(t, Encode(&buf, c))
 		back, err := decode(buf.Bytes())
 		require.NoError(t, err)
 		assert.Equal(t, FormatSafetensors, back.Format)
-		assert.Equal(t, !plain, back.Prefix == DataParallelPrefix)
-		assert.Equal(t, epoch, *back.Epoch)
-		assert.Equal(t, best, *back.BestDice)
-		assert.Equal(t, diceEpoch, *back.DiceEpoch)
-		assert.False(t, back.Bare)
+		assert.Equal(t, prefix, back.Prefix)
+		assert.Empty(t, back.Key)
+		// The metadata strings, sorted, without "format": "pt".
+		assert.Equal(t, []any{"arch", "best_dice", "dice_epoch", "epoch", "flag", "steps"}, back.Entries.Keys())
+		for k, want := range map[string]string{"epoch": "17", "best_dice": "0.7361234567891234", "dice_epoch": "0.1", "arch": "unet", "flag": "true", "steps": "-3"} {
+			got, _ := back.Entries.Get(k)
+			assert.Equal(t, want, got, k)
+		}
 		assert.ElementsMatch(t, sd.Keys(), back.StateDict.Keys())
 		for _, k := range sd.Keys() {
 			want, _ := sd.Get(k)
 			got, _ := back.StateDict.Get(k)
 			assert.True(t, want.Equal(got), k)
 		}
+		// Save writes what Load read.
+		var again bytes.Buffer
+		require.NoError(t, Encode(&again, back))
+		assert.Equal(t, buf.Bytes(), again.Bytes())
 	}
+
+	// Without entries the metadata is "format": "pt" alone, which reads
+	// back as no entries at all.
+	var bare bytes.Buffer
+	require.NoError(t, Encode(&bare, &Checkpoint{StateDict: sd, Format: FormatSafetensors}))
+	back, err := decode(bare.Bytes())
+	require.NoError(t, err)
+	assert.Nil(t, back.Entries)
 
 	// The file follows the format's specification, checked by hand: an
 	// 8-byte little-endian header length, a JSON header whose entries give
 	// dtype, shape and [begin, end) offsets into the data that follows.
+	entries.Delete("arch")
+	entries.Delete("flag")
+	entries.Delete("steps")
+	c.Prefix = ""
 	var buf bytes.Buffer
-	require.NoError(t, Encode(&buf, c, SaveOptions{Format: FormatSafetensors, PlainKeys: true}))
+	require.NoError(t, Encode(&buf, c))
 	file := buf.Bytes()
 	n64 := binary.LittleEndian.Uint64(file)
 	var header map[string]json.RawMessage
@@ -181,8 +208,10 @@ func TestReadsHandMadeSafetensors(t *testing.T) {
 	c, err := decode(file)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"x", "flag"}, c.StateDict.Keys())
-	assert.Equal(t, int64(3), *c.Epoch)
-	note, _ := c.Extra.Get("note")
+	assert.Equal(t, []any{"epoch", "note"}, c.Entries.Keys())
+	epoch, _ := c.Entries.Get("epoch")
+	assert.Equal(t, "3", epoch)
+	note, _ := c.Entries.Get("note")
 	assert.Equal(t, "hi", note)
 	flag, _ := c.StateDict.Get("flag")
 	assert.Equal(t, Bool, flag.DType)
@@ -192,7 +221,6 @@ func TestReadsHandMadeSafetensors(t *testing.T) {
 		"unsupported dtype": `{"x":{"dtype":"U16","shape":[1],"data_offsets":[0,2]}}`,
 		"offsets past data": `{"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}`,
 		"shape overflow":    `{"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}}`,
-		"bad epoch":         `{"__metadata__":{"epoch":"three"},"x":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}`,
 	} {
 		file := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
 		file = append(append(file, h...), 0, 0)

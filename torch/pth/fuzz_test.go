@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,13 +27,22 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if c.Format == FormatPickle {
+			c.Format = FormatZip // a format Save writes
+		}
 		var buf bytes.Buffer
-		if err := Encode(&buf, c, SaveOptions{PlainKeys: c.Prefix == ""}); err != nil {
+		if err := Encode(&buf, c); err != nil {
 			return // values PyTorch's safe loader could not read back either
 		}
 		back, err := decode(buf.Bytes())
 		if err != nil {
 			t.Fatalf("reading back a written checkpoint: %v", err)
+		}
+		if back.Format != c.Format || back.Prefix != c.Prefix || back.Key != c.Key {
+			t.Fatalf("read back format %s, prefix %q, key %q; wrote %s, %q, %q", back.Format, back.Prefix, back.Key, c.Format, c.Prefix, c.Key)
+		}
+		if !slices.Equal(back.Entries.Keys(), c.Entries.Keys()) {
+			t.Fatalf("read back entries %v, wrote %v", back.Entries.Keys(), c.Entries.Keys())
 		}
 		if back.StateDict.Len() != c.StateDict.Len() {
 			t.Fatalf("wrote %d tensors, read back %d", c.StateDict.Len(), back.StateDict.Len())
@@ -65,9 +75,12 @@ func TestFilesOfPyTorch113(t *testing.T) {
 		require.NoError(t, err, name)
 		assert.Equal(t, format, c.Format)
 		assert.Equal(t, DataParallelPrefix, c.Prefix)
-		assert.Equal(t, int64(3), *c.Epoch)
-		assert.Equal(t, 0.625, *c.BestDice)
-		assert.Equal(t, 0.5, *c.DiceEpoch)
+		assert.Equal(t, "state_dict", c.Key)
+		assert.Equal(t, []any{"epoch", "state_dict", "dice_epoch", "best_dice"}, c.Entries.Keys())
+		for k, want := range map[string]any{"epoch": int64(3), "dice_epoch": 0.5, "best_dice": 0.625} {
+			got, _ := c.Entries.Get(k)
+			assert.Equal(t, want, got, "%s: %s", name, k)
+		}
 		assert.Equal(t, []string{"0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
 			"1.running_var", "1.num_batches_tracked"}, c.StateDict.Keys())
 		v, _ := c.StateDict.Get("1.running_var")
@@ -79,6 +92,7 @@ func TestFilesOfPyTorch113(t *testing.T) {
 	c, err := decode(seed("torch113_plain_pickle"))
 	require.NoError(t, err)
 	assert.Equal(t, FormatPickle, c.Format)
+	assert.Nil(t, c.Entries)
 	v, _ := c.StateDict.Get("v")
 	assert.Equal(t, []int64{2, 2}, v.Shape)
 	got, err := v.Float32s()

@@ -245,14 +245,25 @@ func smallFiles(t testing.TB) map[string][]byte {
 	sd := NewStateDict()
 	sd.Set("conv.weight", w)
 	sd.Set("bn.num_batches_tracked", n)
-	epoch, dice := int64(4), 0.5
 	opt := NewDict()
 	opt.Set("state", []any{w, int64(1), 0.25, "adam", Tuple{true, nil}})
-	c := &Checkpoint{StateDict: sd, Epoch: &epoch, BestDice: &dice, Optimizer: opt}
+	entries := NewDict()
+	entries.Set("epoch", int64(4))
+	entries.Set("state_dict", nil)
+	entries.Set("best_dice", 0.5)
+	entries.Set("optimizer", opt)
 	files := map[string][]byte{}
 	for _, f := range []Format{FormatZip, FormatLegacy, FormatSafetensors} {
+		c := &Checkpoint{StateDict: sd, Prefix: DataParallelPrefix, Entries: entries, Key: "state_dict", Format: f}
+		if f == FormatSafetensors {
+			// Safetensors has no room for the optimizer's state.
+			metadata := NewDict()
+			metadata.Set("epoch", int64(4))
+			metadata.Set("best_dice", 0.5)
+			c.Entries, c.Key = metadata, ""
+		}
 		var buf bytes.Buffer
-		require.NoError(t, Encode(&buf, c, SaveOptions{Format: f}))
+		require.NoError(t, Encode(&buf, c))
 		files[f.String()] = buf.Bytes()
 	}
 	files["pickle"] = plainPickle(t)

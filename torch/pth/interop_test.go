@@ -144,14 +144,13 @@ func testLoadPyTorchCheckpoints(t *testing.T, dir string) {
 			c, err := Load(filepath.Join(dir, name))
 			require.NoError(t, err)
 			assert.Equal(t, DataParallelPrefix, c.Prefix)
-			assert.False(t, c.Bare)
-			require.NotNil(t, c.Epoch)
-			assert.Equal(t, int64(12), *c.Epoch)
-			require.NotNil(t, c.BestDice)
-			assert.Equal(t, 0.7361, *c.BestDice)
-			require.NotNil(t, c.DiceEpoch)
-			assert.Equal(t, 0.71, *c.DiceEpoch)
-			assert.Nil(t, c.Extra)
+			assert.Equal(t, "state_dict", c.Key)
+			require.NotNil(t, c.Entries)
+			assert.Equal(t, []any{"epoch", "state_dict", "dice_epoch", "best_dice", "optimizer"}, c.Entries.Keys(), "the entries in torch.save's order")
+			for k, want := range map[string]any{"epoch": int64(12), "dice_epoch": 0.71, "best_dice": 0.7361} {
+				got, _ := c.Entries.Get(k)
+				assert.Equal(t, want, got, k)
+			}
 			assert.Equal(t, []string{
 				"conv.0.weight", "conv.0.bias", "conv.1.weight", "conv.1.bias",
 				"conv.1.running_mean", "conv.1.running_var", "conv.1.num_batches_tracked",
@@ -165,21 +164,24 @@ func testLoadPyTorchCheckpoints(t *testing.T, dir string) {
 			// The module versions lose the wrapper along with the prefix.
 			require.NotNil(t, c.StateDict.Metadata)
 			assert.Equal(t, []any{"", "conv", "conv.0", "conv.1", "conv.2", "fc"}, c.StateDict.Metadata.Keys())
-			opt, ok := c.Optimizer.(*Dict)
-			require.True(t, ok, "optimizer is %T", c.Optimizer)
+			v, _ := c.Entries.Get("optimizer")
+			opt, ok := v.(*Dict)
+			require.True(t, ok, "optimizer is %T", v)
 			assert.Equal(t, []any{"state", "param_groups"}, opt.Keys())
 		})
 	}
 	c, err := Load(filepath.Join(dir, "model_key.pth"))
 	require.NoError(t, err)
 	assert.Equal(t, "", c.Prefix)
-	assert.Equal(t, int64(3), *c.Epoch)
-	assert.Equal(t, []any{"note"}, c.Extra.Keys())
+	assert.Equal(t, "model", c.Key)
+	assert.Equal(t, []any{"model", "epoch", "note"}, c.Entries.Keys())
+	epoch, _ := c.Entries.Get("epoch")
+	assert.Equal(t, int64(3), epoch)
 	assert.Equal(t, 9, c.StateDict.Len())
 
 	c, err = Load(filepath.Join(dir, "bare_dp_legacy.pth"))
 	require.NoError(t, err)
-	assert.True(t, c.Bare)
+	assert.Nil(t, c.Entries)
 	assert.Equal(t, DataParallelPrefix, c.Prefix)
 	assert.Equal(t, FormatLegacy, c.Format)
 }
@@ -265,11 +267,12 @@ func testPyTorchLoadsGoFiles(t *testing.T, src string) {
 	require.True(t, ok)
 
 	written := map[string]any{}
-	save := func(name string, c *Checkpoint, opts SaveOptions) {
-		require.NoError(t, Save(filepath.Join(dir, name), c, opts))
+	save := func(name string, c *Checkpoint, format Format, prefix string) {
+		c = &Checkpoint{StateDict: c.StateDict, Prefix: prefix, Entries: c.Entries, Key: c.Key, Format: format}
+		require.NoError(t, Save(filepath.Join(dir, name), c))
 		sd := c.StateDict
-		if !opts.PlainKeys {
-			sd = sd.WithPrefix(DataParallelPrefix)
+		if prefix != "" {
+			sd = sd.WithPrefix(prefix)
 		}
 		v, err := c.value(sd)
 		require.NoError(t, err)
@@ -279,18 +282,29 @@ func testPyTorchLoadsGoFiles(t *testing.T, src string) {
 		require.NoError(t, WriteValue(filepath.Join(dir, name), v, f))
 		written[name] = v
 	}
-	save("go_ckpt_zip.pth", ckpt, SaveOptions{})
-	save("go_ckpt_legacy.pth", ckpt, SaveOptions{Format: FormatLegacy})
-	save("go_ckpt_plain.pth", ckpt, SaveOptions{PlainKeys: true})
-	epoch := int64(5)
-	save("go_nofloat_zip.pth", &Checkpoint{StateDict: ckpt.StateDict, Epoch: &epoch}, SaveOptions{})
+	save("go_ckpt_zip.pth", ckpt, FormatZip, DataParallelPrefix)
+	save("go_ckpt_legacy.pth", ckpt, FormatLegacy, DataParallelPrefix)
+	save("go_ckpt_plain.pth", ckpt, FormatZip, "")
+	nofloat := NewDict()
+	nofloat.Set("epoch", int64(5))
+	nofloat.Set("state_dict", nil)
+	save("go_nofloat_zip.pth", &Checkpoint{StateDict: ckpt.StateDict, Entries: nofloat, Key: "state_dict"}, FormatZip, DataParallelPrefix)
 	write("go_bare_zip.pth", kindsSD, FormatZip)
 	write("go_bare_legacy.pth", kindsSD, FormatLegacy)
 	values := goValues(t)
 	write("go_values_zip.pth", values, FormatZip)
 	write("go_values_legacy.pth", values, FormatLegacy)
 
-	require.NoError(t, Save(filepath.Join(dir, "go_ckpt.safetensors"), ckpt, SaveOptions{Format: FormatSafetensors}))
+	// Safetensors holds the entries that are strings or numbers, as
+	// metadata strings: all of ckpt's but the optimizer's state.
+	metadata := NewDict()
+	for _, k := range ckpt.Entries.Keys() {
+		if v, _ := ckpt.Entries.Get(k); k != "optimizer" && k != ckpt.Key {
+			metadata.Set(k, v)
+		}
+	}
+	require.NoError(t, Save(filepath.Join(dir, "go_ckpt.safetensors"),
+		&Checkpoint{StateDict: ckpt.StateDict, Prefix: ckpt.Prefix, Entries: metadata, Format: FormatSafetensors}))
 
 	var got map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal([]byte(pytorchtest.Run(t, "", pyCheckGoFiles, dir)), &got))

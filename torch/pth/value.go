@@ -146,35 +146,3 @@ func AsStateDict(v any) (*StateDict, bool) {
 	}
 	return nil, false
 }
-
-// asInt64 returns v as an integer when it is one.
-func asInt64(v any) (int64, bool) {
-	switch v := v.(type) {
-	case int64:
-		return v, true
-	case int:
-		return int64(v), true
-	}
-	return 0, false
-}
-
-// asFloat64 returns v as a float when it is a number, or a tensor holding a
-// single number (metrics are sometimes saved as 0-d tensors).
-func asFloat64(v any) (float64, bool) {
-	switch v := v.(type) {
-	case float64:
-		return v, true
-	case int64:
-		return float64(v), true
-	case int:
-		return float64(v), true
-	case *Tensor:
-		if v.DType.IsFloat() && v.Numel() == 1 {
-			f, err := v.Float64s()
-			if err == nil {
-				return f[0], true
-			}
-		}
-	}
-	return 0, false
-}
