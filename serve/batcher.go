@@ -10,10 +10,11 @@ import (
 )
 
 // A batcher runs the slices of concurrent requests through the predictor
-// together: it takes the oldest waiting slice, waits up to maxDelay for
-// more of the same size until it has maxBatch, and runs them in one
-// forward pass. One goroutine runs every pass, so passes never compete for
-// the CPU's cores or the GPU; libtorch parallelises inside each.
+// together: a worker takes the oldest waiting slice, waits up to maxDelay
+// for more of the same size until it has maxBatch, and runs them in one
+// forward pass. libtorch parallelises inside each pass; a second worker
+// lets one pass fill the cores where another runs an operation that
+// parallelises poorly.
 
 // predictFunc runs n normalised slices of h×w (n×3×h×w values) in one pass.
 type predictFunc func(images []float32, n, h, w int) (*models.Prediction, error)
@@ -83,20 +84,31 @@ type batcher struct {
 	observe  func(size int, took time.Duration) // after every pass
 	queued   func(n int)                        // slices waiting, on every change
 
-	mu     sync.Mutex
-	queue  []slice
-	wake   chan struct{} // a token when the queue gained slices
-	closed bool
-	exited chan struct{}
+	mu      sync.Mutex
+	queue   []slice
+	wake    chan struct{} // a token when the queue gained slices
+	closed  bool
+	closing chan struct{} // closed by close
+	workers sync.WaitGroup
 }
 
-func newBatcher(predict predictFunc, maxBatch int, maxDelay time.Duration, observe func(int, time.Duration), queued func(int)) *batcher {
+func newBatcher(predict predictFunc, maxBatch int, maxDelay time.Duration, workers int, observe func(int, time.Duration), queued func(int)) *batcher {
 	b := &batcher{
 		predict: predict, maxBatch: maxBatch, maxDelay: maxDelay, observe: observe, queued: queued,
-		wake: make(chan struct{}, 1), exited: make(chan struct{}),
+		wake: make(chan struct{}, 1), closing: make(chan struct{}),
 	}
-	go b.run()
+	for range workers {
+		b.workers.Go(b.run)
+	}
 	return b
+}
+
+// signal wakes a waiting worker, if none is woken already.
+func (b *batcher) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
 }
 
 // submit queues every slice of bt. It returns false once the batcher is
@@ -113,23 +125,19 @@ func (b *batcher) submit(bt *batch) bool {
 	n := len(b.queue)
 	b.mu.Unlock()
 	b.queued(n)
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
+	b.signal()
 	return true
 }
 
 // close stops the batcher once the slices already queued have run.
 func (b *batcher) close() {
 	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
+	if !b.closed {
+		b.closed = true
+		close(b.closing)
 	}
-	<-b.exited
+	b.mu.Unlock()
+	b.workers.Wait()
 }
 
 // take removes from the queue up to limit slices of the size of the oldest
@@ -152,7 +160,6 @@ func (b *batcher) take(limit, h, w int) []slice {
 }
 
 func (b *batcher) run() {
-	defer close(b.exited)
 	for {
 		b.mu.Lock()
 		group := b.take(b.maxBatch, 0, 0)
@@ -162,7 +169,10 @@ func (b *batcher) run() {
 			if closed {
 				return
 			}
-			<-b.wake
+			select {
+			case <-b.wake:
+			case <-b.closing:
+			}
 			continue
 		}
 		if len(group) < b.maxBatch && b.maxDelay > 0 {
@@ -172,6 +182,9 @@ func (b *batcher) run() {
 		n := len(b.queue)
 		b.mu.Unlock()
 		b.queued(n)
+		if n > 0 {
+			b.signal() // another worker may take the rest meanwhile
+		}
 		b.runPass(group)
 	}
 }
@@ -185,6 +198,8 @@ func (b *batcher) gather(group []slice) []slice {
 	for len(group) < b.maxBatch {
 		select {
 		case <-timer.C:
+			return group
+		case <-b.closing:
 			return group
 		case <-b.wake:
 			b.mu.Lock()

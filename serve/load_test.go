@@ -35,7 +35,7 @@ func TestConcurrentClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
-	s, ts := start(t, Config{MaxBatch: 8})
+	s, ts := start(t, Config{MaxBatch: 8, Workers: 2})
 	scans := make([]*image.Gray, 6)
 	for i := range scans {
 		scans[i] = scanOf(i)

@@ -48,6 +48,7 @@ const (
 	DefaultMaxDelay     = 5 * time.Millisecond
 	DefaultMaxBodyBytes = 256 << 20
 	DefaultMaxQueue     = 64
+	DefaultWorkers      = 1
 )
 
 // Config sets up a Server.
@@ -70,6 +71,9 @@ type Config struct {
 	// MaxQueue is the most requests admitted at once, running or waiting;
 	// 0 means DefaultMaxQueue.
 	MaxQueue int
+	// Workers is the number of forward passes that may run at once; 0
+	// means DefaultWorkers.
+	Workers int
 	// Logger gets one line per request; nil means slog.Default().
 	Logger *slog.Logger
 	// Registry gets the server's metrics; nil means a new registry with
@@ -98,8 +102,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Deployment == nil {
 		return nil, errors.New("serve: no deployment")
 	}
-	if cfg.MaxBatch < 0 || cfg.MaxQueue < 0 || cfg.MaxBodyBytes < 0 {
-		return nil, fmt.Errorf("serve: max batch %d, max queue %d and max body %d must not be negative", cfg.MaxBatch, cfg.MaxQueue, cfg.MaxBodyBytes)
+	if cfg.MaxBatch < 0 || cfg.MaxQueue < 0 || cfg.MaxBodyBytes < 0 || cfg.Workers < 0 {
+		return nil, fmt.Errorf("serve: max batch %d, max queue %d, max body %d and workers %d must not be negative", cfg.MaxBatch, cfg.MaxQueue, cfg.MaxBodyBytes, cfg.Workers)
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = DefaultWorkers
 	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = DefaultMaxBatch
@@ -126,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(cfg.Registry, cfg.LoadTime)
 	delay := max(cfg.MaxDelay, 0)
-	s.batcher = newBatcher(s.dep.Predict, cfg.MaxBatch, delay, s.metrics.observePass, s.metrics.setQueued)
+	s.batcher = newBatcher(s.dep.Predict, cfg.MaxBatch, delay, cfg.Workers, s.metrics.observePass, s.metrics.setQueued)
 	s.routes()
 	s.ready.Store(true)
 	return s, nil

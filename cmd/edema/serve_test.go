@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
+	"github.com/edema/edema/torch"
 )
 
 // TestServeMainProcess runs main in a child process of TestServeDrainsOnSIGTERM.
@@ -166,4 +168,11 @@ func TestServeFlagErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), "serve: ", tc.args)
 		assert.Contains(t, err.Error(), tc.want, tc.args)
 	}
+}
+
+func TestServingDefaults(t *testing.T) {
+	batch, workers, threads := servingDefaults(torch.CPU)
+	assert.Equal(t, []int{1, runtime.NumCPU(), 1}, []int{batch, workers, threads}, "CPU: a pass per core, one thread each")
+	batch, workers, threads = servingDefaults(torch.CUDA(0))
+	assert.Equal(t, []int{8, 1, runtime.NumCPU()}, []int{batch, workers, threads}, "GPU: one pass at a time, in batches")
 }
