@@ -1,6 +1,7 @@
 package models
 
 import (
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -57,4 +58,61 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkLiveness times an evaluation forward pass and a training step
+// (forward and backward) of each network on one slice of the challenge's
+// size, 1×3×1024×512, and reports the process's peak resident memory:
+// with EDEMA_BENCH_KEEP_INTERMEDIATES=1 the networks keep every
+// intermediate result until the pass's scope closes instead of freeing it
+// after its last use. Peak memory is the process's, so each sub-benchmark
+// runs in a process of its own (scripts/bench_liveness.sh).
+func BenchmarkLiveness(b *testing.B) {
+	defer benchenv.Setup(b)()
+	if os.Getenv("EDEMA_BENCH_KEEP_INTERMEDIATES") == "1" {
+		freeEarly = false
+		defer func() { freeEarly = true }()
+	}
+	for _, name := range Names() {
+		for _, step := range []string{"forward", "train"} {
+			b.Run(name+"/"+step, func(b *testing.B) {
+				torch.ManualSeed(0)
+				m, err := New(name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer m.Free()
+				x := torch.Randn([]int64{1, 3, 1024, 512}, torch.Float32CPU)
+				defer x.Free()
+				run := func() {
+					torch.Scoped(func(*torch.Scope) {
+						seg, det, err := m.Forward(x)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if step == "train" {
+							seg.Mean().Add(det.Mean()).Backward()
+						}
+					})
+				}
+				if step == "forward" {
+					m.Eval()
+					inner := run
+					run = func() { torch.InferenceMode(inner) }
+				} else {
+					m.Train()
+				}
+				run() // warm-up
+				b.ResetTimer()
+				for b.Loop() {
+					run()
+				}
+				var ru syscall.Rusage
+				if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(ru.Maxrss)/1024, "peak-MiB")
+			})
+		}
+	}
 }

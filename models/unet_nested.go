@@ -102,11 +102,3 @@ func (n *UNetNested) Forward(x *torch.Tensor) (seg, det *torch.Tensor) {
 		DivScalar(4)
 	return torch.LogSoftmax(final, 1), det
 }
-
-// release frees the handles of nodes that no later node uses, so that their
-// memory serves the next ones (autograd keeps what backward needs).
-func release(nodes ...*torch.Tensor) {
-	for _, t := range nodes {
-		t.Free()
-	}
-}
