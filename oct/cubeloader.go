@@ -30,38 +30,6 @@ func (c *Cube) Slices() int { return len(c.Stacks) }
 // Labelled tells whether the cube has labels.
 func (c *Cube) Labelled() bool { return c.Labels != nil }
 
-// Batch returns slices [start, end) of the cube as network input, with
-// labels and targets when the cube has them.
-func (c *Cube) Batch(norm *Normalizer, start, end int) *Batch {
-	b := newBatch(end-start, c.H, c.W, c.Labelled())
-	area := c.W * c.H
-	for i := start; i < end; i++ {
-		k := i - start
-		norm.Fill(b.Image(k), c.Stacks[i], false)
-		b.Paths[k] = c.Paths[i]
-		if c.Labelled() {
-			dst := b.Label(k)
-			for p, v := range c.Labels[i*area : (i+1)*area] {
-				dst[p] = int64(v)
-			}
-			copy(b.Target(k), c.Targets[i*NumLesions:(i+1)*NumLesions])
-		}
-	}
-	return b
-}
-
-// Batches yields the cube's slices in order, size at a time; the last batch
-// holds the rest.
-func (c *Cube) Batches(norm *Normalizer, size int) iter.Seq[*Batch] {
-	return func(yield func(*Batch) bool) {
-		for start := 0; start < c.Slices(); start += size {
-			if !yield(c.Batch(norm, start, min(start+size, c.Slices()))) {
-				return
-			}
-		}
-	}
-}
-
 // LoadCube reads a whole cube: the stacks 000.png … of e.Images in numerical
 // order and, when e.Labels is set, the label (i+1).bmp of every stack i.
 // Every file must have the size of the first stack, a multiple of 16. Up to

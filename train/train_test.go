@@ -371,13 +371,16 @@ func TestRunWritesTheOriginalsFiles(t *testing.T) {
 	for _, e := range entries {
 		cube, err := oct.LoadCube(cfg.DataDir, e, 1)
 		require.NoError(t, err)
-		all := cube.Batch(norm, 0, cube.Slices())
+		size := 3 * cube.H * cube.W
+		images := make([]float32, cube.Slices()*size)
+		for i, s := range cube.Stacks {
+			norm.Fill(images[i*size:(i+1)*size], s, false)
+		}
 		m.Eval()
 		p := models.NewPrediction(cube.Slices(), cube.H, cube.W, false)
 		for at := 0; at < cube.Slices(); at += 3 {
 			n := min(3, cube.Slices()-at)
-			size := 3 * cube.H * cube.W
-			require.NoError(t, m.PredictInto(p, at, all.Images[at*size:(at+n)*size], n))
+			require.NoError(t, m.PredictInto(p, at, images[at*size:(at+n)*size], n))
 		}
 		require.NoError(t, ev.Add(cube.Name, p.Labels, cube.Labels, p.Detections, cube.Targets))
 	}
