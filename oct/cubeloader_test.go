@@ -173,4 +173,3 @@ func (c *Cube) Batches(norm *Normalizer, size int) iter.Seq[*Batch] {
 		}
 	}
 }
-
