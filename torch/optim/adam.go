@@ -148,15 +148,19 @@ func zerosLike(p *torch.Tensor) *torch.Tensor {
 	return torch.Zeros(p.Shape(), torch.Options{DType: p.DType(), Device: p.Device()}).Unscope()
 }
 
-// StateDict exports the state as torch.optim.Adam.state_dict() of PyTorch
-// 1.13 does: per parameter that has state, its step as a float32 scalar
-// tensor, exp_avg, exp_avg_sq and, with AMSGrad, max_exp_avg_sq; per
-// group, lr, betas, eps, weight_decay, amsgrad, maximize, foreach (None),
-// capturable, differentiable and fused (False), and the parameter ids.
+// StateDict exports the state in the DefaultLayout (see StateDictFor).
+func (a *Adam) StateDict() (*Dict, error) { return a.StateDictFor(DefaultLayout) }
+
+// StateDictFor exports the state as torch.optim.Adam.state_dict() of the
+// release of layout l does: per parameter that has state, its step as a
+// float32 scalar tensor, exp_avg, exp_avg_sq and, with AMSGrad,
+// max_exp_avg_sq; per group, lr, betas, eps, weight_decay, amsgrad,
+// maximize, foreach (None), capturable, differentiable (False), fused
+// (False in 1.13, None in 2.x), and the parameter ids.
 //
 // The state tensors share memory with the optimizer's, as PyTorch's do:
 // the next Step changes them. Freeing them leaves the optimizer's intact.
-func (a *Adam) StateDict() (*Dict, error) {
+func (a *Adam) StateDictFor(l Layout) (*Dict, error) {
 	return a.stateDict(func(k int) *Dict {
 		st := a.state[k]
 		e := NewDict()
@@ -178,7 +182,11 @@ func (a *Adam) StateDict() (*Dict, error) {
 		pg.Set("foreach", nil)
 		pg.Set("capturable", false)
 		pg.Set("differentiable", false)
-		pg.Set("fused", false)
+		if l == PyTorch113 {
+			pg.Set("fused", false)
+		} else {
+			pg.Set("fused", nil)
+		}
 		return pg
 	})
 }

@@ -23,8 +23,11 @@ type Optimizer interface {
 	SetLR(lr float64) error
 	// SetGroupLR sets the learning rate of one parameter group.
 	SetGroupLR(group int, lr float64) error
-	// StateDict exports the state as PyTorch's optimizer.state_dict().
+	// StateDict exports the state as PyTorch's optimizer.state_dict(), in
+	// the DefaultLayout.
 	StateDict() (*Dict, error)
+	// StateDictFor exports the state in the layout of a PyTorch release.
+	StateDictFor(l Layout) (*Dict, error)
 	// LoadStateDict imports a state that StateDict or PyTorch exported.
 	LoadStateDict(sd *Dict) error
 }
@@ -180,12 +183,15 @@ func (g *groups[O, PO]) step(update func(k int, p, grad *torch.Tensor, o *O)) er
 func (g *groups[O, PO]) addState(k int) { g.order = append(g.order, k) }
 
 // stateDict assembles PyTorch's {'state': ..., 'param_groups': ...} from
-// each stateful parameter's entries and each group's hyperparameters.
+// each stateful parameter's entries (none where state returns nil) and each
+// group's hyperparameters.
 func (g *groups[O, PO]) stateDict(state func(k int) *Dict, hyper func(o *O) *Dict) (*Dict, error) {
 	st := NewDict()
 	err := torch.Try(func() {
 		for _, k := range g.order {
-			st.Set(int64(k), state(k))
+			if e := state(k); e != nil {
+				st.Set(int64(k), e)
+			}
 		}
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/edema/edema/internal/pytorchtest"
@@ -378,6 +379,10 @@ func requireParamsClose(t *testing.T, want, got []*torch.Tensor) {
 func TestMatchesTorchOptim(t *testing.T) {
 	pr := newProblem()
 	ref := reference(t, pr)
+	// The state dicts are compared in the layout of the PyTorch here.
+	layout, err := LayoutOf(strings.TrimSpace(pytorchtest.Run(t, t.TempDir(), "import torch; print(torch.__version__)")))
+	require.NoError(t, err)
+	t.Logf("comparing state dicts in the layout of %s", layout)
 	for _, c := range refCases {
 		t.Run(c.name, func(t *testing.T) {
 			want := ref[c.name]
@@ -388,7 +393,7 @@ func TestMatchesTorchOptim(t *testing.T) {
 			opt := c.build(t, params)
 			pr.run(t, c, opt, params, 0, checkpoint)
 			requireParamsClose(t, want[checkpoint].params, params)
-			sd5, err := opt.StateDict()
+			sd5, err := opt.StateDictFor(layout)
 			require.NoError(t, err)
 			compareTree(t, "state_dict", want[checkpoint].state, sd5)
 
@@ -400,7 +405,7 @@ func TestMatchesTorchOptim(t *testing.T) {
 
 			pr.run(t, c, opt, params, checkpoint, numSteps)
 			requireParamsClose(t, want[numSteps].params, params)
-			sd10, err := opt.StateDict()
+			sd10, err := opt.StateDictFor(layout)
 			require.NoError(t, err)
 			compareTree(t, "state_dict", want[numSteps].state, sd10)
 
@@ -408,7 +413,7 @@ func TestMatchesTorchOptim(t *testing.T) {
 			for i := range params {
 				require.Equal(t, params[i].Float32s(), resumed[i].Float32s(), "parameter %d after resuming from Go's state", i)
 			}
-			sd10resumed, err := opt2.StateDict()
+			sd10resumed, err := opt2.StateDictFor(layout)
 			require.NoError(t, err)
 			require.Equal(t, mustJSON(t, toJSON(sd10)), mustJSON(t, toJSON(sd10resumed)))
 
@@ -418,7 +423,7 @@ func TestMatchesTorchOptim(t *testing.T) {
 			require.NoError(t, opt3.LoadStateDict(want[checkpoint].state))
 			pr.run(t, c, opt3, fromTorch, checkpoint, numSteps)
 			requireParamsClose(t, want[numSteps].params, fromTorch)
-			sd10torch, err := opt3.StateDict()
+			sd10torch, err := opt3.StateDictFor(layout)
 			require.NoError(t, err)
 			compareTree(t, "state_dict", want[numSteps].state, sd10torch)
 		})

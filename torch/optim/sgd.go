@@ -122,20 +122,27 @@ func (s *SGD) update(k int, p, grad *torch.Tensor, o *SGDOptions) {
 	p.AddInPlace(d, -o.LR)
 }
 
-// StateDict exports the state as torch.optim.SGD.state_dict() of PyTorch
-// 1.13 does: per parameter that has had a gradient, its momentum_buffer
-// (None without momentum); per group, lr, momentum, dampening,
-// weight_decay, nesterov, maximize, foreach (None), differentiable (False)
+// StateDict exports the state in the DefaultLayout (see StateDictFor).
+func (s *SGD) StateDict() (*Dict, error) { return s.StateDictFor(DefaultLayout) }
+
+// StateDictFor exports the state as torch.optim.SGD.state_dict() of the
+// release of layout l does: per parameter that has had a gradient, its
+// momentum_buffer (without momentum: None in 1.13, no entry at all in
+// 2.x); per group, lr, momentum, dampening, weight_decay, nesterov,
+// maximize, foreach (None), differentiable (False), in 2.x fused (None),
 // and the parameter ids.
 //
 // The momentum buffers share memory with the optimizer's, as PyTorch's do.
-func (s *SGD) StateDict() (*Dict, error) {
+func (s *SGD) StateDictFor(l Layout) (*Dict, error) {
 	return s.stateDict(func(k int) *Dict {
 		e := NewDict()
-		if b := s.state[k].momentumBuffer; b != nil {
+		switch b := s.state[k].momentumBuffer; {
+		case b != nil:
 			e.Set("momentum_buffer", b.Detach())
-		} else {
+		case l == PyTorch113:
 			e.Set("momentum_buffer", nil)
+		default:
+			return nil
 		}
 		return e
 	}, func(o *SGDOptions) *Dict {
@@ -148,6 +155,9 @@ func (s *SGD) StateDict() (*Dict, error) {
 		pg.Set("maximize", o.Maximize)
 		pg.Set("foreach", nil)
 		pg.Set("differentiable", false)
+		if l != PyTorch113 {
+			pg.Set("fused", nil)
+		}
 		return pg
 	})
 }

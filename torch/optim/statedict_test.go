@@ -258,3 +258,63 @@ func TestLoadStateDictAccepts(t *testing.T) {
 		assert.Len(t, at(t, out, "state", int64(0), "exp_avg").(*torch.Tensor).Float32s(), 2)
 	})
 }
+
+// TestLayouts checks what differs between the layouts of 1.13 and 2.x:
+// Adam's and SGD's "fused", and SGD's state without momentum.
+func TestLayouts(t *testing.T) {
+	w := torch.Ones([]int64{2}, torch.Float32CPU).SetRequiresGrad(true)
+	defer w.Free()
+	adam, err := NewAdam([]*torch.Tensor{w}, AdamOptions{LR: 0.1})
+	require.NoError(t, err)
+	sgd, err := NewSGD([]*torch.Tensor{w}, SGDOptions{LR: 0.1})
+	require.NoError(t, err)
+	w.Mul(w).Sum().Backward()
+	require.NoError(t, adam.Step())
+	require.NoError(t, sgd.Step())
+	for _, tc := range []struct {
+		layout      Layout
+		adamFused   any
+		sgdHasFused bool
+		sgdEntries  int
+	}{
+		{PyTorch113, false, false, 1},
+		{PyTorch2, nil, true, 0},
+	} {
+		a, err := adam.StateDictFor(tc.layout)
+		require.NoError(t, err)
+		fused, _ := group(t, a).Get("fused")
+		assert.Equal(t, tc.adamFused, fused, "%s: Adam fused", tc.layout)
+		s, err := sgd.StateDictFor(tc.layout)
+		require.NoError(t, err)
+		_, hasFused := group(t, s).Get("fused")
+		assert.Equal(t, tc.sgdHasFused, hasFused, "%s: SGD fused", tc.layout)
+		state, _ := s.Get("state")
+		assert.Equal(t, tc.sgdEntries, state.(*Dict).Len(), "%s: SGD state entries without momentum", tc.layout)
+		// Either layout loads back.
+		require.NoError(t, sgd.LoadStateDict(s))
+		require.NoError(t, adam.LoadStateDict(a))
+	}
+	def, err := adam.StateDict()
+	require.NoError(t, err)
+	defGroups, _ := def.Get("param_groups")
+	defFused, _ := defGroups.([]any)[0].(*Dict).Get("fused")
+	assert.Equal(t, false, defFused, "the default is 1.13's")
+
+	for v, want := range map[string]Layout{"1.13.0a0": PyTorch113, "1.13.1": PyTorch113, "2.6.0+debian": PyTorch2, "2.11.0+cu128": PyTorch2} {
+		got, err := LayoutOf(v)
+		require.NoError(t, err, v)
+		assert.Equal(t, want, got, v)
+	}
+	for _, v := range []string{"1.12.1", "0.4.1", "x"} {
+		_, err := LayoutOf(v)
+		assert.Error(t, err, v)
+	}
+}
+
+// group returns the first param group of a state dict.
+func group(t *testing.T, sd *Dict) *Dict {
+	t.Helper()
+	groups, ok := sd.Get("param_groups")
+	require.True(t, ok)
+	return groups.([]any)[0].(*Dict)
+}
