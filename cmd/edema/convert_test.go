@@ -241,7 +241,7 @@ torch.save({"epoch": 9, "state_dict": net.state_dict(), "dice_epoch": 0.6, "best
 	out := pytorchtest.Run(t, dir, `
 import sys, torch, torch.nn as nn
 d = sys.argv[1]
-orig = torch.load(d + "/original.pth.tar")
+orig = torch.load(d + "/original.pth.tar", weights_only=False)  # NumPy scalars, as the original saved
 conv = torch.load(d + "/converted.pth")
 net = nn.DataParallel(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 3, 1)))
 net.load_state_dict(conv["state_dict"])  # strict, as the original scripts load

@@ -72,7 +72,7 @@ for name in sys.argv[2:]:
     c = np.load(f"{out}/{name}_cls.npy")
     ds = np.abs(s.astype(np.float64) - np.load(f"{out}/{name}_seg_ref.npy")).max()
     dc = np.abs(c.astype(np.float64) - np.load(f"{out}/{name}_cls_ref.npy")).max()
-    print(name, s.dtype, "x".join(map(str, s.shape)), c.dtype, "x".join(map(str, c.shape)), repr(ds), repr(dc))
+    print(name, s.dtype, "x".join(map(str, s.shape)), c.dtype, "x".join(map(str, c.shape)), repr(float(ds)), repr(float(dc)))
 `
 
 func TestForwardMatchesPyTorch(t *testing.T) {
