@@ -26,7 +26,7 @@ PREFIX       ?= /usr/local
 # make test installs it here to build and test examples/ against it.
 EXAMPLES_PREFIX ?= $(BUILD)/examples-prefix
 
-.PHONY: all deps shim build test demo bench clean gpu-binaries install examples
+.PHONY: all deps shim build test test-libtorch2 demo bench clean gpu-binaries install examples
 
 all: build
 
@@ -56,6 +56,11 @@ test: deps $(SHIM)
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(DATA_FUZZTIME) $${t%%:*} || exit 1; \
 	done
 	$(MAKE) --no-print-directory examples
+
+# The tests again, against libtorch 2.6 and PyTorch 2.6, in a Debian trixie
+# chroot (see the script).
+test-libtorch2:
+	scripts/test-libtorch2.sh
 
 install: $(SHIM)
 	cmake --install $(BUILD) --prefix $(PREFIX)
