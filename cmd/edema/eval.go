@@ -15,6 +15,7 @@ import (
 	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
+	"github.com/edema/edema/submission"
 	"github.com/edema/edema/torch"
 )
 
@@ -41,6 +42,7 @@ func evalCommand() *cli.Command {
 			&cli.StringFlag{Name: "list-dir", Aliases: []string{"l"}, Required: true, Usage: "LIST_DIR, with val_images.txt, val_labels.txt and info.json"},
 			&cli.StringFlag{Name: "out", Usage: "output folder (default: result/eval/NAME or result/eval/fusion)"},
 			&cli.BoolFlag{Name: "vis", Usage: "also write a picture of every slice (roc.png is always written)"},
+			jsonFlag(),
 			workersFlag(),
 		}, predictorFlags()...),
 		Action: func(c *cli.Context) error {
@@ -59,17 +61,18 @@ func runEval(c *cli.Context) error {
 	}
 	defer job.close()
 	cubes, norm, p, out := job.cubes, job.norm, job.p, job.out
+	// Results on stdout; what eval says while it works on stderr.
+	w, status := c.App.Writer, c.App.ErrWriter
 	opts := inference.EvalOptions{
 		Workers:  c.Int("workers"),
-		Progress: func(d inference.CubeDone) { fmt.Fprintln(c.App.Writer, inference.CubeLine(d)) },
+		Progress: func(d inference.CubeDone) { fmt.Fprintln(status, inference.CubeLine(d)) },
 	}
 	if c.Bool("vis") {
 		opts.VisDir = filepath.Join(out, "vis")
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	w := c.App.Writer
-	fmt.Fprintf(w, "evaluating %s on %d validation cubes (%s, batch %d)\n", p, len(cubes), p.Device(), p.Options().BatchSize)
+	fmt.Fprintf(status, "evaluating %s on %d validation cubes (%s, batch %d)\n", p, len(cubes), p.Device(), p.Options().BatchSize)
 	ev, err := inference.Evaluate(ctx, p, c.String("data-dir"), cubes, norm, opts)
 	if err != nil {
 		return err
@@ -77,14 +80,19 @@ func runEval(c *cli.Context) error {
 	if err := inference.WriteReport(out, p.String(), ev); err != nil {
 		return err
 	}
-	if err := inference.WriteSummary(w, ev); err != nil {
+	if c.Bool("json") {
+		err = writeJSONTo(w, newScoreJSON(submission.Official(ev)))
+	} else {
+		err = inference.WriteSummary(w, ev)
+	}
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "wrote %s, %s, %s and %s", filepath.Join(out, inference.LogName), inference.CubesName, inference.ScoreName, inference.ROCName)
+	fmt.Fprintf(status, "wrote %s, %s, %s and %s", filepath.Join(out, inference.LogName), inference.CubesName, inference.ScoreName, inference.ROCName)
 	if opts.VisDir != "" {
-		fmt.Fprintf(w, "; slice pictures in %s", opts.VisDir)
+		fmt.Fprintf(status, "; slice pictures in %s", opts.VisDir)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintln(status)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"os"
@@ -339,4 +340,34 @@ func TestEvalAndTestErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "eval: open "+filepath.Join(dir, oct.ValImagesList))
 	_, err = runCommand(t, testCommand(), "-d", dir, "-l", f.lists, "--seg-name", "unet", "--seg-path", f.unet, "--out", filepath.Join(dir, "t"))
 	assert.ErrorContains(t, err, "test: ")
+}
+
+// runCommandSplit runs one command with stdout and stderr apart.
+func runCommandSplit(t *testing.T, cmd *cli.Command, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	app := &cli.App{Name: "edema", Commands: []*cli.Command{cmd}, Writer: &out, ErrWriter: &errOut, ExitErrHandler: func(*cli.Context, error) {}}
+	err = app.Run(append([]string{"edema", cmd.Name}, args...))
+	return out.String(), errOut.String(), err
+}
+
+// TestEvalJSON: with --json, stdout holds the official figures as JSON and
+// nothing else; the progress goes to stderr.
+func TestEvalJSON(t *testing.T) {
+	f := newEvalFixture(t)
+	out, status, err := runCommandSplit(t, evalCommand(), "-d", f.data, "-l", f.lists, "--out", t.TempDir(), "-j", "2",
+		"--seg-name", "unet", "--seg-path", f.unet, "--json")
+	require.NoError(t, err, status)
+	var got struct {
+		Score        *float64            `json:"score"`
+		Segmentation map[string]*float64 `json:"segmentation_dice"`
+		Cubes        []struct{ Name string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got), "stdout:\n%s", out)
+	require.NotNil(t, got.Score)
+	assert.Len(t, got.Cubes, 3)
+	assert.Contains(t, got.Segmentation, "SRF")
+	assert.Contains(t, status, "evaluating unet on 3 validation cubes")
+	assert.Contains(t, status, "cube 3/3 ")
+	assert.Contains(t, status, "wrote ")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,4 +49,18 @@ func TestModelsCommand(t *testing.T) {
 
 	_, err = runModels(t, "extra")
 	assert.ErrorContains(t, err, "takes no arguments")
+}
+
+func TestModelsCommandJSON(t *testing.T) {
+	out, err := runModels(t, "--json")
+	require.NoError(t, err)
+	var got []networkSize
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	require.Len(t, got, len(models.Names()))
+	for i, name := range models.Names() {
+		m, err := models.New(name)
+		require.NoError(t, err)
+		assert.Equal(t, networkSize{name, m.NumParameters(), len(m.StateDict())}, got[i])
+		m.Free()
+	}
 }

@@ -24,6 +24,7 @@ func scoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "submit", Aliases: []string{"s"}, Required: true, Usage: "submission: a .zip file or a folder"},
 			&cli.StringFlag{Name: "ref", Aliases: []string{"r"}, Required: true, Usage: "reference folder (ground truth)"},
 			&cli.BoolFlag{Name: "per-cube", Usage: "also print the figures of each cube"},
+			jsonFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -34,6 +35,9 @@ func scoreCommand() *cli.Command {
 				return fmt.Errorf("score: %w", err)
 			}
 			out := c.App.Writer
+			if c.Bool("json") {
+				return writeJSONTo(out, newScoreJSON(r))
+			}
 			if c.Bool("per-cube") {
 				if err := r.WriteCubeTable(out); err != nil {
 					return err

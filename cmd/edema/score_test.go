@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,4 +102,34 @@ func TestScoreCommandErrors(t *testing.T) {
 			assert.ErrorContains(t, err, tt.want)
 		})
 	}
+}
+
+func TestScoreCommandJSON(t *testing.T) {
+	ref, zipped := writeScoreExample(t)
+	out, err := runScore(t, "--submit", zipped, "--ref", ref, "--json")
+	require.NoError(t, err)
+	var got struct {
+		Detection       map[string]*float64 `json:"detection_auc"`
+		Segmentation    map[string]*float64 `json:"segmentation_dice"`
+		AvgDetection    float64             `json:"avg_detection"`
+		AvgSegmentation float64             `json:"avg_segmentation"`
+		Score           float64             `json:"score"`
+		Undefined       []string
+		Cubes           []struct {
+			Name string
+			Dice map[string]*float64
+			AUC  map[string]*float64
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	// The figures of TestScoreCommand; REA's AUC is undefined: null.
+	assert.Nil(t, got.Detection["REA"])
+	assert.Equal(t, 1.0, *got.Detection["SRF"])
+	assert.Equal(t, 0.0, *got.Segmentation["REA"])
+	assert.InDelta(t, 2.0/3, got.AvgSegmentation, 1e-12)
+	assert.InDelta(t, 0.8333, got.Score, 1e-4)
+	assert.Equal(t, []string{"detection AUC of REA is undefined: all 2 slices of the reference cubes contain REA"}, got.Undefined)
+	require.Len(t, got.Cubes, 1)
+	assert.Equal(t, "P0001", got.Cubes[0].Name)
+	assert.Nil(t, got.Cubes[0].AUC["REA"])
 }
