@@ -77,6 +77,7 @@ func newApp() *cli.App {
 			forwardCommand(),
 			serveCommand(),
 			versionCommand(),
+			completionCommand(),
 		},
 		Flags: []cli.Flag{
 			&cli.Int64Flag{
@@ -87,6 +88,8 @@ func newApp() *cli.App {
 			},
 		},
 		Before: enableHostCache,
+		// Shell completion (edema completion) asks the command what comes next.
+		EnableBashCompletion: true,
 		// Repeated flags such as --fusion-model carry paths, which may hold commas.
 		DisableSliceFlagSeparator: true,
 		// Errors are printed once, below, as one line.

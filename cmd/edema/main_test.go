@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,4 +101,70 @@ func TestCommandLineConventions(t *testing.T) {
 	out, err := runApp(t, "score", "--help")
 	require.NoError(t, err)
 	assert.Contains(t, out, "reference folder (ground truth) (required)")
+}
+
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh"} {
+		out, err := runApp(t, "completion", shell)
+		require.NoError(t, err)
+		assert.Contains(t, out, "complete -o bashdefault -o default -F _edema_complete edema", shell)
+		if sh, err := exec.LookPath(shell); err == nil {
+			check := exec.Command(sh, "-n")
+			check.Stdin = strings.NewReader(out)
+			msg, err := check.CombinedOutput()
+			assert.NoError(t, err, "%s -n: %s", shell, msg)
+		}
+	}
+	out, err := runApp(t, "completion", "fish")
+	require.NoError(t, err)
+	assert.Contains(t, out, "complete -r -c edema -n '__fish_edema_no_subcommand' -a 'serve'")
+
+	// The bash script in a real bash, asking a real edema: this test
+	// binary, which runs main under TestMainProcess, behind a wrapper
+	// called edema on PATH.
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	bin := t.TempDir()
+	wrapper := "#!/bin/sh\nEDEMA_MAIN=1 exec " + os.Args[0] + " -test.run='^TestMainProcess$' -- \"$@\"\n"
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "edema"), []byte(wrapper), 0o755))
+	complete := func(words ...string) []string {
+		script, err := runApp(t, "completion", "bash")
+		require.NoError(t, err)
+		cmd := exec.Command(bash, "-c", script+`
+COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _edema_complete; printf '%s\n' "${COMPREPLY[@]}"`, "bash")
+		cmd.Args = append(cmd.Args, words...)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+		out, err := cmd.Output()
+		require.NoError(t, err)
+		return strings.Fields(string(out))
+	}
+	assert.Equal(t, []string{"score", "serve", "synth"}, sortedStrings(complete("edema", "s")))
+	assert.Equal(t, []string{"--max-batch", "--max-body-mb", "--max-delay", "--max-queue"}, sortedStrings(complete("edema", "serve", "--max-")))
+
+	_, err = runApp(t, "completion", "tcsh")
+	assert.ErrorContains(t, err, `unknown shell "tcsh"`)
+	assert.Equal(t, exitUsage, exitCode(err))
+}
+
+// TestMainProcess runs edema's main with the arguments after "--", in a
+// child process that a test starts with EDEMA_MAIN=1.
+func TestMainProcess(t *testing.T) {
+	if os.Getenv("EDEMA_MAIN") != "1" {
+		t.Skip("runs edema in a child process of another test")
+	}
+	for i, a := range os.Args {
+		if a == "--" {
+			os.Args = append([]string{"edema"}, os.Args[i+1:]...)
+			break
+		}
+	}
+	main() // exits
+}
+
+func sortedStrings(s []string) []string {
+	s = append([]string(nil), s...)
+	slices.Sort(s)
+	return s
 }
