@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -252,4 +253,28 @@ assert conv["epoch"] == 9 and conv["best_dice"] == 0.65 and conv["dice_epoch"] =
 print("ok")
 `, dir)
 	assert.Equal(t, "ok\n", out)
+}
+
+func TestInspectCommandJSON(t *testing.T) {
+	sd, params := unetStateDict(t)
+	path := filepath.Join(t.TempDir(), "model_best.pth.tar")
+	epoch, best := int64(41), 0.7361
+	c := &models.Checkpoint{StateDict: sd, Epoch: &epoch, BestDice: &best, Extra: pth.NewDict()}
+	c.Extra.Set("arch", "unet")
+	require.NoError(t, c.Save(path, models.SaveOptions{Format: pth.FormatLegacy}))
+
+	out, _, err := runCheckpointCommand(t, "inspect", "--json", path)
+	require.NoError(t, err)
+	var got inspectionJSON
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	assert.Equal(t, "legacy", got.Format)
+	assert.Equal(t, pth.DataParallelPrefix, got.Prefix)
+	assert.Equal(t, []string{"unet"}, got.Networks)
+	assert.Equal(t, epoch, *got.Epoch)
+	assert.Equal(t, best, *got.BestDice)
+	assert.Nil(t, got.DiceEpoch)
+	assert.Equal(t, []string{"arch"}, got.Other)
+	assert.Equal(t, params, got.Parameters)
+	require.Len(t, got.Tensors, sd.Len())
+	assert.Equal(t, tensorJSON{"conv1.conv1.0.weight", "float32", []int64{16, 3, 3, 3}}, got.Tensors[0])
 }

@@ -23,6 +23,7 @@ func inspectCommand() *cli.Command {
 			"safetensors) and prints its format, the checkpoint entries (epoch, best_dice, dice_epoch,\n" +
 			"optimizer state, others), whether its keys carry DataParallel's \"module.\" prefix, each\n" +
 			"tensor's key (without the prefix), dtype and shape, and the number of parameters.",
+		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return fmt.Errorf("inspect: expected one PATH, got %d arguments", c.NArg())
@@ -31,6 +32,9 @@ func inspectCommand() *cli.Command {
 			ckpt, err := models.ReadCheckpoint(path)
 			if err != nil {
 				return fmt.Errorf("inspect: %w", err)
+			}
+			if c.Bool("json") {
+				return writeJSONTo(c.App.Writer, newInspectionJSON(path, ckpt))
 			}
 			return writeInspection(c.App.Writer, path, ckpt)
 		},
@@ -128,10 +132,9 @@ func isBatchNormBuffer(key string) bool {
 	return false
 }
 
-// writeStateDictReport prints the parameter count and the table of
-// tensors of a state dict.
-func writeStateDictReport(w io.Writer, sd *pth.StateDict) error {
-	var params, buffers, bufferElems int64
+// countParameters counts the elements of a state dict's parameters, and
+// the BatchNorm buffers and their elements apart.
+func countParameters(sd *pth.StateDict) (params, buffers, bufferElems int64) {
 	for _, k := range sd.Keys() {
 		t, _ := sd.Get(k)
 		if isBatchNormBuffer(k) {
@@ -141,6 +144,63 @@ func writeStateDictReport(w io.Writer, sd *pth.StateDict) error {
 		}
 		params += t.Numel()
 	}
+	return params, buffers, bufferElems
+}
+
+// inspectionJSON is what inspect --json prints.
+type inspectionJSON struct {
+	File       string       `json:"file"`
+	Format     string       `json:"format"`
+	Bare       bool         `json:"bare_state_dict"`
+	Prefix     string       `json:"key_prefix"`
+	Networks   []string     `json:"networks"`
+	Epoch      *int64       `json:"epoch,omitempty"`
+	BestDice   *float64     `json:"best_dice,omitempty"`
+	DiceEpoch  *float64     `json:"dice_epoch,omitempty"`
+	Optimizer  string       `json:"optimizer,omitempty"`
+	Other      []string     `json:"other_entries"`
+	Parameters int64        `json:"parameters"`
+	Buffers    int64        `json:"batchnorm_buffers"`
+	Tensors    []tensorJSON `json:"tensors"`
+}
+
+type tensorJSON struct {
+	Key   string  `json:"key"`
+	DType string  `json:"dtype"`
+	Shape []int64 `json:"shape"`
+}
+
+func newInspectionJSON(path string, c *models.Checkpoint) inspectionJSON {
+	params, buffers, _ := countParameters(c.StateDict)
+	r := inspectionJSON{
+		File: path, Format: c.Format.String(), Bare: c.Bare, Prefix: c.Prefix,
+		Networks: append([]string{}, models.Identify(c.StateDict)...),
+		Epoch:    c.Epoch, Other: []string{},
+		Parameters: params, Buffers: buffers, Tensors: []tensorJSON{},
+	}
+	if c.BestDice != nil {
+		r.BestDice = figure64(*c.BestDice)
+	}
+	if c.DiceEpoch != nil {
+		r.DiceEpoch = figure64(*c.DiceEpoch)
+	}
+	if c.Optimizer != nil {
+		r.Optimizer = describeOptimizer(c.Optimizer)
+	}
+	for _, k := range c.Extra.Keys() {
+		r.Other = append(r.Other, fmt.Sprint(k))
+	}
+	for _, k := range c.StateDict.Keys() {
+		t, _ := c.StateDict.Get(k)
+		r.Tensors = append(r.Tensors, tensorJSON{k, t.DType.String(), append([]int64{}, t.Shape...)})
+	}
+	return r
+}
+
+// writeStateDictReport prints the parameter count and the table of
+// tensors of a state dict.
+func writeStateDictReport(w io.Writer, sd *pth.StateDict) error {
+	params, buffers, bufferElems := countParameters(sd)
 	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
 	fmt.Fprintf(tw, "tensors:\t%d\n", sd.Len())
 	fmt.Fprintf(tw, "parameters:\t%d", params)
