@@ -55,14 +55,15 @@ func runTest(c *cli.Context) error {
 	if !seg && !det {
 		seg, det = true, true
 	}
-	w := c.App.Writer
+	// The files written on stdout; what test says while it works on stderr.
+	w, status := c.App.Writer, c.App.ErrWriter
 	opts := inference.SubmitOptions{
 		Workers: c.Int("workers"), Volumes: seg, Detections: det,
-		Progress: func(d inference.CubeDone) { fmt.Fprintln(w, inference.CubeLine(d)) },
+		Progress: func(d inference.CubeDone) { fmt.Fprintln(status, inference.CubeLine(d)) },
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintf(w, "predicting %d test cubes with %s (%s, batch %d)\n", len(cubes), p, p.Device(), p.Options().BatchSize)
+	fmt.Fprintf(status, "predicting %d test cubes with %s (%s, batch %d)\n", len(cubes), p, p.Device(), p.Options().BatchSize)
 	zipPath, err := inference.WriteSubmission(ctx, p, c.String("data-dir"), cubes, norm, out, opts)
 	if err != nil {
 		return err
