@@ -69,8 +69,8 @@ install: $(SHIM)
 # installed shim: what a program of its own does.
 examples: $(SHIM)
 	cmake --install $(BUILD) --prefix $(abspath $(EXAMPLES_PREFIX)) >/dev/null
-	cd examples && $(GO) mod tidy -diff && $(GO) vet -tags edema_pkgconfig ./... && \
-	  PKG_CONFIG_PATH=$(abspath $(EXAMPLES_PREFIX))/lib/pkgconfig $(GO) test -count=1 -tags edema_pkgconfig ./...
+	cd examples && export PKG_CONFIG_PATH=$(abspath $(EXAMPLES_PREFIX))/lib/pkgconfig && \
+	  $(GO) mod tidy -diff && $(GO) vet -tags edema_pkgconfig ./... && $(GO) test -count=1 -tags edema_pkgconfig ./...
 
 demo: build
 	bin/edema demo --out $(DEMO_OUT)
