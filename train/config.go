@@ -11,6 +11,7 @@ import (
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/optim"
 )
 
 // Optimizer is a run's optimizer, as the original's -o flag spells it.
@@ -36,13 +37,17 @@ type Config struct {
 	Workers   int // goroutines decoding training slices
 	Epochs    int
 
-	Optimizer   Optimizer
-	LR          float64
-	LRMode      LRMode
-	Step        int // step mode: the LR drops tenfold every Step epochs
-	Momentum    float64
-	WeightDecay float64
-	Loss        string // mix_3 or mix_33
+	Optimizer Optimizer
+	// OptimizerLayout is the PyTorch release whose state_dict() layout the
+	// checkpoints' "optimizer" entry takes (both releases load either); the
+	// zero value is optim.DefaultLayout's, 1.13's.
+	OptimizerLayout optim.Layout
+	LR              float64
+	LRMode          LRMode
+	Step            int // step mode: the LR drops tenfold every Step epochs
+	Momentum        float64
+	WeightDecay     float64
+	Loss            string // mix_3 or mix_33
 
 	// Augment is the original's optional geometry augmentation of the
 	// training slices (--resize, --random-rotate, --random-scale,
@@ -113,6 +118,8 @@ func (c Config) Validate() error {
 		return fieldErrorf("unknown {Name} %q: want one of %s", c.Name, strings.Join(models.Names(), ", "))
 	case c.Optimizer != Adam && c.Optimizer != SGD:
 		return fieldErrorf("unknown {Optimizer} %q: want Adam or SGD", c.Optimizer)
+	case c.OptimizerLayout != optim.PyTorch113 && c.OptimizerLayout != optim.PyTorch2:
+		return fieldErrorf("unknown {OptimizerLayout} %s", c.OptimizerLayout)
 	case c.BatchSize < 1:
 		return fieldErrorf("{BatchSize} must be at least 1, got %d", c.BatchSize)
 	case c.Epochs < 1:

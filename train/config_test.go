@@ -79,6 +79,7 @@ func TestRunRejects(t *testing.T) {
 		{"unknown network", func(c *Config) { c.Name = "resnet" }, `unknown Name "resnet"`},
 		{"unknown loss", func(c *Config) { c.Loss = "wce" }, `Loss: unknown loss "wce"`},
 		{"unknown optimizer", func(c *Config) { c.Optimizer = "RMSprop" }, `unknown Optimizer "RMSprop": want Adam or SGD`},
+		{"unknown optimizer layout", func(c *Config) { c.OptimizerLayout = 7 }, "unknown OptimizerLayout Layout(7)"},
 		{"no epochs", func(c *Config) { c.Epochs = 0 }, "Epochs must be at least 1"},
 		{"no batch", func(c *Config) { c.BatchSize = 0 }, "BatchSize must be at least 1"},
 		{"unknown schedule", func(c *Config) { c.LRMode = "cosine" }, `unknown LRMode "cosine"`},

@@ -604,7 +604,7 @@ func (t *trainer) summary(pos position, interrupted bool) *Summary {
 // (epoch = epochs done), the optimizer's state, the network's name and
 // the seed, and for a position inside an epoch its steps and totals.
 func (t *trainer) save(path string, pos position) error {
-	optState, err := t.opt.StateDict()
+	optState, err := t.opt.StateDictFor(t.cfg.OptimizerLayout)
 	if err != nil {
 		return err
 	}

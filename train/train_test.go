@@ -21,6 +21,7 @@ import (
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/oct/synth"
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/optim"
 	"github.com/edema/edema/torch/pth"
 )
 
@@ -659,5 +660,27 @@ func TestIntEntryReadsSafetensorsStrings(t *testing.T) {
 	for _, v := range []any{"forty-two", 4.2, nil, []any{int64(1)}} {
 		_, ok := intEntry(v)
 		assert.False(t, ok, "%#v", v)
+	}
+}
+
+// TestOptimizerLayout: the checkpoints' optimizer state takes the layout
+// asked for, and a run resumes from either.
+func TestOptimizerLayout(t *testing.T) {
+	for layout, fused := range map[optim.Layout]any{optim.PyTorch113: false, optim.PyTorch2: nil} {
+		cfg := tinyConfig(t)
+		cfg.Epochs, cfg.MaxStepsPerEpoch, cfg.OptimizerLayout = 1, 1, layout
+		_, err := Run(context.Background(), cfg, nil)
+		require.NoError(t, err)
+		latest := filepath.Join(cfg.Out(), CheckpointDir, LatestName)
+		c, err := models.ReadCheckpoint(latest)
+		require.NoError(t, err)
+		groups, _ := c.Optimizer.(*pth.Dict).Get("param_groups")
+		got, ok := groups.([]any)[0].(*pth.Dict).Get("fused")
+		require.True(t, ok, "%s", layout)
+		assert.Equal(t, fused, got, "%s", layout)
+
+		cfg.Resume, cfg.Epochs = latest, 2
+		_, err = Run(context.Background(), cfg, nil)
+		require.NoError(t, err, "resuming from the layout of %s", layout)
 	}
 }

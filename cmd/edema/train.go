@@ -20,6 +20,7 @@ import (
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/optim"
 	"github.com/edema/edema/train"
 )
 
@@ -51,6 +52,7 @@ func trainCommand() *cli.Command {
 			&cli.IntFlag{Name: "workers", Aliases: []string{"j"}, Value: def.Workers, Usage: "goroutines reading slices"},
 			&cli.IntFlag{Name: "epochs", Value: def.Epochs, Usage: "epochs to train"},
 			&cli.StringFlag{Name: "optimizer", Aliases: []string{"o"}, Value: string(def.Optimizer), Usage: "Adam (betas 0.9, 0.99) | SGD"},
+			&cli.StringFlag{Name: "optimizer-layout", Value: "1.13", Usage: "layout of the optimizer state in checkpoints: that of PyTorch 1.13 | 2 (both load either)"},
 			&cli.Float64Flag{Name: "lr", Value: def.LR, Usage: "initial learning rate"},
 			&cli.StringFlag{Name: "lr-mode", Value: string(def.LRMode), Usage: "learning-rate schedule: step (lr·0.1^(epoch // step)) | poly (lr·(1 − epoch/epochs)^0.9)"},
 			&cli.IntFlag{Name: "step", Value: def.Step, Usage: "epochs between tenfold drops of the learning rate (--lr-mode step)"},
@@ -78,8 +80,13 @@ func trainCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("train: --device: %w", err)
 			}
+			layout, ok := optimizerLayouts[c.String("optimizer-layout")]
+			if !ok {
+				return &usageErr{fmt.Errorf("train: --optimizer-layout %q: want 1.13 or 2", c.String("optimizer-layout"))}
+			}
 			cfg := train.Config{
-				Name: c.String("name"), DataDir: c.String("data-dir"), ListDir: c.String("list-dir"), OutDir: c.String("out"),
+				OptimizerLayout: layout,
+				Name:            c.String("name"), DataDir: c.String("data-dir"), ListDir: c.String("list-dir"), OutDir: c.String("out"),
 				BatchSize: c.Int("batch-size"), Workers: c.Int("workers"), Epochs: c.Int("epochs"),
 				Optimizer: train.Optimizer(c.String("optimizer")), LR: c.Float64("lr"), LRMode: train.LRMode(c.String("lr-mode")), Step: c.Int("step"),
 				Momentum: c.Float64("momentum"), WeightDecay: c.Float64("weight-decay"), Loss: c.String("loss"),
@@ -120,7 +127,7 @@ func trainCommand() *cli.Command {
 var trainFlags = map[string]string{
 	"Name": "--name", "DataDir": "--data-dir", "ListDir": "--list-dir", "OutDir": "--out",
 	"BatchSize": "--batch-size", "Workers": "--workers", "Epochs": "--epochs",
-	"Optimizer": "--optimizer", "LR": "--lr", "LRMode": "--lr-mode", "Step": "--step",
+	"Optimizer": "--optimizer", "OptimizerLayout": "--optimizer-layout", "LR": "--lr", "LRMode": "--lr-mode", "Step": "--step",
 	"Momentum": "--momentum", "WeightDecay": "--weight-decay", "Loss": "--loss",
 	"Resume": "--resume", "ModelPath": "--model-path", "SaveEveryCheckpoint": "--save-every-checkpoint",
 	"Overwrite": "--overwrite", "Device": "--device", "Seed": "--seed",
@@ -130,6 +137,9 @@ var trainFlags = map[string]string{
 }
 
 func trainFlag(field string) string { return trainFlags[field] }
+
+// optimizerLayouts are the values of --optimizer-layout.
+var optimizerLayouts = map[string]optim.Layout{"1.13": optim.PyTorch113, "2": optim.PyTorch2}
 
 // withFlagNames writes an error that holds a train.FieldError, wrapped
 // or not, with the flags of the fields its message names.
