@@ -63,10 +63,8 @@ func runEval(c *cli.Context) error {
 	cubes, norm, p, out := job.cubes, job.norm, job.p, job.out
 	// Results on stdout; what eval says while it works on stderr.
 	w, status := c.App.Writer, c.App.ErrWriter
-	opts := inference.EvalOptions{
-		Workers:  c.Int("workers"),
-		Progress: func(d inference.CubeDone) { fmt.Fprintln(status, inference.CubeLine(d)) },
-	}
+	progress := newCubeProgress(status, "evaluating", len(cubes))
+	opts := inference.EvalOptions{Workers: c.Int("workers"), Progress: progress.done}
 	if c.Bool("vis") {
 		opts.VisDir = filepath.Join(out, "vis")
 	}
@@ -74,6 +72,7 @@ func runEval(c *cli.Context) error {
 	defer stop()
 	fmt.Fprintf(status, "evaluating %s on %d validation cubes (%s, batch %d)\n", p, len(cubes), p.Device(), p.Options().BatchSize)
 	ev, err := inference.Evaluate(ctx, p, c.String("data-dir"), cubes, norm, opts)
+	progress.close()
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edema/edema/inference"
+
 	"github.com/edema/edema/torch"
 )
 
@@ -167,4 +169,18 @@ func sortedStrings(s []string) []string {
 	s = append([]string(nil), s...)
 	slices.Sort(s)
 	return s
+}
+
+// TestCubeProgressPlainOffATerminal: without a terminal each cube is one
+// line, as logs and pipes want.
+func TestCubeProgressPlainOffATerminal(t *testing.T) {
+	var b strings.Builder
+	p := newCubeProgress(&b, "evaluating", 2)
+	p.done(inference.CubeDone{Index: 0, Total: 2, Name: "P0001"})
+	p.done(inference.CubeDone{Index: 1, Total: 2, Name: "P0002"})
+	p.close()
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	require.Len(t, lines, 2)
+	assert.Contains(t, lines[0], "cube 1/2 P0001")
+	assert.Contains(t, lines[1], "cube 2/2 P0002")
 }

@@ -57,14 +57,13 @@ func runTest(c *cli.Context) error {
 	}
 	// The files written on stdout; what test says while it works on stderr.
 	w, status := c.App.Writer, c.App.ErrWriter
-	opts := inference.SubmitOptions{
-		Workers: c.Int("workers"), Volumes: seg, Detections: det,
-		Progress: func(d inference.CubeDone) { fmt.Fprintln(status, inference.CubeLine(d)) },
-	}
+	progress := newCubeProgress(status, "predicting", len(cubes))
+	opts := inference.SubmitOptions{Workers: c.Int("workers"), Volumes: seg, Detections: det, Progress: progress.done}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(status, "predicting %d test cubes with %s (%s, batch %d)\n", len(cubes), p, p.Device(), p.Options().BatchSize)
 	zipPath, err := inference.WriteSubmission(ctx, p, c.String("data-dir"), cubes, norm, out, opts)
+	progress.close()
 	if err != nil {
 		return err
 	}
