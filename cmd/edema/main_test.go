@@ -16,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edema/edema/inference"
-
 	"github.com/edema/edema/torch"
 )
 
