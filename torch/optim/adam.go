@@ -60,7 +60,16 @@ type AdamGroup struct {
 type Adam struct {
 	groups[AdamOptions, *AdamOptions]
 	state []*adamState // by flat parameter index; nil until the first step
+	// lerp updates the first moment as PyTorch 2 does (see Emulate).
+	lerp bool
 }
+
+// Emulate makes Step compute as torch.optim.Adam of release r does.
+// PyTorch 2 updates the first moment with exp_avg.lerp_(grad, 1-beta1),
+// 1.13 (the default here) with exp_avg.mul_(beta1).add_(grad, alpha=1-beta1):
+// the same value, rounded differently, by up to a few units in the last
+// place a step.
+func (a *Adam) Emulate(r Layout) { a.lerp = r == PyTorch2 }
 
 type adamState struct {
 	// step counts the steps taken. PyTorch 1.13 keeps it in a float32
@@ -120,9 +129,11 @@ func (a *Adam) update(k int, p, grad *torch.Tensor, o *AdamOptions) {
 		grad = grad.AddScaled(p, o.WeightDecay)
 	}
 	beta1, beta2 := o.Betas[0], o.Betas[1]
-	// PyTorch 2 computes the first moment as exp_avg.lerp_(grad, 1-beta1),
-	// which rounds differently; 1.13 multiplies and adds.
-	st.expAvg.MulScalarInPlace(beta1).AddInPlace(grad, 1-beta1)
+	if a.lerp {
+		st.expAvg.LerpInPlace(grad, 1-beta1)
+	} else {
+		st.expAvg.MulScalarInPlace(beta1).AddInPlace(grad, 1-beta1)
+	}
 	st.expAvgSq.MulScalarInPlace(beta2).AddcmulInPlace(grad, grad, 1-beta2)
 
 	// The bias corrections are Python floats in PyTorch: float64 here. Go's

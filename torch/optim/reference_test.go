@@ -382,7 +382,14 @@ func TestMatchesTorchOptim(t *testing.T) {
 	// The state dicts are compared in the layout of the PyTorch here.
 	layout, err := LayoutOf(strings.TrimSpace(pytorchtest.Run(t, t.TempDir(), "import torch; print(torch.__version__)")))
 	require.NoError(t, err)
-	t.Logf("comparing state dicts in the layout of %s", layout)
+	t.Logf("comparing with torch.optim of %s, its arithmetic and its state dict layout", layout)
+	build := func(c refCase, params []*torch.Tensor) Optimizer {
+		opt := c.build(t, params)
+		if a, ok := opt.(*Adam); ok {
+			a.Emulate(layout)
+		}
+		return opt
+	}
 	for _, c := range refCases {
 		t.Run(c.name, func(t *testing.T) {
 			want := ref[c.name]
@@ -390,7 +397,7 @@ func TestMatchesTorchOptim(t *testing.T) {
 			require.Contains(t, want, numSteps)
 
 			params := leafCopies(pr.init)
-			opt := c.build(t, params)
+			opt := build(c, params)
 			pr.run(t, c, opt, params, 0, checkpoint)
 			requireParamsClose(t, want[checkpoint].params, params)
 			sd5, err := opt.StateDictFor(layout)
@@ -400,7 +407,7 @@ func TestMatchesTorchOptim(t *testing.T) {
 			// Resume from Go's export in a fresh optimizer built with the
 			// initial options: the state dict carries the changed rate.
 			resumed := leafCopies(params)
-			opt2 := c.build(t, resumed)
+			opt2 := build(c, resumed)
 			require.NoError(t, opt2.LoadStateDict(sd5))
 
 			pr.run(t, c, opt, params, checkpoint, numSteps)
@@ -419,7 +426,7 @@ func TestMatchesTorchOptim(t *testing.T) {
 
 			// Resume from PyTorch's export and parameters.
 			fromTorch := leafCopies(want[checkpoint].params)
-			opt3 := c.build(t, fromTorch)
+			opt3 := build(c, fromTorch)
 			require.NoError(t, opt3.LoadStateDict(want[checkpoint].state))
 			pr.run(t, c, opt3, fromTorch, checkpoint, numSteps)
 			requireParamsClose(t, want[numSteps].params, fromTorch)
