@@ -19,7 +19,6 @@ import (
 	"codeberg.org/sbinet/npyio"
 
 	"github.com/edema/edema/internal/atomicfile"
-	"github.com/edema/edema/internal/npyheader"
 
 	"github.com/edema/edema/oct"
 )
@@ -82,23 +81,13 @@ func WriteCube(dir string, c Cube) error {
 	}
 
 	if err := atomicfile.Write(filepath.Join(dir, VolumesFile(c.Name)), func(w io.Writer) error {
-		return writeLabelVolume(w, c.Labels, c.Slices, c.Height, c.Width)
+		return oct.EncodeLabelsNPY(w, c.Labels, c.Slices, c.Height, c.Width)
 	}); err != nil {
 		return err
 	}
 	return atomicfile.Write(filepath.Join(dir, DetectionsFile(c.Name)), func(w io.Writer) error {
 		return npyio.Write(w, detections)
 	})
-}
-
-// writeLabelVolume writes labels as a uint8 .npy array of shape
-// (slices, height, width): the header, then the labels as they are.
-func writeLabelVolume(w io.Writer, labels []uint8, slices, height, width int) error {
-	if err := npyheader.WriteHeader(w, "|u1", []int{slices, height, width}); err != nil {
-		return err
-	}
-	_, err := w.Write(labels)
-	return err
 }
 
 // Zip writes dir/submission.zip holding, at its top level, the two files of
