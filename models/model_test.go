@@ -2,8 +2,6 @@ package models
 
 import (
 	"math"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -12,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/stat"
+
+	"github.com/edema/edema/internal/memtest"
 )
 
 func newModel(t *testing.T, name string) *Model {
@@ -155,18 +155,6 @@ func toF64(v []float32) []float64 {
 	return out
 }
 
-// rss returns the resident set size of the process in bytes.
-func rss(t *testing.T) int64 {
-	t.Helper()
-	statm, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		t.Skip("no /proc/self/statm:", err)
-	}
-	pages, err := strconv.ParseInt(strings.Fields(string(statm))[1], 10, 64)
-	require.NoError(t, err)
-	return pages * int64(os.Getpagesize())
-}
-
 // TestBuildRunFreeKeepsMemoryFlat builds, runs (a training step's forward
 // and backward) and frees every network 60 times: a leaked network, or its
 // gradients, would add megabytes per round.
@@ -194,7 +182,7 @@ func TestBuildRunFreeKeepsMemoryFlat(t *testing.T) {
 			})
 		}
 		if i >= warmup {
-			at, readings = append(at, float64(i)), append(readings, float64(rss(t)))
+			at, readings = append(at, float64(i)), append(readings, float64(memtest.RSS(t)))
 		}
 	}
 	_, slope := stat.LinearRegression(at, readings, nil, false)

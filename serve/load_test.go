@@ -4,7 +4,6 @@ import (
 	"image"
 	"io"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -14,18 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/stat"
-)
 
-// rssBytes is the process's resident set size.
-func rssBytes(t *testing.T) int64 {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/statm")
-	require.NoError(t, err)
-	fields := strings.Fields(string(data))
-	pages, err := strconv.ParseInt(fields[1], 10, 64)
-	require.NoError(t, err)
-	return pages * int64(os.Getpagesize())
-}
+	"github.com/edema/edema/internal/memtest"
+)
 
 // TestConcurrentClients has 8 clients send 50 requests each over loopback
 // at once, slices and cubes mixed, and checks every answer against the
@@ -87,7 +77,7 @@ func TestConcurrentClients(t *testing.T) {
 	for i := range readings {
 		round(perRound, false)
 		debug.FreeOSMemory()
-		x[i], y[i] = float64((i+1)*clients*perRound), float64(rssBytes(t))
+		x[i], y[i] = float64((i+1)*clients*perRound), float64(memtest.RSS(t))
 	}
 	_, slope := stat.LinearRegression(x, y, nil, false)
 	mean := stat.Mean(y, nil)

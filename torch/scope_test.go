@@ -1,7 +1,6 @@
 package torch
 
 import (
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"github.com/petermattis/goid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edema/edema/internal/memtest"
 )
 
 func TestScopeFreesWhatItMade(t *testing.T) {
@@ -105,19 +106,6 @@ func TestScopesPerGoroutine(t *testing.T) {
 	}
 }
 
-// rss returns the resident set size in bytes.
-func rss(t *testing.T) int64 {
-	raw, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		t.Skipf("no /proc/self/statm: %v", err)
-	}
-	fields := strings.Fields(string(raw))
-	require.GreaterOrEqual(t, len(fields), 2)
-	pages, err := strconv.ParseInt(fields[1], 10, 64)
-	require.NoError(t, err)
-	return pages * int64(os.Getpagesize())
-}
-
 // TestTrainingLoopKeepsMemoryFlat runs 10,000 steps of a small training
 // loop, one scope per step, and checks that the resident memory grows by
 // less than 5% after warm-up. A step makes about 30 tensors of up to 16 KB:
@@ -157,11 +145,11 @@ func TestTrainingLoopKeepsMemoryFlat(t *testing.T) {
 		})
 		if step == warmup {
 			runtime.GC()
-			base = rss(t)
+			base = memtest.RSS(t)
 		}
 	}
 	runtime.GC()
-	grown := float64(rss(t)-base) / float64(base)
+	grown := float64(memtest.RSS(t)-base) / float64(base)
 	t.Logf("RSS after warm-up %.1f MB, growth %.2f%%; loss %.4f -> %.4f", float64(base)/1e6, 100*grown, first, last)
 	assert.Less(t, grown, 0.05)
 	assert.Less(t, last, first, "the loop trains")
@@ -174,7 +162,7 @@ const math5 = 2.23606797749979 // √5: PyTorch's default a for Conv2d's kaiming
 // ever stays resident.
 func TestCleanupFreesUnscopedTensors(t *testing.T) {
 	runtime.GC()
-	base := rss(t)
+	base := memtest.RSS(t)
 	peak := base
 	for i := range 100 {
 		x := Zeros([]int64{1 << 20}, Float32CPU) // 4 MB, touched
@@ -185,7 +173,7 @@ func TestCleanupFreesUnscopedTensors(t *testing.T) {
 			for range 10 {
 				runtime.Gosched()
 			}
-			peak = max(peak, rss(t))
+			peak = max(peak, memtest.RSS(t))
 		}
 	}
 	t.Logf("RSS %.1f MB before, peak %.1f MB", float64(base)/1e6, float64(peak)/1e6)

@@ -1,27 +1,13 @@
 package optim
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/edema/edema/torch"
 	"github.com/stretchr/testify/require"
-)
 
-// rss returns the resident set size of the process in bytes.
-func rss(t *testing.T) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		t.Skipf("no /proc/self/statm: %v", err)
-	}
-	fields := strings.Fields(string(b))
-	pages, err := strconv.ParseInt(fields[1], 10, 64)
-	require.NoError(t, err)
-	return pages * int64(os.Getpagesize())
-}
+	"github.com/edema/edema/internal/memtest"
+)
 
 // TestStepsDoNotGrowMemory takes 1000 steps with every option that makes
 // temporaries: if a step kept one 256 KiB temporary, memory would grow by
@@ -63,11 +49,11 @@ func TestStepsDoNotGrowMemory(t *testing.T) {
 			for range 50 {
 				step()
 			}
-			before := rss(t)
+			before := memtest.RSS(t)
 			for range 1000 {
 				step()
 			}
-			grown := rss(t) - before
+			grown := memtest.RSS(t) - before
 			t.Logf("resident memory grew by %d KiB over 1000 steps", grown>>10)
 			require.Less(t, grown, int64(32<<20), "memory grows by more than 32 MiB")
 		})
