@@ -21,19 +21,25 @@ type cubeProgress struct {
 func newCubeProgress(w io.Writer, what string, total int) *cubeProgress {
 	p := &cubeProgress{w: w}
 	if isTerminal(w) {
-		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(what),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("cubes"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionFullWidth(),
-			progressbar.OptionThrottle(200*time.Millisecond),
-		)
+		p.bar = newProgressBar(w, total, what, "cubes")
 	}
 	return p
+}
+
+// newProgressBar is the terminal progress bar of every long command: a
+// count of units done, their rate, the time elapsed and left.
+func newProgressBar(w io.Writer, total int, desc, units string) *progressbar.ProgressBar {
+	return progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString(units),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionThrottle(200*time.Millisecond),
+	)
 }
 
 // done reports one finished cube.

@@ -206,17 +206,7 @@ func (r *trainReport) Start(s train.Start) {
 func (r *trainReport) EpochStart(e train.EpochStart) {
 	r.first = e.Done
 	if r.terminal {
-		r.bar = progressbar.NewOptions(e.Steps-e.Done,
-			progressbar.OptionSetWriter(r.w),
-			progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", e.Epoch+1, r.start.Epochs)),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("steps"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionFullWidth(),
-			progressbar.OptionThrottle(200*time.Millisecond),
-		)
+		r.bar = newProgressBar(r.w, e.Steps-e.Done, fmt.Sprintf("epoch %d/%d", e.Epoch+1, r.start.Epochs), "steps")
 	}
 }
 
