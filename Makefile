@@ -36,7 +36,7 @@ deps:
 $(BUILD)/CMakeCache.txt: CMakeLists.txt
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(if $(TORCH_PREFIX),-DCMAKE_PREFIX_PATH=$(TORCH_PREFIX))
 
-$(SHIM): $(BUILD)/CMakeCache.txt $(wildcard torch/shim/*) torch/edema_torch.h
+$(SHIM): $(BUILD)/CMakeCache.txt $(wildcard torch/shim/*) torch/edema_torch.h torch/edema_c10d.h
 	@mkdir -p $(BUILD)
 	flock $(BUILD)/.lock cmake --build $(BUILD) -j $$(nproc)
 

@@ -7,7 +7,7 @@
 # only when not running as root.
 set -euo pipefail
 
-packages=(libtorch-dev cmake g++ make pkg-config python3-torch python3-numpy python3-sklearn chromium)
+packages=(libtorch-dev libgloo-dev cmake g++ make pkg-config python3-torch python3-numpy python3-sklearn chromium)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,100 @@
+package distributed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// LaunchOptions tune Launch.
+type LaunchOptions struct {
+	Stdout, Stderr io.Writer // where the processes' output goes (discarded when nil)
+	Env            []string  // extra environment for every process, after os.Environ()
+	// Grace is how long a process has to stop after SIGTERM before it is
+	// killed, when another process failed or ctx ended (10 s when zero).
+	Grace time.Duration
+}
+
+// Launch runs n processes of the program name with args on this machine
+// as the ranks of one job, as torchrun --standalone --nproc-per-node n
+// does: each gets MASTER_ADDR=127.0.0.1, a free MASTER_PORT, its RANK and
+// LOCAL_RANK, and WORLD_SIZE=LOCAL_WORLD_SIZE=n. It returns once all have
+// exited. When one fails, or ctx ends, the others are sent SIGTERM; the
+// error names the first rank that failed and how.
+func Launch(ctx context.Context, n int, name string, args []string, o LaunchOptions) error {
+	if n < 1 {
+		return fmt.Errorf("distributed: launch: %d processes; at least one is needed", n)
+	}
+	port, err := freePort()
+	if err != nil {
+		return fmt.Errorf("distributed: launch: no free port on 127.0.0.1: %w", err)
+	}
+	if o.Grace <= 0 {
+		o.Grace = 10 * time.Second
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	type exit struct {
+		rank int
+		err  error
+	}
+	exits := make(chan exit, n)
+	for rank := range n {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = append(os.Environ(), o.Env...)
+		cmd.Env = append(cmd.Env, Env{MasterAddr: "127.0.0.1", MasterPort: port, Rank: rank, WorldSize: n,
+			LocalRank: rank, LocalWorldSize: n}.Environ()...)
+		cmd.Stdout, cmd.Stderr = o.Stdout, o.Stderr
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = o.Grace
+		if err := cmd.Start(); err != nil {
+			stop()
+			for range rank {
+				<-exits
+			}
+			return fmt.Errorf("distributed: launch: rank %d: %w", rank, err)
+		}
+		go func() { exits <- exit{rank, cmd.Wait()} }()
+	}
+	var first *exit
+	for range n {
+		e := <-exits
+		if e.err != nil && first == nil && ctx.Err() == nil {
+			first = &e
+			stop()
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("distributed: rank %d of %d %s", first.rank, n, describeExit(first.err))
+	}
+	return context.Cause(ctx)
+}
+
+func describeExit(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "was killed by " + ws.Signal().String()
+		}
+		return fmt.Sprintf("exited with status %d", ee.ExitCode())
+	}
+	return "failed: " + err.Error()
+}
+
+// freePort asks the kernel for a free loopback port. Another program could
+// take it before rank 0 listens on it; torchrun's standalone mode has the
+// same window.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
