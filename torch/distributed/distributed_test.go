@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,7 @@ func TestMain(m *testing.M) {
 var workers = map[string]func(g *Group) error{
 	"collectives": collectives,
 	"killed":      killed,
+	"ddp":         dataParallel,
 }
 
 func runWorker(name string) error {
@@ -140,6 +142,84 @@ func killed(g *Group) error {
 	return nil
 }
 
+// dataParallel trains a least-squares model y = xW + b on a batch of 8
+// split in halves between 2 ranks, whose replicas start from different
+// weights. After DataParallel, the first step must equal the step one
+// process takes on the whole batch, and the replicas stay identical over
+// 10 steps.
+func dataParallel(g *Group) (err error) {
+	defer torch.Recover(&err)
+	f32 := torch.Options{DType: torch.Float32}
+	torch.ManualSeed(7)
+	x, y := torch.Randn([]int64{8, 4}, f32), torch.Randn([]int64{8, 3}, f32)
+	torch.ManualSeed(uint64(100 + g.Rank())) // replicas start apart
+	w := torch.Randn([]int64{4, 3}, f32).SetRequiresGrad(true)
+	b := torch.Randn([]int64{3}, f32).SetRequiresGrad(true)
+	params := []*torch.Tensor{w, b}
+	// DataParallel's buckets are one parameter each here (48 and 12 bytes
+	// against a cap of 16), so that the reverse order is exercised.
+	d, err := NewDataParallel(g, params, nil, 16)
+	if err != nil {
+		return err
+	}
+	if d.Buckets() != 2 {
+		return fmt.Errorf("%d buckets, want 2", d.Buckets())
+	}
+	half := int64(8 / g.Size())
+	xs, ys := x.Narrow(0, int64(g.Rank())*half, half), y.Narrow(0, int64(g.Rank())*half, half)
+	loss := func(x, y *torch.Tensor, w, b *torch.Tensor) *torch.Tensor { return x.Matmul(w).Add(b).Sub(y).Pow(2).Mean() }
+
+	// The one-process reference: the whole batch, from rank 0's weights.
+	rw, rb := w.Detach().Clone().SetRequiresGrad(true), b.Detach().Clone().SetRequiresGrad(true)
+	loss(x, y, rw, rb).Backward()
+	want := []float32{}
+	for _, p := range []*torch.Tensor{rw, rb} {
+		want = append(want, p.Detach().Sub(p.Grad().MulScalar(0.1)).Float32s()...)
+	}
+	const lr = 0.1
+	step := func() error {
+		for _, p := range params {
+			p.ZeroGrad()
+		}
+		loss(xs, ys, w, b).Backward()
+		if err := d.SyncGradients(); err != nil {
+			return err
+		}
+		torch.NoGrad(func() {
+			for _, p := range params {
+				p.SubInPlace(p.Grad(), lr)
+			}
+		})
+		return nil
+	}
+	if err := step(); err != nil {
+		return err
+	}
+	got := append(w.Detach().Float32s(), b.Detach().Float32s()...)
+	for i := range want {
+		if diff := math.Abs(float64(got[i] - want[i])); diff > 1e-6*math.Max(1, math.Abs(float64(want[i]))) {
+			return fmt.Errorf("parameter %d after one step: %v, one process gives %v", i, got[i], want[i])
+		}
+	}
+	for range 9 {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	for i, p := range params {
+		parts, err := g.AllGather(p.Detach())
+		if err != nil {
+			return err
+		}
+		for r, q := range parts {
+			if fmt.Sprint(q.Float32s()) != fmt.Sprint(parts[0].Float32s()) {
+				return fmt.Errorf("after 10 steps, parameter %d differs between ranks 0 and %d", i, r)
+			}
+		}
+	}
+	return nil
+}
+
 // job runs n workers of this test binary through Launch.
 func job(t *testing.T, n int, worker string, env ...string) (string, error) {
 	t.Helper()
@@ -158,6 +238,11 @@ func TestCollectives(t *testing.T) {
 			require.NoError(t, err, out)
 		})
 	}
+}
+
+func TestDataParallelStepsAsOneProcess(t *testing.T) {
+	out, err := job(t, 2, "ddp")
+	require.NoError(t, err, out)
 }
 
 func TestFileStore(t *testing.T) {

@@ -21,9 +21,9 @@ import (
 )
 
 // DefaultTimeout bounds every rendezvous and collective unless Options
-// says otherwise. PyTorch's own default is 30 minutes; a step of the edema
-// networks takes seconds, and a job whose peer is gone should say so soon.
-const DefaultTimeout = 5 * time.Minute
+// says otherwise; it is PyTorch's. A collective waits for the slowest rank,
+// and the ranks of a sharded evaluation can finish minutes apart.
+const DefaultTimeout = 30 * time.Minute
 
 // Options tune Init and NewGroup.
 type Options struct {
@@ -395,4 +395,3 @@ func wait(w *Work, err error) error {
 	}
 	return w.Wait()
 }
-
