@@ -11,6 +11,7 @@ import (
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/picture"
+	"github.com/edema/edema/torch/distributed"
 )
 
 // CubeDone reports one cube that Evaluate or WriteSubmission has finished.
@@ -34,6 +35,11 @@ type EvalOptions struct {
 	VisDir string
 	// Progress, when set, is called after each cube.
 	Progress func(CubeDone)
+	// Group, when set, shards the evaluation over the processes of a job:
+	// each evaluates its contiguous block of the cubes (Group.Shard), and
+	// every one returns the evaluation of all of them, the same as one
+	// process's. Progress then counts this process's cubes.
+	Group *distributed.Group
 }
 
 // Evaluate predicts every cube of a validation list (labelled entries, see
@@ -50,7 +56,37 @@ func Evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.Cub
 			return nil, fmt.Errorf("cube %s has no label folder: evaluation needs the validation lists", e.Name())
 		}
 	}
+	if g := opts.Group; g != nil {
+		lo, hi := g.Shard(len(cubes))
+		part, err := evaluate(ctx, p, dataDir, cubes[lo:hi], norm, opts, lo)
+		var data []byte
+		if err == nil {
+			data, err = part.MarshalBinary()
+		}
+		parts, err := g.AllGatherResults(data, err)
+		if err != nil {
+			return nil, err
+		}
+		ev := &metrics.Evaluation{}
+		for r, data := range parts {
+			var part metrics.Evaluation
+			if err := part.UnmarshalBinary(data); err != nil {
+				return nil, fmt.Errorf("the evaluation of rank %d: %w", r, err)
+			}
+			ev.Append(&part)
+		}
+		return ev, nil
+	}
+	return evaluate(ctx, p, dataDir, cubes, norm, opts, 0)
+}
+
+// evaluate is Evaluate on one process; the cubes' pictures are numbered
+// from first, their place in the whole list.
+func evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.CubeEntry, norm *oct.Normalizer, opts EvalOptions, first int) (*metrics.Evaluation, error) {
 	ev := &metrics.Evaluation{}
+	if len(cubes) == 0 {
+		return ev, nil
+	}
 	loader := oct.NewCubeLoader(dataDir, cubes, opts.Workers)
 	start := time.Now()
 	i := 0
@@ -66,7 +102,7 @@ func Evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.Cub
 			return nil, err
 		}
 		if opts.VisDir != "" {
-			if err := WriteSlicePictures(filepath.Join(opts.VisDir, fmt.Sprintf("%04d", i)), cube, pred); err != nil {
+			if err := WriteSlicePictures(filepath.Join(opts.VisDir, fmt.Sprintf("%04d", first+i)), cube, pred); err != nil {
 				return nil, err
 			}
 		}

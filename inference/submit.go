@@ -10,6 +10,7 @@ import (
 
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/submission"
+	"github.com/edema/edema/torch/distributed"
 )
 
 // SubmitOptions tune WriteSubmission.
@@ -22,6 +23,12 @@ type SubmitOptions struct {
 	Volumes, Detections bool
 	// Progress, when set, is called after each cube.
 	Progress func(CubeDone)
+	// Group, when set, shards the cubes over the processes of a job, as in
+	// EvalOptions: each writes the files of its block of cubes into dir,
+	// which all must see (one machine's folder, or a shared file system),
+	// and once all are done rank 0 checks that every file is there and
+	// writes submission.zip; the other ranks return "".
+	Group *distributed.Group
 }
 
 // WriteSubmission predicts every cube of a test list (see
@@ -52,16 +59,71 @@ func WriteSubmission(ctx context.Context, p *Predictor, dataDir string, cubes []
 		return "", err
 	}
 	both := opts.Volumes && opts.Detections
+	g := opts.Group
+	if g == nil {
+		if err := writeCubes(ctx, p, dataDir, entries, norm, dir, opts); err != nil {
+			return "", err
+		}
+	} else {
+		lo, hi := g.Shard(len(entries))
+		err := writeCubes(ctx, p, dataDir, entries[lo:hi], norm, dir, opts)
+		if _, err := g.AllGatherResults(nil, err); err != nil {
+			return "", err
+		}
+		if g.Rank() != 0 {
+			return "", nil
+		}
+		if err := checkWritten(dir, names, opts); err != nil {
+			return "", err
+		}
+	}
+	if !both {
+		return "", nil
+	}
+	return submission.Zip(dir, names)
+}
+
+// checkWritten makes sure, on rank 0 of a sharded submission, that every
+// rank's files are in dir as rank 0 sees it.
+func checkWritten(dir string, names []string, opts SubmitOptions) error {
+	var missing []string
+	for _, name := range names {
+		files := []string{}
+		if opts.Volumes {
+			files = append(files, submission.VolumesFile(name))
+		}
+		if opts.Detections {
+			files = append(files, submission.DetectionsFile(name))
+		}
+		for _, f := range files {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				missing = append(missing, f)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s lacks %d file(s) that other ranks wrote (%s...): the ranks of a sharded submission must share the output folder",
+			dir, len(missing), missing[0])
+	}
+	return nil
+}
+
+// writeCubes predicts cubes and writes their files into dir.
+func writeCubes(ctx context.Context, p *Predictor, dataDir string, entries []oct.CubeEntry, norm *oct.Normalizer, dir string, opts SubmitOptions) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	both := opts.Volumes && opts.Detections
 	loader := oct.NewCubeLoader(dataDir, entries, opts.Workers)
 	start := time.Now()
 	i := 0
 	for cube, err := range loader.Cubes(ctx) {
 		if err != nil {
-			return "", err
+			return err
 		}
 		pred, err := p.PredictCube(ctx, cube, norm)
 		if err != nil {
-			return "", err
+			return err
 		}
 		out := submission.Cube{
 			Name: cube.Name, Slices: pred.Slices, Height: pred.H, Width: pred.W,
@@ -73,21 +135,15 @@ func WriteSubmission(ctx context.Context, p *Predictor, dataDir string, cubes []
 			err = writePart(dir, out, opts.Volumes)
 		}
 		if err != nil {
-			return "", err
+			return err
 		}
 		if opts.Progress != nil {
-			opts.Progress(CubeDone{Index: i, Total: len(cubes), Name: cube.Name, Took: time.Since(start)})
+			opts.Progress(CubeDone{Index: i, Total: len(entries), Name: cube.Name, Took: time.Since(start)})
 		}
 		i++
 		start = time.Now()
 	}
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	if !both {
-		return "", nil
-	}
-	return submission.Zip(dir, names)
+	return ctx.Err()
 }
 
 // writePart writes one of a cube's two files into dir: the volume when

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"bytes"
+	"encoding/gob"
 	"fmt"
 	"math"
 	"slices"
@@ -198,4 +200,46 @@ func (e *Evaluation) Summary() Summary {
 	s.MeanPooledAUC = s.PooledAUC.Mean()
 	s.MeanCubeAUC = s.CubeAUC.Mean()
 	return s
+}
+
+// Append adds other's cubes after e's, as if each had been added to e in
+// turn: an evaluation sharded by cube over several processes, with its
+// parts appended in the order of the shards, is the evaluation of one
+// process.
+func (e *Evaluation) Append(other *Evaluation) {
+	e.cubes = append(e.cubes, other.cubes...)
+	for c := range oct.NumLesions {
+		e.scores[c] = append(e.scores[c], other.scores[c]...)
+		e.targets[c] = append(e.targets[c], other.targets[c]...)
+	}
+}
+
+// evaluationWire is an Evaluation's encoding.
+type evaluationWire struct {
+	Cubes   []CubeScores
+	Scores  [oct.NumLesions][]float64
+	Targets [oct.NumLesions][]bool
+}
+
+// MarshalBinary encodes e (with encoding/gob, which keeps NaN), for the
+// processes of a sharded evaluation to send their parts to each other.
+func (e *Evaluation) MarshalBinary() ([]byte, error) {
+	var b bytes.Buffer
+	err := gob.NewEncoder(&b).Encode(evaluationWire{e.cubes, e.scores, e.targets})
+	return b.Bytes(), err
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded into e.
+func (e *Evaluation) UnmarshalBinary(data []byte) error {
+	var w evaluationWire
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&w); err != nil {
+		return fmt.Errorf("decoding an evaluation: %w", err)
+	}
+	for c := range oct.NumLesions {
+		if len(w.Scores[c]) != len(w.Targets[c]) {
+			return fmt.Errorf("decoding an evaluation: class %d has %d scores and %d targets", c, len(w.Scores[c]), len(w.Targets[c]))
+		}
+	}
+	e.cubes, e.scores, e.targets = w.Cubes, w.Scores, w.Targets
+	return nil
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -102,4 +103,26 @@ func TestEvaluationBadInput(t *testing.T) {
 			assert.False(t, e.PooledROC()[0].Defined())
 		})
 	}
+}
+
+// TestEvaluationShards: two shards, each encoded and decoded as the
+// processes of a sharded evaluation send them, appended in order, give the
+// evaluation of one process, NaN figures included.
+func TestEvaluationShards(t *testing.T) {
+	var whole, a, b Evaluation
+	require.NoError(t, whole.Add("A", predA, truthA, detA, nil))
+	require.NoError(t, whole.Add("B", predB, truthB, detB, nil))
+	require.NoError(t, a.Add("A", predA, truthA, detA, nil))
+	require.NoError(t, b.Add("B", predB, truthB, detB, nil))
+	var merged Evaluation
+	for _, part := range []*Evaluation{&a, &b} {
+		data, err := part.MarshalBinary()
+		require.NoError(t, err)
+		var back Evaluation
+		require.NoError(t, back.UnmarshalBinary(data))
+		merged.Append(&back)
+	}
+	assert.Equal(t, fmt.Sprint(whole.Summary()), fmt.Sprint(merged.Summary()))
+	assert.Equal(t, fmt.Sprint(whole.Cubes()), fmt.Sprint(merged.Cubes()))
+	assert.Error(t, merged.UnmarshalBinary([]byte("not gob")))
 }

@@ -23,6 +23,13 @@ type TrainOptions struct {
 	// Augment is the optional geometry augmentation applied before the
 	// flip; its output size is the batches' size.
 	Augment Augment
+	// Rank and World make the loader one shard of a data-parallel job of
+	// World processes, as PyTorch's DistributedSampler does: each epoch's
+	// order is padded to a multiple of World by repeating its start, and
+	// this process takes every World-th position from Rank. A slice keeps
+	// the flip and augmentation of its position in the whole order, so the
+	// shards together see what one process sees. World ≤ 1 is the whole.
+	Rank, World int
 }
 
 // TrainLoader yields the training slices in shuffled batches, one epoch at a
@@ -51,7 +58,15 @@ func NewTrainLoader(dataDir string, samples []Sample, info Info, opt TrainOption
 	if opt.BatchSize <= 0 {
 		return nil, fmt.Errorf("batch size %d must be positive", opt.BatchSize)
 	}
-	if len(samples) < opt.BatchSize {
+	opt.World = max(opt.World, 1)
+	if opt.Rank < 0 || opt.Rank >= opt.World {
+		return nil, fmt.Errorf("rank %d is not in [0, %d)", opt.Rank, opt.World)
+	}
+	if shard := shardLen(len(samples), opt.World); shard < opt.BatchSize {
+		if opt.World > 1 {
+			return nil, fmt.Errorf("%d training slices split over %d processes (%d each) do not fill one batch of %d",
+				len(samples), opt.World, shard, opt.BatchSize)
+		}
 		return nil, fmt.Errorf("%d training slices do not fill one batch of %d", len(samples), opt.BatchSize)
 	}
 	if opt.Workers <= 0 {
@@ -107,11 +122,16 @@ func checkMultipleOf16(path string, w, h int) error {
 // Size is the width and height of every slice of a batch.
 func (l *TrainLoader) Size() (w, h int) { return l.bw, l.bh }
 
-// Len is the number of training slices.
+// Len is the number of training slices (of all shards).
 func (l *TrainLoader) Len() int { return len(l.samples) }
 
-// BatchesPerEpoch is the number of full batches of an epoch.
-func (l *TrainLoader) BatchesPerEpoch() int { return len(l.samples) / l.opt.BatchSize }
+// BatchesPerEpoch is the number of full batches of an epoch (of this
+// shard).
+func (l *TrainLoader) BatchesPerEpoch() int { return shardLen(len(l.samples), l.opt.World) / l.opt.BatchSize }
+
+// shardLen is the number of positions of each of world shards of n
+// slices: DistributedSampler's num_samples, ceil(n / world).
+func shardLen(n, world int) int { return (n + world - 1) / world }
 
 // Plan returns the sample order of an epoch and whether each position of
 // that order is flipped. It depends only on the seed and the epoch.
@@ -197,7 +217,9 @@ func (l *TrainLoader) Epoch(ctx context.Context, epoch int) iter.Seq2[*Batch, er
 				}
 				p.batch = newBatch(bs, l.bh, l.bw, true)
 				for k := range bs {
-					pos := b*bs + k
+					// The shard's position b*bs+k is this one of the
+					// whole order, padded by wrapping to its start.
+					pos := (l.opt.Rank + (b*bs+k)*l.opt.World) % len(order)
 					select {
 					case jobs <- decodeJob{p: p, slot: k, idx: order[pos], flip: flips[pos], epoch: epoch, pos: pos}:
 					case <-ctx.Done():

@@ -242,3 +242,33 @@ func TestTrainLoaderErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "multiples of 16")
 	assert.ErrorContains(t, err, filepath.Join(odd, filepath.FromSlash(oddSamples[0].Image)))
 }
+
+// TestTrainLoaderShards: the shards of a data-parallel job split each
+// epoch's order as DistributedSampler does (15 slices over 2 ranks: 8
+// positions each, the 16th wrapping to the first), and each slice keeps
+// the image, label and flip it has at its position in one process's order.
+func TestTrainLoaderShards(t *testing.T) {
+	data, samples, info := trainingData(t)
+	whole, err := NewTrainLoader(data, samples, info, TrainOptions{BatchSize: 1, Seed: 3})
+	require.NoError(t, err)
+	one := collectEpoch(t, whole, 2)
+	order, _ := whole.Plan(2)
+	for rank := range 2 {
+		l, err := NewTrainLoader(data, samples, info, TrainOptions{BatchSize: 2, Seed: 3, Rank: rank, World: 2})
+		require.NoError(t, err)
+		assert.Equal(t, 15, l.Len())
+		assert.Equal(t, 4, l.BatchesPerEpoch(), "8 positions in batches of 2")
+		for bi, b := range collectEpoch(t, l, 2) {
+			for k := range b.N {
+				pos := (rank + (bi*2+k)*2) % 15
+				require.Equal(t, samples[order[pos]].Image, b.Paths[k])
+				assert.Equal(t, one[pos].Image(0), b.Image(k), "rank %d, batch %d, slot %d", rank, bi, k)
+				assert.Equal(t, one[pos].Label(0), b.Label(k))
+			}
+		}
+	}
+	_, err = NewTrainLoader(data, samples, info, TrainOptions{BatchSize: 9, Seed: 3, World: 2})
+	assert.ErrorContains(t, err, "15 training slices split over 2 processes (8 each) do not fill one batch of 9")
+	_, err = NewTrainLoader(data, samples, info, TrainOptions{BatchSize: 1, Rank: 2, World: 2})
+	assert.ErrorContains(t, err, "rank 2 is not in [0, 2)")
+}

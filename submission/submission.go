@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"codeberg.org/sbinet/npyio"
 
@@ -122,22 +123,21 @@ func Zip(dir string, cubes []string) (string, error) {
 	return path, nil
 }
 
+// zipTime is the modification time of every member of a submission.zip:
+// the earliest a zip file can record.
+var zipTime = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
 func addToZip(zw *zip.Writer, dir, name string) error {
 	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	header, err := zip.FileInfoHeader(info)
-	if err != nil {
-		return err
-	}
-	header.Name = name
-	header.Method = zip.Deflate
+	// A fixed time and mode make the archive a function of its files, so
+	// the same predictions give the same bytes whoever wrote them and when
+	// (one process or the ranks of a job).
+	header := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: zipTime}
+	header.SetMode(0o644)
 	w, err := zw.CreateHeader(header)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/distributed"
 	"github.com/edema/edema/torch/optim"
 )
 
@@ -72,6 +73,14 @@ type Config struct {
 	// Threads is the number of libtorch threads inside one operation; 0
 	// leaves libtorch's setting.
 	Threads int
+
+	// Group, when set, makes this process one rank of a data-parallel job
+	// (see docs/DISTRIBUTED.md): each rank trains on its shard of every
+	// epoch with BatchSize slices a step, the gradients are averaged over
+	// the ranks, the validation is sharded by cube, and only rank 0
+	// reports to the Observer and writes files. Every rank must be given
+	// the same Config otherwise, and read the same data and checkpoints.
+	Group *distributed.Group
 }
 
 // DefaultConfig returns the original script's defaults (those of its

@@ -42,9 +42,12 @@ type Start struct {
 	Loss       string
 	Optimizer  Optimizer
 
-	TrainSlices   int
-	ValCubes      int
-	BatchSize     int
+	TrainSlices int
+	ValCubes    int
+	BatchSize   int // per process
+	// Processes is the number of ranks of a data-parallel job, 1 alone;
+	// StepsPerEpoch are each rank's.
+	Processes     int
 	StepsPerEpoch int
 	Epochs        int
 

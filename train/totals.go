@@ -49,6 +49,18 @@ func (t *totals) add(v losses.Values, c counts) {
 	}
 }
 
+// merge adds the steps of o, another rank's, to t.
+func (t *totals) merge(o totals) {
+	t.Steps += o.Steps
+	t.LossSum += o.LossSum
+	for k := range oct.NumLesions {
+		t.Inter[k] += o.Inter[k]
+		t.Pred[k] += o.Pred[k]
+		t.Truth[k] += o.Truth[k]
+		t.DiceSum[k] += o.DiceSum[k]
+	}
+}
+
 // meanLoss is the mean loss of the steps done (NaN before the first).
 func (t *totals) meanLoss() float64 {
 	if t.Steps == 0 {

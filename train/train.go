@@ -48,6 +48,7 @@ import (
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/picture"
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/distributed"
 	"github.com/edema/edema/torch/nn"
 	"github.com/edema/edema/torch/optim"
 	"github.com/edema/edema/torch/pth"
@@ -66,6 +67,10 @@ const (
 	// A checkpoint written inside an epoch says how far the epoch got.
 	checkpointEpochStep   = "epoch_step"
 	checkpointEpochTotals = "epoch_totals"
+	// A job's checkpoint says how many processes trained it and, inside an
+	// epoch, keeps every rank's totals.
+	checkpointWorldSize  = "world_size"
+	checkpointRankTotals = "epoch_totals_ranks"
 )
 
 // AdamBetas are the original's Adam betas.
@@ -105,12 +110,71 @@ func Run(ctx context.Context, cfg Config, obs Observer) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if g := cfg.Group; g != nil && g.Rank() != 0 {
+		obs = NopObserver{}
+	}
 	t, pos, err := newTrainer(cfg, obs)
+	if g := cfg.Group; g != nil {
+		// Every rank learns whether all could start, so that none waits
+		// out the timeout in a collective for a peer that gave up.
+		if _, gerr := g.AllGatherResults(nil, rawError(err)); gerr != nil && err == nil {
+			err = &FieldError{msg: gerr.Error(), err: gerr}
+		}
+		if err == nil {
+			err = t.joinReplicas()
+		}
+	}
 	if err != nil {
+		if t != nil {
+			t.free()
+		}
 		return nil, err
 	}
 	defer t.free()
 	return t.run(ctx, pos)
+}
+
+// rawError keeps a FieldError's {Field} tokens on its way to the other
+// ranks, which name the fields in their own words.
+func rawError(err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return errors.New(fe.msg)
+	}
+	return err
+}
+
+// joinReplicas makes this rank's network rank 0's and keeps it so.
+func (t *trainer) joinReplicas() error {
+	params := t.model.Parameters()
+	isParam := map[*torch.Tensor]bool{}
+	for _, p := range params {
+		isParam[p] = true
+	}
+	var buffers []*torch.Tensor
+	for _, e := range t.model.StateDict() {
+		if !isParam[e.Tensor] {
+			buffers = append(buffers, e.Tensor)
+		}
+	}
+	dp, err := distributed.NewDataParallel(t.cfg.Group, params, buffers, 0)
+	if err != nil {
+		return err
+	}
+	t.dp = dp
+	return nil
+}
+
+// writes says whether this process writes the run's files: alone, or as
+// rank 0 of a job.
+func (t *trainer) writes() bool { return t.cfg.Group == nil || t.cfg.Group.Rank() == 0 }
+
+// world is the number of processes of the run.
+func (t *trainer) world() int {
+	if t.cfg.Group == nil {
+		return 1
+	}
+	return t.cfg.Group.Size()
 }
 
 // trainer holds a run's state.
@@ -125,7 +189,11 @@ type trainer struct {
 	val    []oct.CubeEntry
 	norm   *oct.Normalizer
 	info   oct.Info // the normalisation, recorded in every checkpoint
-	steps  int      // training steps per epoch
+	steps  int      // training steps per epoch (of each rank)
+	dp     *distributed.DataParallel
+	// rankTotals are, inside an interrupted epoch of a job, every rank's
+	// totals, which its checkpoint keeps for each rank to resume with.
+	rankTotals []totals
 
 	rows     []Row
 	best     float64 // best validation Dice so far, 0 before any, as the original
@@ -186,13 +254,18 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 		Network: cfg.Name, Parameters: t.model.NumParameters(), Device: cfg.Device,
 		Loss: t.loss.String(), Optimizer: cfg.Optimizer,
 		TrainSlices: t.loader.Len(), ValCubes: len(t.val), BatchSize: cfg.BatchSize, StepsPerEpoch: t.steps, Epochs: cfg.Epochs,
-		OutDir: t.out,
+		Processes: t.world(),
+		OutDir:    t.out,
 	}
 	if cfg.Resume != "" {
 		if pos, err = t.resume(); err != nil {
 			return nil, pos, err
 		}
-	} else if earlier := t.earlierRun(); earlier != "" && !cfg.Overwrite {
+	}
+	if !t.writes() {
+		return t, pos, nil
+	}
+	if earlier := t.earlierRun(); cfg.Resume == "" && earlier != "" && !cfg.Overwrite {
 		return nil, pos, fieldErrorf("{OutDir} %s holds another run (%s): continue it with {Resume} %s, or start afresh with {Overwrite}",
 			t.out, earlier, t.path(LatestName))
 	}
@@ -294,7 +367,11 @@ func (t *trainer) openData() error {
 	if err != nil {
 		return err
 	}
-	if len(samples) < cfg.BatchSize {
+	if per := (len(samples) + t.world() - 1) / t.world(); per < cfg.BatchSize {
+		if t.world() > 1 {
+			return fieldErrorf("{BatchSize} %d is larger than each process's share of the training set: %s lists %d slices, %d for each of %d processes",
+				cfg.BatchSize, filepath.Join(cfg.ListDir, oct.TrainImagesList), len(samples), per, t.world())
+		}
 		return fieldErrorf("{BatchSize} %d is larger than the training set: %s lists %d slices",
 			cfg.BatchSize, filepath.Join(cfg.ListDir, oct.TrainImagesList), len(samples))
 	}
@@ -310,9 +387,11 @@ func (t *trainer) openData() error {
 	if t.norm, err = oct.NewNormalizer(info); err != nil {
 		return err
 	}
-	t.loader, err = oct.NewTrainLoader(cfg.DataDir, samples, info, oct.TrainOptions{
-		BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: cfg.Seed, Augment: cfg.Augment,
-	})
+	opts := oct.TrainOptions{BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: cfg.Seed, Augment: cfg.Augment}
+	if g := cfg.Group; g != nil {
+		opts.Rank, opts.World = g.Rank(), g.Size()
+	}
+	t.loader, err = oct.NewTrainLoader(cfg.DataDir, samples, info, opts)
 	if err != nil {
 		return augmentError(err)
 	}
@@ -354,6 +433,9 @@ func (t *trainer) run(ctx context.Context, pos position) (*Summary, error) {
 			return nil, err
 		}
 		trained := time.Now()
+		if err := t.mergeTotals(&tot); err != nil {
+			return nil, fmt.Errorf("epoch %d: %w", epoch, err)
+		}
 		t.obs.Validate(epoch)
 		val, err := t.validate(ctx)
 		if err != nil {
@@ -401,7 +483,9 @@ func (t *trainer) trainEpoch(ctx context.Context, epoch int, tot *totals, lr flo
 			step++
 			continue
 		}
-		if ctx.Err() != nil {
+		if stop, err := t.stopping(ctx); err != nil {
+			return fmt.Errorf("epoch %d, step %d: %w", epoch, step, err)
+		} else if stop {
 			return errInterrupted
 		}
 		torch.ManualSeed(stepSeed(t.cfg.Seed, epoch, step))
@@ -438,6 +522,11 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 	y := torch.FromSlice(b.Labels, n, h, w).ToDevice(dev)
 	d := torch.FromSlice(b.Targets, n, oct.NumLesions).ToDevice(dev)
 
+	if t.dp != nil {
+		if err := t.dp.SyncBuffers(); err != nil {
+			return v, c, err
+		}
+	}
 	seg, det, err := t.model.Forward(x)
 	if err != nil {
 		return v, c, err
@@ -453,6 +542,11 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 	}
 	t.opt.ZeroGrad()
 	terms.Total.Backward()
+	if t.dp != nil {
+		if err := t.dp.SyncGradients(); err != nil {
+			return v, c, err
+		}
+	}
 	if err := t.opt.Step(); err != nil {
 		return v, c, err
 	}
@@ -487,7 +581,20 @@ func (t *trainer) validate(ctx context.Context) (metrics.Summary, error) {
 	if err != nil {
 		return metrics.Summary{}, err
 	}
-	ev, err := inference.Evaluate(ctx, p, t.cfg.DataDir, t.val, t.norm, inference.EvalOptions{Workers: t.cfg.Workers})
+	if t.dp != nil {
+		// Each replica's last forward pass moved its own batch-norm
+		// statistics; rank 0's, which its checkpoint keeps, score.
+		if err := t.dp.SyncBuffers(); err != nil {
+			return metrics.Summary{}, err
+		}
+	}
+	opts := inference.EvalOptions{Workers: t.cfg.Workers, Group: t.cfg.Group}
+	if opts.Group != nil {
+		// The ranks of a job stop together at a step (see stopping); one
+		// leaving a sharded validation alone would fail the others'.
+		ctx = context.WithoutCancel(ctx)
+	}
+	ev, err := inference.Evaluate(ctx, p, t.cfg.DataDir, t.val, t.norm, opts)
 	if ctx.Err() != nil {
 		return metrics.Summary{}, errInterrupted
 	}
@@ -511,6 +618,10 @@ func (t *trainer) endEpoch(epoch int, lr float64, tot totals, val metrics.Summar
 	}
 	t.lastDice = row.ValDice
 	t.rows = append(t.rows, row)
+	latest := t.path(LatestName)
+	if !t.writes() {
+		return EpochEnd{Row: row, Best: isBest, Checkpoint: latest}, nil
+	}
 
 	// The order makes a crash at any point recoverable by --resume from
 	// checkpoint_latest: the log first, since a resume drops the rows it
@@ -522,7 +633,6 @@ func (t *trainer) endEpoch(epoch int, lr float64, tot totals, val metrics.Summar
 	steps := []epochWrite{
 		{"log", func() error { return WriteLog(filepath.Join(t.out, LogName), t.rows) }},
 	}
-	latest := t.path(LatestName)
 	if isBest {
 		best := t.path(BestName)
 		steps = append(steps,
@@ -583,6 +693,16 @@ func (t *trainer) plot() error {
 
 // interrupted saves the state at pos and reports the interruption.
 func (t *trainer) interrupted(pos position) (*Summary, error) {
+	if t.cfg.Group != nil && pos.totals.Steps > 0 {
+		all, err := t.gatherTotals(pos.totals)
+		if err != nil {
+			return nil, fmt.Errorf("interrupted, and gathering the ranks' figures failed: %w", err)
+		}
+		t.rankTotals = all
+	}
+	if !t.writes() {
+		return t.summary(pos, true), nil
+	}
 	if err := t.save(t.path(LatestName), pos); err != nil {
 		return nil, fmt.Errorf("interrupted, and saving the state failed: %w", err)
 	}
@@ -617,9 +737,19 @@ func (t *trainer) save(path string, pos position) error {
 	c.Extra.Set(models.CheckpointArch, t.cfg.Name)
 	c.Extra.Set(checkpointSeed, int64(t.cfg.Seed))
 	models.SetNormalization(c, t.info)
+	if t.world() > 1 {
+		c.Extra.Set(checkpointWorldSize, int64(t.world()))
+	}
 	if pos.totals.Steps > 0 {
 		c.Extra.Set(checkpointEpochStep, int64(pos.totals.Steps))
 		c.Extra.Set(checkpointEpochTotals, pos.totals.encode())
+		if len(t.rankTotals) > 1 {
+			ranks := make([]any, len(t.rankTotals))
+			for r, tot := range t.rankTotals {
+				ranks[r] = tot.encode()
+			}
+			c.Extra.Set(checkpointRankTotals, ranks)
+		}
 	}
 	if err := c.Save(path, models.SaveOptions{}); err != nil {
 		return fmt.Errorf("saving %s: %w", path, err)
@@ -656,9 +786,27 @@ func (t *trainer) resume() (pos position, err error) {
 			return pos, bad("the run was trained with {Seed} %v, not %d; resume with its seed", v, t.cfg.Seed)
 		}
 	}
+	world := int64(1)
+	if v, ok := c.Extra.Get(checkpointWorldSize); ok {
+		if world, ok = intEntry(v); !ok || world < 1 {
+			return pos, bad("its world size %v is not a number of processes", v)
+		}
+	}
 	if v, ok := c.Extra.Get(checkpointEpochStep); ok {
+		if int(world) != t.world() {
+			return pos, bad("it was written inside epoch %d by a job of %d process(es): resume it with %d, or resume from the checkpoint of an epoch's end",
+				*c.Epoch, world, world)
+		}
 		steps, ok := intEntry(v)
 		enc, _ := c.Extra.Get(checkpointEpochTotals)
+		if world > 1 {
+			ranks, _ := c.Extra.Get(checkpointRankTotals)
+			if list, ok := ranks.([]any); ok && len(list) == int(world) {
+				enc = list[t.cfg.Group.Rank()]
+			} else {
+				enc = nil
+			}
+		}
 		tot, err := decodeTotals(enc)
 		if !ok || err != nil || steps != int64(tot.Steps) || steps < 0 || int(steps) > t.steps {
 			return pos, bad("the record of the interrupted epoch (step %v of %d) is damaged or from other settings", v, t.steps)
@@ -670,6 +818,10 @@ func (t *trainer) resume() (pos position, err error) {
 	}
 	if pos.epoch == t.cfg.Epochs {
 		return pos, bad("all %d epochs are done; raise {Epochs} to train on", t.cfg.Epochs)
+	}
+	if int(world) != t.world() {
+		t.start.Notes = append(t.start.Notes, fmt.Sprintf(
+			"{Resume}: the run was trained by %d process(es) and continues on %d; each epoch's shards, and so the run, differ from those it would have had", world, t.world()))
 	}
 	if c.Optimizer == nil {
 		t.start.FreshOptimizer = true
@@ -713,6 +865,71 @@ func (t *trainer) loadOptimizer(v any) (err error) {
 	if err := t.opt.LoadStateDict(sd); err != nil {
 		return fieldErrorf("its optimizer state does not fit {Optimizer} %s: %w", t.cfg.Optimizer, err)
 	}
+	return nil
+}
+
+// stopping says whether the run stops before the next step: ctx has
+// ended. The ranks of a job agree (any rank's ctx ending stops all at the
+// same step), so that none is left alone in a collective.
+func (t *trainer) stopping(ctx context.Context) (stop bool, err error) {
+	stop = ctx.Err() != nil
+	g := t.cfg.Group
+	if g == nil {
+		return stop, nil
+	}
+	defer torch.Recover(&err)
+	flag := torch.FromSlice([]float32{0}, 1)
+	if stop {
+		flag = torch.FromSlice([]float32{1}, 1)
+	}
+	if err := g.AllReduce(distributed.Sum, flag); err != nil {
+		return false, err
+	}
+	return flag.Float32s()[0] > 0, nil
+}
+
+// gatherTotals returns every rank's totals, in rank order.
+func (t *trainer) gatherTotals(tot totals) (all []totals, err error) {
+	defer torch.Recover(&err)
+	enc := tot.encode()
+	v := make([]float64, len(enc))
+	for i, x := range enc {
+		v[i] = x.(float64)
+	}
+	parts, err := t.cfg.Group.AllGather(torch.FromSlice(v, int64(len(v))))
+	if err != nil {
+		return nil, err
+	}
+	for r, p := range parts {
+		f := p.Float64s()
+		items := make([]any, len(f))
+		for i, x := range f {
+			items[i] = x
+		}
+		tot, err := decodeTotals(items)
+		if err != nil {
+			return nil, fmt.Errorf("rank %d's figures: %w", r, err)
+		}
+		all = append(all, tot)
+	}
+	return all, nil
+}
+
+// mergeTotals makes tot, at the end of an epoch of a job, the totals of
+// every rank's steps, which the log reports.
+func (t *trainer) mergeTotals(tot *totals) error {
+	if t.cfg.Group == nil {
+		return nil
+	}
+	all, err := t.gatherTotals(*tot)
+	if err != nil {
+		return err
+	}
+	merged := totals{}
+	for _, a := range all {
+		merged.merge(a)
+	}
+	*tot = merged
 	return nil
 }
 

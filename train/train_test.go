@@ -277,7 +277,7 @@ func TestRunWritesTheOriginalsFiles(t *testing.T) {
 
 	assert.Equal(t, Start{
 		Network: "unet", Parameters: 2466151, Device: torch.CPU, Loss: "mix_3 (WCE + Dice + BCE)", Optimizer: "Adam",
-		TrainSlices: 8, ValCubes: 1, BatchSize: 2, StepsPerEpoch: 4, Epochs: 2, OutDir: cfg.OutDir,
+		TrainSlices: 8, ValCubes: 1, BatchSize: 2, Processes: 1, StepsPerEpoch: 4, Epochs: 2, OutDir: cfg.OutDir,
 	}, start)
 	require.Len(t, obs.steps, 8)
 	for i, s := range obs.steps {

@@ -44,7 +44,7 @@ func evalCommand() *cli.Command {
 			&cli.BoolFlag{Name: "vis", Usage: "also write a picture of every slice (roc.png is always written)"},
 			jsonFlag(),
 			workersFlag(),
-		}, predictorFlags()...),
+		}, append(predictorFlags(), jobFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if err := runEval(c); err != nil {
 				return fmt.Errorf("eval: %w", err)
@@ -56,15 +56,16 @@ func evalCommand() *cli.Command {
 
 func runEval(c *cli.Context) error {
 	job, err := newPredictionJob(c, "eval", oct.ReadValList, oct.InfoFile)
-	if err != nil {
+	if err != nil || job == nil {
 		return err
 	}
 	defer job.close()
 	cubes, norm, p, out := job.cubes, job.norm, job.p, job.out
-	// Results on stdout; what eval says while it works on stderr.
-	w, status := c.App.Writer, c.App.ErrWriter
-	progress := newCubeProgress(status, "evaluating", len(cubes))
-	opts := inference.EvalOptions{Workers: c.Int("workers"), Progress: progress.done}
+	// Results on stdout; what eval says while it works on stderr; in a
+	// job, rank 0 alone speaks and writes the report.
+	w, status := job.dist.output(c.App.Writer), job.dist.output(c.App.ErrWriter)
+	progress := newCubeProgress(status, "evaluating", job.share(len(cubes)))
+	opts := inference.EvalOptions{Workers: c.Int("workers"), Progress: progress.done, Group: job.dist.group}
 	if c.Bool("vis") {
 		opts.VisDir = filepath.Join(out, "vis")
 	}
@@ -75,6 +76,9 @@ func runEval(c *cli.Context) error {
 	progress.close()
 	if err != nil {
 		return err
+	}
+	if !job.dist.rank0() {
+		return nil
 	}
 	if err := inference.WriteReport(out, p.String(), ev); err != nil {
 		return err
@@ -183,6 +187,7 @@ func specsFromFlags(c *cli.Context) ([]inference.Spec, string, error) {
 // list, the normaliser of the list's info file, the predictor the flags
 // name and the output folder.
 type predictionJob struct {
+	dist  job // the job of processes this one belongs to, if any
 	cubes []oct.CubeEntry
 	norm  *oct.Normalizer
 	p     *inference.Predictor
@@ -190,16 +195,20 @@ type predictionJob struct {
 	claim *outdir.Claim
 }
 
-// close frees the predictor and releases the output folder.
+// close frees the predictor, releases the output folder and leaves the
+// job.
 func (j *predictionJob) close() {
 	j.p.Free()
 	j.claim.Release()
+	j.dist.close()
 }
 
 // newPredictionJob reads them for command (eval or test), with readList
 // and infoFile the command's list and info file, and claims the output
 // folder once every input is valid, so that nothing is created before.
-// The caller closes the job.
+// With --nproc-per-node N > 1 it starts the N processes that do the work
+// instead and returns a nil job once they are done. The caller closes the
+// job.
 func newPredictionJob(c *cli.Context, command string, readList func(string) ([]oct.CubeEntry, error), infoFile string) (*predictionJob, error) {
 	if c.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", c.Args().First())
@@ -216,23 +225,48 @@ func newPredictionJob(c *cli.Context, command string, readList func(string) ([]o
 	if err != nil {
 		return nil, err
 	}
+	if _, _, err := specsFromFlags(c); err != nil {
+		return nil, err // before any process is started
+	}
+	dist, err := joinJob(c, command)
+	if err != nil || dist.launched {
+		return nil, err
+	}
+	if n := dist.threads(c); n > 0 {
+		torch.SetNumThreads(n)
+	}
 	p, label, err := predictorFromFlags(c)
 	if err != nil {
+		dist.close()
 		return nil, err
 	}
 	out := c.String("out")
 	if out == "" {
 		out = filepath.Join("result", command, label)
 	}
-	claim, err := outdir.Acquire(out)
-	if err != nil {
-		p.Free()
-		return nil, fmt.Errorf("--out: %w", err)
+	var claim *outdir.Claim
+	if dist.rank0() {
+		// The other ranks of a job write only their cubes' files, into
+		// the folder rank 0 holds.
+		if claim, err = outdir.Acquire(out); err != nil {
+			p.Free()
+			dist.close()
+			return nil, fmt.Errorf("--out: %w", err)
+		}
+		for _, note := range claim.Notes {
+			fmt.Fprintln(c.App.ErrWriter, "note:", note)
+		}
 	}
-	for _, note := range claim.Notes {
-		fmt.Fprintln(c.App.ErrWriter, "note:", note)
+	return &predictionJob{dist: dist, cubes: cubes, norm: norm, p: p, out: out, claim: claim}, nil
+}
+
+// share is the number of the n cubes this process predicts.
+func (j *predictionJob) share(n int) int {
+	if j.dist.group == nil {
+		return n
 	}
-	return &predictionJob{cubes: cubes, norm: norm, p: p, out: out, claim: claim}, nil
+	lo, hi := j.dist.group.Shard(n)
+	return hi - lo
 }
 
 func readNormalizer(path string) (*oct.Normalizer, error) {

@@ -155,11 +155,15 @@ func TestMainProcess(t *testing.T) {
 	if os.Getenv("EDEMA_MAIN") != "1" {
 		t.Skip("runs edema in a child process of another test")
 	}
+	self := os.Args[0]
 	for i, a := range os.Args {
 		if a == "--" {
 			os.Args = append([]string{"edema"}, os.Args[i+1:]...)
 			break
 		}
+	}
+	relaunch = func() (string, []string, error) {
+		return self, append([]string{"-test.run=^TestMainProcess$", "--"}, os.Args[1:]...), nil
 	}
 	main() // exits
 }

@@ -34,7 +34,7 @@ func testCommand() *cli.Command {
 			&cli.BoolFlag{Name: "seg", Usage: "write the label volumes"},
 			&cli.BoolFlag{Name: "det", Usage: "write the detection probabilities"},
 			workersFlag(),
-		}, predictorFlags()...),
+		}, append(predictorFlags(), jobFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if err := runTest(c); err != nil {
 				return fmt.Errorf("test: %w", err)
@@ -46,7 +46,7 @@ func testCommand() *cli.Command {
 
 func runTest(c *cli.Context) error {
 	job, err := newPredictionJob(c, "test", oct.ReadTestList, oct.TestInfoFile)
-	if err != nil {
+	if err != nil || job == nil {
 		return err
 	}
 	defer job.close()
@@ -56,9 +56,9 @@ func runTest(c *cli.Context) error {
 		seg, det = true, true
 	}
 	// The files written on stdout; what test says while it works on stderr.
-	w, status := c.App.Writer, c.App.ErrWriter
-	progress := newCubeProgress(status, "predicting", len(cubes))
-	opts := inference.SubmitOptions{Workers: c.Int("workers"), Volumes: seg, Detections: det, Progress: progress.done}
+	w, status := job.dist.output(c.App.Writer), job.dist.output(c.App.ErrWriter)
+	progress := newCubeProgress(status, "predicting", job.share(len(cubes)))
+	opts := inference.SubmitOptions{Workers: c.Int("workers"), Volumes: seg, Detections: det, Progress: progress.done, Group: job.dist.group}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(status, "predicting %d test cubes with %s (%s, batch %d)\n", len(cubes), p, p.Device(), p.Options().BatchSize)

@@ -43,7 +43,7 @@ func trainCommand() *cli.Command {
 			"Augmentation, as the original's flags (off in the published runs): --resize, --random-rotate,\n" +
 			"--random-scale and --crop-size apply in this order, before the random horizontal flip; padding\n" +
 			"is ignored by the loss. See docs/TRAINING.md.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "name", Required: true, Usage: "network: " + strings.Join(models.Names(), " | ")},
 			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Required: true, Usage: "DATA_DIR, the data folder"},
 			&cli.StringFlag{Name: "list-dir", Aliases: []string{"l"}, Required: true, Usage: "LIST_DIR, with the list files and info.json (edema synth writes DATA_DIR/data_path)"},
@@ -71,7 +71,7 @@ func trainCommand() *cli.Command {
 			&cli.IntFlag{Name: "random-rotate", Usage: "rotate every training slice by a random whole angle in [−A, A] degrees (0: off)"},
 			&cli.Float64Flag{Name: "random-scale", Usage: "scale every training slice by a random ratio in [1/S, S] (0: off; needs --crop-size)"},
 			&cli.IntFlag{Name: "crop-size", Aliases: []string{"s"}, Usage: "train on random C×C crops, padding smaller slices (0: off)"},
-		},
+		}, jobFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return fmt.Errorf("train: unexpected argument %q", c.Args().First())
@@ -96,6 +96,12 @@ func trainCommand() *cli.Command {
 					Resize: c.Int("resize"), Rotate: c.Int("random-rotate"), Scale: c.Float64("random-scale"), Crop: c.Int("crop-size"),
 				},
 			}
+			j, err := joinJob(c, "train")
+			if err != nil || j.launched {
+				return err
+			}
+			defer j.close()
+			cfg.Group, cfg.Threads, cfg.Device = j.group, j.threads(c), j.device(device, c.String("device"))
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			finished := make(chan struct{})
@@ -110,11 +116,13 @@ func trainCommand() *cli.Command {
 					}
 					// A second signal ends the process at once.
 					stop()
-					fmt.Fprintln(c.App.ErrWriter, "\nedema train: stopping after the current step and saving (signal again to quit at once)")
+					if j.rank0() {
+						fmt.Fprintln(c.App.ErrWriter, "\nedema train: stopping after the current step and saving (signal again to quit at once)")
+					}
 				case <-finished:
 				}
 			}()
-			if err := runTraining(ctx, cfg, c.App.Writer, isTerminal(c.App.Writer)); err != nil {
+			if err := runTraining(ctx, cfg, j.output(c.App.Writer), isTerminal(c.App.Writer) && j.rank0()); err != nil {
 				return fmt.Errorf("train: %w", withFlagNames(err))
 			}
 			return nil
@@ -192,8 +200,12 @@ func (r *trainReport) Start(s train.Start) {
 	for _, note := range s.Notes {
 		fmt.Fprintln(r.w, "note:", train.Named(note, trainFlag))
 	}
+	on := s.Device.String()
+	if s.Processes > 1 {
+		on = fmt.Sprintf("%d processes (rank 0 on %s), each taking", s.Processes, s.Device)
+	}
 	fmt.Fprintf(r.w, "training %s (%d parameters) on %s: loss %s, %s; %d slices, %d steps of %d an epoch; %d validation cubes; output %s\n",
-		s.Network, s.Parameters, s.Device, s.Loss, s.Optimizer, s.TrainSlices, s.StepsPerEpoch,
+		s.Network, s.Parameters, on, s.Loss, s.Optimizer, s.TrainSlices, s.StepsPerEpoch,
 		s.BatchSize, s.ValCubes, s.OutDir)
 	if s.Resumed != "" {
 		fmt.Fprintf(r.w, "resuming %s at epoch %d, step %d\n", s.Resumed, s.Epoch+1, s.Step)

@@ -121,6 +121,16 @@ func collectives(g *Group) (err error) {
 			return fmt.Errorf("all-gather bytes: rank %d's part is %q", i, b)
 		}
 	}
+	var mine error
+	if g.Rank() == 1 {
+		mine = fmt.Errorf("cube 7 is damaged")
+	}
+	if _, err := g.AllGatherResults([]byte("fine"), mine); err == nil || err.Error() != "rank 1: cube 7 is damaged" {
+		return fmt.Errorf("all-gather results: %v, want rank 1's failure", err)
+	}
+	if res, err := g.AllGatherResults([]byte{byte(g.Rank())}, nil); err != nil || len(res) != g.Size() || res[g.Size()-1][0] != byte(g.Size()-1) {
+		return fmt.Errorf("all-gather results: %v, %v", res, err)
+	}
 	return g.Barrier()
 }
 
@@ -167,7 +177,9 @@ func dataParallel(g *Group) (err error) {
 	}
 	half := int64(8 / g.Size())
 	xs, ys := x.Narrow(0, int64(g.Rank())*half, half), y.Narrow(0, int64(g.Rank())*half, half)
-	loss := func(x, y *torch.Tensor, w, b *torch.Tensor) *torch.Tensor { return x.Matmul(w).Add(b).Sub(y).Pow(2).Mean() }
+	loss := func(x, y *torch.Tensor, w, b *torch.Tensor) *torch.Tensor {
+		return x.Matmul(w).Add(b).Sub(y).Pow(2).Mean()
+	}
 
 	// The one-process reference: the whole batch, from rank 0's weights.
 	rw, rb := w.Detach().Clone().SetRequiresGrad(true), b.Detach().Clone().SetRequiresGrad(true)
@@ -384,4 +396,18 @@ func TestEnvFromOS(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, ok)
 	assert.True(t, env.UseAgentStore)
+}
+
+func TestShard(t *testing.T) {
+	for _, c := range []struct{ n, size int }{{10, 3}, {2, 3}, {0, 2}, {7, 1}, {16, 4}} {
+		next := 0
+		for r := range c.size {
+			lo, hi := shard(c.n, r, c.size)
+			require.Equal(t, next, lo, "n=%d size=%d rank %d starts where rank %d ended", c.n, c.size, r, r-1)
+			require.LessOrEqual(t, hi-lo, c.n/c.size+1)
+			require.GreaterOrEqual(t, hi-lo, c.n/c.size)
+			next = hi
+		}
+		require.Equal(t, c.n, next)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -274,9 +275,6 @@ func (g *Group) start(op string, keep []*torch.Tensor, call func(pg C.et_pg, w *
 		if t == nil {
 			return nil, g.error(op, "nil tensor")
 		}
-		if d := t.Device(); d.Type != torch.DeviceCPU {
-			return nil, g.error(op, fmt.Sprintf("a tensor on %v: Gloo moves CPU tensors", d))
-		}
 	}
 	// The work handle is a local, not a field of w: cgo refuses a pointer
 	// into memory that holds Go pointers.
@@ -394,4 +392,54 @@ func wait(w *Work, err error) error {
 		return err
 	}
 	return w.Wait()
+}
+
+// Shard is this rank's part [lo, hi) of n items split into contiguous
+// blocks in rank order, the first n mod size ranks taking one more. Parts
+// gathered in rank order are then the items in their order.
+func (g *Group) Shard(n int) (lo, hi int) {
+	return shard(n, g.rank, g.size)
+}
+
+func shard(n, rank, size int) (lo, hi int) {
+	q, r := n/size, n%size
+	lo = rank*q + min(rank, r)
+	hi = lo + q
+	if rank < r {
+		hi++
+	}
+	return lo, hi
+}
+
+// AllGatherResults gathers the parts of a sharded computation that can
+// fail: each rank gives its result or its error, and every rank gets
+// every result in rank order, or an error naming each rank that failed
+// and why. No rank waits out the timeout for a peer whose part failed.
+func (g *Group) AllGatherResults(result []byte, err error) ([][]byte, error) {
+	msg := append([]byte{0}, result...)
+	if err != nil {
+		msg = append([]byte{1}, err.Error()...)
+	}
+	parts, gerr := g.AllGatherBytes(msg)
+	if gerr != nil {
+		if err != nil {
+			return nil, fmt.Errorf("%w (and gathering the ranks' results failed: %v)", err, gerr)
+		}
+		return nil, gerr
+	}
+	var failed []string
+	out := make([][]byte, len(parts))
+	for r, p := range parts {
+		if len(p) == 0 {
+			return nil, g.error("all-gather", fmt.Sprintf("rank %d sent an empty result", r))
+		}
+		if p[0] == 1 {
+			failed = append(failed, fmt.Sprintf("rank %d: %s", r, p[1:]))
+		}
+		out[r] = p[1:]
+	}
+	if len(failed) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(failed, "; "))
+	}
+	return out, nil
 }

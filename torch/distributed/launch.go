@@ -71,21 +71,35 @@ func Launch(ctx context.Context, n int, name string, args []string, o LaunchOpti
 		}
 	}
 	if first != nil {
-		return fmt.Errorf("distributed: rank %d of %d %s", first.rank, n, describeExit(first.err))
+		e := &ExitError{Rank: first.rank, Size: n, Code: -1, Err: first.err}
+		var ee *exec.ExitError
+		if errors.As(first.err, &ee) {
+			e.Code = ee.ExitCode()
+		}
+		return e
 	}
 	return context.Cause(ctx)
 }
 
-func describeExit(err error) string {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return "was killed by " + ws.Signal().String()
-		}
-		return fmt.Sprintf("exited with status %d", ee.ExitCode())
-	}
-	return "failed: " + err.Error()
+// ExitError is the first process of a launched job that failed.
+type ExitError struct {
+	Rank, Size int
+	Code       int   // its exit status, -1 when a signal ended it or it never ran
+	Err        error // os/exec's error
 }
+
+func (e *ExitError) Error() string {
+	var ee *exec.ExitError
+	if errors.As(e.Err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Sprintf("distributed: rank %d of %d was killed by %v", e.Rank, e.Size, ws.Signal())
+		}
+		return fmt.Sprintf("distributed: rank %d of %d exited with status %d", e.Rank, e.Size, e.Code)
+	}
+	return fmt.Sprintf("distributed: rank %d of %d failed: %v", e.Rank, e.Size, e.Err)
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
 
 // freePort asks the kernel for a free loopback port. Another program could
 // take it before rank 0 listens on it; torchrun's standalone mode has the

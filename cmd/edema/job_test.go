@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edema/edema/oct/synth"
+)
+
+// edemaProcess runs edema's main with args in a child process (see
+// TestMainProcess) and returns its stdout, its stderr and its error.
+func edemaProcess(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestMainProcess$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), "EDEMA_MAIN=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// TestTrainOnTwoProcesses: `edema train --nproc-per-node 2` runs 2 ranks
+// over c10d on loopback. Rank 0 alone reports and writes; the validation
+// figures of its log are those a one-process `edema eval` gives for the
+// checkpoint; and the test submission of 2 processes is byte for byte
+// that of one.
+func TestTrainOnTwoProcesses(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	_, err := synth.Generate(data, synth.Options{Train: 2, Val: 3, Test: 3, Slices: 4, Width: 32, Height: 64, Seed: 3, Workers: 2})
+	require.NoError(t, err)
+	lists := filepath.Join(data, synth.ListDir)
+	out := filepath.Join(t.TempDir(), "run")
+	stdout, stderr, err := edemaProcess(t, "train", "--name", "unet", "-d", data, "-l", lists, "--out", out,
+		"--batch-size", "2", "-j", "1", "--epochs", "2", "--lr", "0.001", "--max-steps-per-epoch", "2",
+		"--nproc-per-node", "2", "--dist-timeout", "2m")
+	require.NoError(t, err, stdout+stderr)
+	assert.Contains(t, stderr, "train: starting 2 processes on this machine")
+	assert.Contains(t, stdout, "training unet (2466151 parameters) on 2 processes (rank 0 on cpu), each taking: ")
+	assert.Equal(t, 1, strings.Count(stdout, "done: 2 epochs"), "one rank reports:\n%s", stdout)
+	assert.Equal(t, 2, strings.Count(stdout, ": validating"), stdout)
+	for _, f := range []string{"checkpoint/checkpoint_latest.pth.tar", "checkpoint/model_best.pth.tar", "dice_epoch.txt", "curves.png"} {
+		assert.FileExists(t, filepath.Join(out, f))
+	}
+	log, err := os.ReadFile(filepath.Join(out, "dice_epoch.txt"))
+	require.NoError(t, err)
+	rows := strings.Split(strings.TrimSpace(string(log)), "\n")
+	require.Len(t, rows, 3, "a header and 2 epochs:\n%s", log)
+
+	// The last epoch's validation columns against eval's of the latest
+	// checkpoint: Dice_Val, AUC, the classes' Dice (Dice_11, Dice_22,
+	// Dice_33) and AUCs.
+	ev := filepath.Join(t.TempDir(), "eval")
+	stdout, stderr, err = edemaProcess(t, "eval", "-d", data, "-l", lists, "--seg-name", "unet",
+		"--seg-path", filepath.Join(out, "checkpoint", "checkpoint_latest.pth.tar"), "--out", ev, "--batch-size", "16")
+	require.NoError(t, err, stdout+stderr)
+	evLog, err := os.ReadFile(filepath.Join(ev, "dice_epoch.txt"))
+	require.NoError(t, err)
+	train := strings.Fields(rows[2])
+	got := strings.Fields(strings.Split(strings.TrimSpace(string(evLog)), "\n")[1])
+	lower := func(v []string) []string {
+		for i := range v {
+			v[i] = strings.ToLower(v[i])
+		}
+		return v
+	}
+	assert.Equal(t, lower([]string{train[2], train[5], train[7], train[9], train[3], train[10], train[11], train[12]}),
+		lower([]string{got[1], got[2], got[3], got[4], got[5], got[6], got[7], got[8]}),
+		"train's last validation:\n%s\neval of its checkpoint:\n%s", log, evLog)
+
+	// The test submission, on 1 and on 2 processes.
+	var zips [2][]byte
+	for i, n := range []string{"1", "2"} {
+		dir := filepath.Join(t.TempDir(), "test")
+		stdout, stderr, err := edemaProcess(t, "test", "-d", data, "-l", lists, "--seg-name", "unet",
+			"--seg-path", filepath.Join(out, "checkpoint", "checkpoint_latest.pth.tar"), "--out", dir, "--nproc-per-node", n)
+		require.NoError(t, err, stdout+stderr)
+		assert.Equal(t, 1, strings.Count(stdout, "submission: "), stdout)
+		zips[i], err = os.ReadFile(filepath.Join(dir, "submission.zip"))
+		require.NoError(t, err)
+	}
+	assert.True(t, bytes.Equal(zips[0], zips[1]), "the submission of 2 processes differs from that of one")
+}
+
+func TestJobFlagsRefused(t *testing.T) {
+	data, lists := tinyTrainingData(t)
+	_, err := runApp(t, "train", "--name", "unet", "-d", data, "-l", lists, "--nproc-per-node", "0")
+	assert.ErrorContains(t, err, "train: --nproc-per-node 0: a job needs at least one process")
+	assert.Equal(t, exitUsage, exitCode(err))
+
+	// Under a launcher's environment, a malformed variable is named.
+	t.Setenv("WORLD_SIZE", "2")
+	t.Setenv("RANK", "zero")
+	t.Setenv("MASTER_ADDR", "127.0.0.1")
+	t.Setenv("MASTER_PORT", "29500")
+	_, err = runApp(t, "eval", "-d", data, "-l", lists, "--seg-name", "unet", "--seg-path", "x.pth")
+	assert.ErrorContains(t, err, `eval: distributed: RANK="zero" is not a whole number`)
+}
