@@ -127,7 +127,9 @@ func (l *TrainLoader) Len() int { return len(l.samples) }
 
 // BatchesPerEpoch is the number of full batches of an epoch (of this
 // shard).
-func (l *TrainLoader) BatchesPerEpoch() int { return shardLen(len(l.samples), l.opt.World) / l.opt.BatchSize }
+func (l *TrainLoader) BatchesPerEpoch() int {
+	return shardLen(len(l.samples), l.opt.World) / l.opt.BatchSize
+}
 
 // shardLen is the number of positions of each of world shards of n
 // slices: DistributedSampler's num_samples, ceil(n / world).

@@ -22,8 +22,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cache=${EDEMA_CHROOT_CACHE:-/var/cache/edema}
-tarball=$cache/trixie-libtorch2.tar
 packages=libtorch-dev,libgloo-dev,python3-torch,python3-numpy,python3-sklearn,cmake,g++,make,pkg-config,chromium,ca-certificates,git
+# The tarball's name carries a digest of the package list, so that a
+# changed list makes a new chroot instead of reusing one that lacks some.
+tarball=$cache/trixie-libtorch2-$(printf %s "$packages" | sha256sum | cut -c1-12).tar
 mirror=${EDEMA_MIRROR:-$(sed -n 's/^URIs: *\(http[^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)}
 mirror=${mirror:-http://deb.debian.org/debian}
 go=${GO:-$(command -v go || echo /usr/local/go/bin/go)}

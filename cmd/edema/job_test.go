@@ -2,15 +2,18 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edema/edema/internal/pytorchtest"
 	"github.com/edema/edema/oct/synth"
 )
 
@@ -101,4 +104,60 @@ func TestJobFlagsRefused(t *testing.T) {
 	t.Setenv("MASTER_PORT", "29500")
 	_, err = runApp(t, "eval", "-d", data, "-l", lists, "--seg-name", "unet", "--seg-path", "x.pth")
 	assert.ErrorContains(t, err, `eval: distributed: RANK="zero" is not a whole number`)
+}
+
+// TestUnderTorchrun: edema's ranks join a job that PyTorch's own launcher
+// (Debian's torch.distributed.run, torchrun) starts: standalone, where
+// rank 0 hosts the store, and with the static rendezvous, where
+// torchrun's agent hosts it (TORCHELASTIC_USE_AGENT_STORE). The
+// submission equals that of one process.
+func TestUnderTorchrun(t *testing.T) {
+	python := pytorchtest.Python(t)
+	data := filepath.Join(t.TempDir(), "data")
+	_, err := synth.Generate(data, synth.Options{Train: 1, Val: 1, Test: 3, Slices: 2, Width: 32, Height: 64, Seed: 5, Workers: 2})
+	require.NoError(t, err)
+	lists := filepath.Join(data, synth.ListDir)
+	ckpt := saveRandom(t, filepath.Join(t.TempDir(), "unet.pth"), "unet", 1)
+	submit := func(dir string, launcher ...string) []byte {
+		args := []string{"test", "-d", data, "-l", lists, "--seg-name", "unet", "--seg-path", ckpt, "--out", dir}
+		var cmd *exec.Cmd
+		if launcher == nil {
+			cmd = exec.Command(os.Args[0], append([]string{"-test.run=^TestMainProcess$", "--"}, args...)...)
+		} else {
+			// --redirects and --tee other than 0: Debian's torchrun 1.13 on
+			// Python 3.11 or later fails on their default (its Std flag
+			// enum lost the zero member).
+			full := append(append([]string{"-m", "torch.distributed.run", "--redirects", "1", "--tee", "1"}, launcher...),
+				"--no_python", os.Args[0], "-test.run=^TestMainProcess$", "--")
+			cmd = exec.Command(python, append(full, args...)...)
+		}
+		cmd.Env = append(os.Environ(), "EDEMA_MAIN=1")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		zip, err := os.ReadFile(filepath.Join(dir, "submission.zip"))
+		require.NoError(t, err, string(out))
+		return zip
+	}
+	want := submit(filepath.Join(t.TempDir(), "one"))
+	port, err := freePort()
+	require.NoError(t, err)
+	for name, launcher := range map[string][]string{
+		"standalone": {"--standalone", "--nproc_per_node", "2"},
+		"agent store": {"--nnodes", "1", "--nproc_per_node", "2", "--rdzv_backend", "static", "--node_rank", "0",
+			"--master_addr", "127.0.0.1", "--master_port", strconv.Itoa(port)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			assert.True(t, bytes.Equal(want, submit(filepath.Join(t.TempDir(), "job"), launcher...)))
+		})
+	}
+}
+
+// freePort is a free loopback port for a job's store.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

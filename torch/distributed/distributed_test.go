@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edema/edema/internal/pytorchtest"
 	"github.com/edema/edema/torch"
 )
 
@@ -39,6 +40,7 @@ var workers = map[string]func(g *Group) error{
 	"collectives": collectives,
 	"killed":      killed,
 	"ddp":         dataParallel,
+	"mixed":       mixed,
 }
 
 func runWorker(name string) error {
@@ -232,6 +234,34 @@ func dataParallel(g *Group) (err error) {
 	return nil
 }
 
+// mixed runs the collectives of testdata/peer.py, whose PyTorch process
+// is another rank of the job, and prints what it got.
+func mixed(g *Group) (err error) {
+	defer torch.Recover(&err)
+	r := float32(g.Rank())
+	t := torch.FromSlice([]float32{r + 1, 2 * (r + 1)}, 2)
+	if err := g.AllReduce(Sum, t); err != nil {
+		return err
+	}
+	b := torch.Full([]int64{3}, float64(r), torch.Options{DType: torch.Float32})
+	if err := g.Broadcast(0, b); err != nil {
+		return err
+	}
+	parts, err := g.AllGather(torch.FromSlice([]float64{float64(r), float64(r) * 0.5}, 2))
+	if err != nil {
+		return err
+	}
+	if err := g.Barrier(); err != nil {
+		return err
+	}
+	var gathered [][]float64
+	for _, p := range parts {
+		gathered = append(gathered, p.Float64s())
+	}
+	fmt.Println("sum", t.Float32s(), "broadcast", b.Float32s(), "gathered", gathered)
+	return nil
+}
+
 // job runs n workers of this test binary through Launch.
 func job(t *testing.T, n int, worker string, env ...string) (string, error) {
 	t.Helper()
@@ -255,6 +285,36 @@ func TestCollectives(t *testing.T) {
 func TestDataParallelStepsAsOneProcess(t *testing.T) {
 	out, err := job(t, 2, "ddp")
 	require.NoError(t, err, out)
+}
+
+// TestWithPyTorch: ranks of edema and of PyTorch (Debian's python3-torch,
+// testdata/peer.py) in one job, over the same c10d TCPStore and Gloo.
+// Each side hosts the store once; both see the same values.
+func TestWithPyTorch(t *testing.T) {
+	python := pytorchtest.Python(t)
+	for _, goRank := range []int{0, 1} {
+		t.Run(fmt.Sprintf("edema rank %d", goRank), func(t *testing.T) {
+			port, err := freePort()
+			require.NoError(t, err)
+			py := exec.Command(python, "testdata/peer.py", strconv.Itoa(port), strconv.Itoa(1-goRank), "2")
+			var pyOut bytes.Buffer
+			py.Stdout, py.Stderr = &pyOut, &pyOut
+			require.NoError(t, py.Start())
+			goSide := exec.Command(os.Args[0], "-test.run=^$")
+			goSide.Env = append(os.Environ(), workerVar+"=mixed", "EDEMA_DIST_TIMEOUT=60s")
+			goSide.Env = append(goSide.Env, Env{MasterAddr: "127.0.0.1", MasterPort: port, Rank: goRank, WorldSize: 2,
+				LocalRank: goRank, LocalWorldSize: 2}.Environ()...)
+			goOut, err := goSide.CombinedOutput()
+			if err != nil {
+				_ = py.Wait()
+			}
+			require.NoError(t, err, string(goOut)+"\nPyTorch's rank: "+pyOut.String())
+			require.NoError(t, py.Wait(), pyOut.String())
+			want := "sum [3 6] broadcast [0 0 0] gathered [[0 0] [1 0.5]]"
+			assert.Contains(t, string(goOut), want)
+			assert.Contains(t, pyOut.String(), "sum [3.0, 6.0] broadcast [0.0, 0.0, 0.0] gathered [[0.0, 0.0], [1.0, 0.5]]")
+		})
+	}
 }
 
 func TestFileStore(t *testing.T) {
