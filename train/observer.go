@@ -97,4 +97,8 @@ type EpochEnd struct {
 	// Checkpoint is the path of checkpoint_latest.pth.tar.
 	Checkpoint       string
 	Train, Validated time.Duration
+	// Communication is the part of Train that this rank of a job spent in
+	// collectives (the gradients' all-reduce, the buffers' broadcast, the
+	// agreement to go on), waiting for its peers included; 0 alone.
+	Communication time.Duration
 }

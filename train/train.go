@@ -191,6 +191,7 @@ type trainer struct {
 	info   oct.Info // the normalisation, recorded in every checkpoint
 	steps  int      // training steps per epoch (of each rank)
 	dp     *distributed.DataParallel
+	comm   time.Duration // time spent in collectives during training steps
 	// rankTotals are, inside an interrupted epoch of a job, every rank's
 	// totals, which its checkpoint keeps for each rank to resume with.
 	rankTotals []totals
@@ -425,7 +426,7 @@ func (t *trainer) run(ctx context.Context, pos position) (*Summary, error) {
 		if epoch == pos.epoch {
 			tot = pos.totals
 		}
-		began := time.Now()
+		began, comm := time.Now(), t.comm
 		if err := t.trainEpoch(ctx, epoch, &tot, lr); err != nil {
 			if errors.Is(err, errInterrupted) {
 				return t.interrupted(position{epoch, tot})
@@ -448,7 +449,7 @@ func (t *trainer) run(ctx context.Context, pos position) (*Summary, error) {
 		if err != nil {
 			return nil, err
 		}
-		end.Train, end.Validated = trained.Sub(began), time.Since(trained)
+		end.Train, end.Validated, end.Communication = trained.Sub(began), time.Since(trained), t.comm-comm
 		t.obs.EpochEnd(end)
 	}
 	return t.summary(position{epoch: cfg.Epochs}, false), nil
@@ -523,7 +524,7 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 	d := torch.FromSlice(b.Targets, n, oct.NumLesions).ToDevice(dev)
 
 	if t.dp != nil {
-		if err := t.dp.SyncBuffers(); err != nil {
+		if err := t.timed(t.dp.SyncBuffers); err != nil {
 			return v, c, err
 		}
 	}
@@ -543,7 +544,7 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 	t.opt.ZeroGrad()
 	terms.Total.Backward()
 	if t.dp != nil {
-		if err := t.dp.SyncGradients(); err != nil {
+		if err := t.timed(t.dp.SyncGradients); err != nil {
 			return v, c, err
 		}
 	}
@@ -878,6 +879,7 @@ func (t *trainer) stopping(ctx context.Context) (stop bool, err error) {
 		return stop, nil
 	}
 	defer torch.Recover(&err)
+	defer func(start time.Time) { t.comm += time.Since(start) }(time.Now())
 	flag := torch.FromSlice([]float32{0}, 1)
 	if stop {
 		flag = torch.FromSlice([]float32{1}, 1)
@@ -886,6 +888,14 @@ func (t *trainer) stopping(ctx context.Context) (stop bool, err error) {
 		return false, err
 	}
 	return flag.Float32s()[0] > 0, nil
+}
+
+// timed runs a collective and counts its time as communication.
+func (t *trainer) timed(collective func() error) error {
+	start := time.Now()
+	err := collective()
+	t.comm += time.Since(start)
+	return err
 }
 
 // gatherTotals returns every rank's totals, in rank order.

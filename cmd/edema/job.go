@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -67,16 +68,19 @@ func joinJob(c *cli.Context, cmd string) (job, error) {
 	// A Ctrl-C reaches every process of the terminal's group: the ranks
 	// stop together at a step and save, and this one waits for them. A
 	// SIGTERM for this process alone is passed on to them.
-	signal.Ignore(os.Interrupt)
-	defer signal.Reset(os.Interrupt)
+	// (Caught, not ignored: an ignored signal would stay ignored in the
+	// processes started.)
+	interrupts := make(chan os.Signal, 1)
+	signal.Notify(interrupts, os.Interrupt)
+	defer signal.Stop(interrupts)
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(c.App.ErrWriter, "%s: starting %d processes on this machine\n", cmd, n)
 	err = distributed.Launch(ctx, n, exe, args, distributed.LaunchOptions{
-		Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Grace: time.Minute,
+		Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Grace: time.Minute, Interrupted: exitInterrupted,
 	})
 	var exit *distributed.ExitError
-	if errors.As(err, &exit) && exit.Code == exitInterrupted {
+	if errors.As(err, &exit) && exit.Code == exitInterrupted || errors.Is(err, context.Canceled) {
 		// The ranks stopped on a signal and said so; exit as they did.
 		return job{launched: true}, errInterrupted
 	}
@@ -95,11 +99,15 @@ var relaunch = func() (string, []string, error) {
 }
 
 // threads is the libtorch thread count of a command's process: --threads
-// when given, else the machine's CPUs shared among the processes of this
-// machine (torchrun sets OMP_NUM_THREADS=1 for the same reason).
+// when given; in a job, libtorch's own setting (0) when OMP_NUM_THREADS
+// sets it (torchrun sets 1), else the machine's CPUs shared among the
+// processes of this machine.
 func (j job) threads(c *cli.Context) int {
 	if c.IsSet("threads") || j.group == nil {
 		return c.Int("threads")
+	}
+	if os.Getenv("OMP_NUM_THREADS") != "" {
+		return 0
 	}
 	return max(1, runtime.NumCPU()/j.env.LocalWorldSize)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"net"
 	"os"
@@ -8,12 +9,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/edema/edema/internal/pytorchtest"
+	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct/synth"
 )
 
@@ -22,7 +25,9 @@ import (
 func edemaProcess(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestMainProcess$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), "EDEMA_MAIN=1")
+	// One libtorch thread in every process, alone or a rank: the thread
+	// count can change a convolution's last bits, and with them a label.
+	cmd.Env = append(os.Environ(), "EDEMA_MAIN=1", "OMP_NUM_THREADS=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -131,7 +136,9 @@ func TestUnderTorchrun(t *testing.T) {
 				"--no_python", os.Args[0], "-test.run=^TestMainProcess$", "--")
 			cmd = exec.Command(python, append(full, args...)...)
 		}
-		cmd.Env = append(os.Environ(), "EDEMA_MAIN=1")
+		// USE_LIBUV=0: torchrun 2.4+ asks c10d for a libuv store server by
+		// default, which Debian's builds lack.
+		cmd.Env = append(os.Environ(), "EDEMA_MAIN=1", "USE_LIBUV=0", "OMP_NUM_THREADS=1")
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, string(out))
 		zip, err := os.ReadFile(filepath.Join(dir, "submission.zip"))
@@ -141,12 +148,20 @@ func TestUnderTorchrun(t *testing.T) {
 	want := submit(filepath.Join(t.TempDir(), "one"))
 	port, err := freePort()
 	require.NoError(t, err)
+	// Debian's PyTorch 2.x lacks libuv, and torchrun's standalone
+	// rendezvous asks for it whatever USE_LIBUV says.
+	probe := exec.Command(python, "-c", "import torch.distributed as d; d.TCPStore('127.0.0.1', 0, 1, True)")
+	probeOut, probeErr := probe.CombinedOutput()
+	noLibuv := probeErr != nil && strings.Contains(string(probeOut), "without libuv support")
 	for name, launcher := range map[string][]string{
 		"standalone": {"--standalone", "--nproc_per_node", "2"},
 		"agent store": {"--nnodes", "1", "--nproc_per_node", "2", "--rdzv_backend", "static", "--node_rank", "0",
 			"--master_addr", "127.0.0.1", "--master_port", strconv.Itoa(port)},
 	} {
 		t.Run(name, func(t *testing.T) {
+			if name == "standalone" && noLibuv {
+				t.Skip("this PyTorch's torchrun --standalone needs libuv, which its build lacks")
+			}
 			assert.True(t, bytes.Equal(want, submit(filepath.Join(t.TempDir(), "job"), launcher...)))
 		})
 	}
@@ -160,4 +175,71 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// TestInterruptedJobResumesExactly: a Ctrl-C (SIGINT to the terminal's
+// process group) stops both ranks of a training job at the same step; the
+// launcher exits with status 130; --resume on 2 processes then ends with
+// the weights of the job that was never interrupted, bit for bit.
+func TestInterruptedJobResumesExactly(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	_, err := synth.Generate(data, synth.Options{Train: 4, Val: 1, Test: 1, Slices: 4, Width: 32, Height: 64, Seed: 4, Workers: 2})
+	require.NoError(t, err)
+	lists := filepath.Join(data, synth.ListDir)
+	args := func(out string, extra ...string) []string {
+		return append([]string{"-test.run=^TestMainProcess$", "--", "train", "--name", "unet", "-d", data, "-l", lists,
+			"--out", out, "--batch-size", "2", "-j", "1", "--epochs", "3", "--lr", "0.001", "--nproc-per-node", "2"}, extra...)
+	}
+	straight := filepath.Join(t.TempDir(), "straight")
+	cmd := exec.Command(os.Args[0], args(straight)...)
+	cmd.Env = append(os.Environ(), "EDEMA_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	stopped := filepath.Join(t.TempDir(), "stopped")
+	cmd = exec.Command(os.Args[0], args(stopped)...)
+	cmd.Env = append(os.Environ(), "EDEMA_MAIN=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	var seen bytes.Buffer
+	lines := bufio.NewScanner(stdout)
+	signalled := false
+	for lines.Scan() {
+		seen.WriteString(lines.Text() + "\n")
+		if !signalled && strings.Contains(lines.Text(), "epoch 1/3 loss") {
+			require.NoError(t, syscall.Kill(-cmd.Process.Pid, syscall.SIGINT))
+			signalled = true
+		}
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the job was not interrupted:\n%s%s", seen.String(), stderr.String())
+	assert.Equal(t, exitInterrupted, exit.ExitCode(), seen.String()+stderr.String())
+	assert.Contains(t, seen.String(), "interrupted at epoch ", stderr.String())
+
+	latest := filepath.Join(stopped, "checkpoint", "checkpoint_latest.pth.tar")
+	cmd = exec.Command(os.Args[0], args(stopped, "--resume", latest)...)
+	cmd.Env = append(os.Environ(), "EDEMA_MAIN=1")
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	want, err := models.ReadCheckpoint(filepath.Join(straight, "checkpoint", "checkpoint_latest.pth.tar"))
+	require.NoError(t, err)
+	got, err := models.ReadCheckpoint(latest)
+	require.NoError(t, err)
+	for _, k := range want.StateDict.Keys() {
+		w, _ := want.StateDict.Get(k)
+		g, ok := got.StateDict.Get(k)
+		require.True(t, ok, k)
+		require.True(t, w.Equal(g), "%s differs after the interruption and resume", k)
+	}
+	wantLog, err := os.ReadFile(filepath.Join(straight, "dice_epoch.txt"))
+	require.NoError(t, err)
+	gotLog, err := os.ReadFile(filepath.Join(stopped, "dice_epoch.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, string(wantLog), string(gotLog))
 }

@@ -252,6 +252,12 @@ func (r *trainReport) EpochEnd(e train.EpochEnd) {
 		row.Epoch+1, r.start.Epochs, row.LR, row.TrainLoss, figure(row.TrainDice),
 		figure(row.ValDice), perLesion(row.ValClassDice), figure(row.AUC), perLesion(row.ClassAUC),
 		e.Train.Round(time.Second), e.Validated.Round(time.Second))
+	if slices := r.start.StepsPerEpoch * r.start.BatchSize * max(r.start.Processes, 1); e.Train > 0 && r.first == 0 {
+		fmt.Fprintf(r.w, " | %.2f slices/s", float64(slices)/e.Train.Seconds())
+	}
+	if e.Communication > 0 && e.Train > 0 {
+		fmt.Fprintf(r.w, " | communication %.1f%% of training", 100*e.Communication.Seconds()/e.Train.Seconds())
+	}
 	if e.Best {
 		fmt.Fprint(r.w, " | best so far")
 	}

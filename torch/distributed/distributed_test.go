@@ -346,6 +346,7 @@ func TestKilledPeer(t *testing.T) {
 	for r := range 2 {
 		require.NoError(t, cmds[r].Wait(), outs[r].String())
 		assert.Contains(t, outs[r].String(), fmt.Sprintf("failed as expected: distributed: rank %d of 3: all-reduce: ", r))
+		assert.Regexp(t, `\(ranks? ([0-9], )*2 made no report within 5s: likely stopped\)`, outs[r].String())
 	}
 	assert.Less(t, time.Since(start), 30*time.Second, "the survivors took longer than half their timeout to notice")
 }
@@ -361,21 +362,23 @@ func TestBadSetUps(t *testing.T) {
 		return Env{MasterAddr: "127.0.0.1", MasterPort: port, Rank: rank, WorldSize: world, LocalRank: rank,
 			LocalWorldSize: world}.Environ()
 	}
+	// A missing rank 1, in the words of libtorch 1.13 (whose TCPStore
+	// server stops waiting silently, and edema's check says it) or 2.x.
+	missing := `rank 0 of 2: rendezvous: (rank 1 did not join within 3s|.*Timed out after \d+ seconds waiting for clients. 1/2 clients joined)`
 	cases := []struct {
 		name  string
 		ranks [][]string // each process's environment
-		want  []string   // what each one's error says
+		want  []string   // what each one's error says (a regular expression)
 	}{
-		{"one process of two", [][]string{env(0, 2, port)},
-			[]string{"rank 0 of 2: rendezvous: rank 1 did not join within 3s"}},
+		{"one process of two", [][]string{env(0, 2, port)}, []string{missing}},
 		{"wrong port", [][]string{env(0, 2, port), env(1, 2, other)},
-			[]string{"rank 0 of 2: rendezvous: rank 1 did not join within 3s", "rank 1 of 2: rendezvous: the store at 127.0.0.1:" + strconv.Itoa(other)}},
+			[]string{missing, "rank 1 of 2: rendezvous: the store at 127.0.0.1:" + strconv.Itoa(other)}},
 		{"world sizes differ", [][]string{env(0, 2, port), env(1, 3, port)},
 			[]string{"rank 0 of 2: rendezvous: ", "rank 1 of 3: rendezvous: the world size is 3 here but 2 on rank 0"}},
 		{"rank twice", [][]string{env(0, 2, port), env(0, 2, port)},
 			[]string{"rendezvous", "rendezvous"}},
 		{"rank out of range", [][]string{env(2, 2, port)},
-			[]string{"RANK 2 is not below WORLD_SIZE 2"}},
+			[]string{`RANK 2 is not below WORLD_SIZE 2`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -391,7 +394,7 @@ func TestBadSetUps(t *testing.T) {
 			}
 			for i, cmd := range cmds {
 				assert.Error(t, cmd.Wait(), outs[i].String())
-				assert.Contains(t, outs[i].String(), c.want[i])
+				assert.Regexp(t, c.want[i], outs[i].String())
 			}
 			assert.Less(t, time.Since(start), 30*time.Second)
 		})

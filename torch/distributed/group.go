@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -69,8 +70,11 @@ type Group struct {
 	timeout    time.Duration
 	store      *Store
 
-	mu   sync.Mutex
-	gloo C.et_pg
+	failures atomic.Int64 // collectives that failed, numbering the store's reports
+
+	mu      sync.Mutex
+	gloo    C.et_pg
+	cleanup runtime.Cleanup // frees gloo when the group is dropped unclosed
 }
 
 // Init joins the job the environment describes (see EnvFromOS): it makes
@@ -163,7 +167,7 @@ func NewGroup(store *Store, rank, size int, o Options) (*Group, error) {
 	if err != nil {
 		return nil, g.error("rendezvous", "gloo: "+shimError(err).Error())
 	}
-	runtime.AddCleanup(g, func(c C.et_pg) { C.et_pg_free(c) }, g.gloo)
+	g.cleanup = runtime.AddCleanup(g, func(c C.et_pg) { C.et_pg_free(c) }, g.gloo)
 	return g, nil
 }
 
@@ -200,6 +204,43 @@ func (g *Group) agree() error {
 	return nil
 }
 
+// reportWindow is how long the survivors of a failed collective wait for
+// each other's reports (see failed).
+const reportWindow = 5 * time.Second
+
+// failed is the error of a collective that failed, with the ranks that
+// have likely stopped. Gloo names a peer by its address only; so each
+// rank that sees a collective fail reports through the store, waits
+// reportWindow for the others' reports, and names the ranks that made
+// none. A store that cannot be reached names rank 0, its host.
+func (g *Group) failed(op, cause string) *Error {
+	n := g.failures.Add(1)
+	key := func(r int) string { return fmt.Sprintf("edema/failed/%d/%d", n, r) }
+	if _, err := g.store.Add(key(g.rank), 1); err != nil {
+		return g.error(op, cause+" (the store cannot be reached either: rank 0, its host, has likely stopped)")
+	}
+	deadline := time.Now().Add(reportWindow)
+	for {
+		var silent []string
+		for r := range g.size {
+			if v, err := g.store.Add(key(r), 0); err == nil && v == 0 {
+				silent = append(silent, strconv.Itoa(r))
+			}
+		}
+		if len(silent) == 0 {
+			return g.error(op, cause+" (every rank reports the failure)")
+		}
+		if time.Now().After(deadline) {
+			ranks := "rank " + silent[0]
+			if len(silent) > 1 {
+				ranks = "ranks " + strings.Join(silent, ", ")
+			}
+			return g.error(op, fmt.Sprintf("%s (%s made no report within %v: likely stopped)", cause, ranks, reportWindow))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (g *Group) error(op, cause string) *Error {
 	return &Error{Rank: g.rank, Size: g.size, Op: op, Cause: cause}
 }
@@ -223,6 +264,7 @@ func (g *Group) Close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.gloo != nil {
+		g.cleanup.Stop()
 		C.et_pg_free(g.gloo)
 		g.gloo = nil
 	}
@@ -255,7 +297,7 @@ func (w *Work) Wait() error {
 	w.c = nil
 	runtime.KeepAlive(w.keep)
 	if err != nil {
-		return w.g.error(w.op, shimError(err).Error())
+		return w.g.failed(w.op, shimError(err).Error())
 	}
 	if w.then != nil {
 		return torch.Try(w.then)

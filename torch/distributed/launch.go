@@ -19,6 +19,12 @@ type LaunchOptions struct {
 	// Grace is how long a process has to stop after SIGTERM before it is
 	// killed, when another process failed or ctx ended (10 s when zero).
 	Grace time.Duration
+	// Interrupted, when not 0, is the exit status of a process that
+	// stopped because it was asked to (130 for edema's commands after
+	// SIGINT): such a process does not make Launch stop the others, which
+	// are stopping too and may be saving their state. Launch then returns
+	// an *ExitError with that status once all have exited.
+	Interrupted int
 }
 
 // Launch runs n processes of the program name with args on this machine
@@ -62,23 +68,38 @@ func Launch(ctx context.Context, n int, name string, args []string, o LaunchOpti
 		}
 		go func() { exits <- exit{rank, cmd.Wait()} }()
 	}
-	var first *exit
+	var first, interrupted *ExitError
 	for range n {
 		e := <-exits
-		if e.err != nil && first == nil && ctx.Err() == nil {
-			first = &e
+		if e.err == nil || ctx.Err() != nil {
+			continue
+		}
+		x := &ExitError{Rank: e.rank, Size: n, Code: -1, Err: e.err}
+		var ee *exec.ExitError
+		if errors.As(e.err, &ee) {
+			x.Code = ee.ExitCode()
+		}
+		if o.Interrupted != 0 && x.Code == o.Interrupted {
+			if interrupted == nil {
+				interrupted = x
+			}
+			continue
+		}
+		if first == nil {
+			first = x
 			stop()
 		}
 	}
 	if first != nil {
-		e := &ExitError{Rank: first.rank, Size: n, Code: -1, Err: first.err}
-		var ee *exec.ExitError
-		if errors.As(first.err, &ee) {
-			e.Code = ee.ExitCode()
-		}
-		return e
+		return first
 	}
-	return context.Cause(ctx)
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	if interrupted != nil {
+		return interrupted
+	}
+	return nil
 }
 
 // ExitError is the first process of a launched job that failed.

@@ -37,6 +37,17 @@ struct et_work_s {
 };
 
 namespace {
+// libtorch 2.4 and later default TCPStore to its libuv server, which
+// builds without libuv (Debian's) refuse; the classic server of every
+// release serves a job of this size as well. Older releases have no such
+// option, hence the overloads.
+template <typename O>
+auto classic_server(O &o, int) -> decltype(o.useLibUV = false, void()) {
+  o.useLibUV = false;
+}
+template <typename O>
+void classic_server(O &, long) {}
+
 std::vector<at::Tensor> tensors(const et_tensor *ts, int64_t n) {
   std::vector<at::Tensor> v;
   v.reserve(static_cast<size_t>(n));
@@ -56,6 +67,7 @@ et_error et_store_tcp(const char *host, int port, int is_server, int64_t world, 
     if (world > 0) o.numWorkers = static_cast<std::size_t>(world);
     o.waitWorkers = wait_workers != 0;
     o.timeout = std::chrono::milliseconds(timeout_ms);
+    classic_server(o, 0);
     *out = new et_store_s{c10::make_intrusive<c10d::TCPStore>(host, o)};
   })
 }

@@ -13,7 +13,10 @@ import torch.distributed as dist
 
 port, rank, size = (int(a) for a in sys.argv[1:4])
 timeout = datetime.timedelta(seconds=60)
-store = dist.TCPStore("127.0.0.1", port, size, rank == 0, timeout)
+try:  # PyTorch 2.4+ defaults to a libuv server that Debian's build lacks
+    store = dist.TCPStore("127.0.0.1", port, size, rank == 0, timeout, use_libuv=False)
+except TypeError:  # releases before the option
+    store = dist.TCPStore("127.0.0.1", port, size, rank == 0, timeout)
 assert store.add(f"edema/rank/{rank}", 1) == 1
 store.set(f"edema/size/{rank}", str(size))
 for r in range(1, size) if rank == 0 else [0]:
