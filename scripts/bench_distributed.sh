@@ -5,9 +5,12 @@
 #   1×2: one process, two threads, batches of 8;
 #   2×1: two processes over c10d/Gloo on loopback, one thread each,
 #        batches of 4 each (the same 8 slices a step in all);
-# ROUNDS rounds (default 2), alternating. Prints the median training
-# throughput (slices/s, the training part of the epoch only), the ratio of
-# each to 1×1, and rank 0's share of the training time spent in
+# and PyTorch's DistributedDataParallel on the same 1×1 and 2×1 set-ups
+# (scripts/bench_ddp.py: the reference UNet++ on an in-memory batch, under
+# Debian's torchrun), ROUNDS rounds (default 2), alternating. Prints the
+# median training throughput (slices/s; for edema the training part of the
+# epoch only, slices read and decoded included), the ratio of each to its
+# side's 1×1, and edema's rank 0's share of the training time spent in
 # collectives. Results are in docs/BENCHMARKS.md ("Data-parallel training").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,10 +35,21 @@ run() { # label, then edema train flags
       print label, rate, comm }' >>"$work/results"
 }
 
+pytorch() { # label, then how to start bench_ddp.py
+  local label=$1
+  shift
+  echo "round $r/$rounds: pytorch $label" >&2
+  USE_LIBUV=0 "$@" 2>/dev/null | awk -v label="pytorch-$label" '/slices\/s/ {
+      for (i = 1; i < NF; i++) if ($(i+1) == "slices/s") print label, $i, 0 }' >>"$work/results"
+}
+
+py=/usr/bin/python3
 for ((r = 1; r <= rounds; r++)); do
   run 1x1 --threads 1 --batch-size 8
+  pytorch 1x1 $py scripts/bench_ddp.py --threads 1
   run 1x2 --threads 2 --batch-size 8
   run 2x1 --threads 1 --batch-size 4 --nproc-per-node 2
+  pytorch 2x1 $py -m torch.distributed.run --standalone --nproc_per_node 2 --redirects 1 --tee 1 scripts/bench_ddp.py --threads 1
 done
 
 echo
@@ -48,11 +62,11 @@ awk '
     return (c % 2) ? x[(c + 1) / 2] : (x[c / 2] + x[c / 2 + 1]) / 2
   }
   END {
-    base = median(rate, "1x1")
-    printf "%-6s %12s %10s %16s\n", "run", "slices/s", "× 1x1", "communication"
-    split("1x1 1x2 2x1", order, " ")
-    for (i = 1; i <= 3; i++) {
+    printf "%-12s %12s %14s %16s\n", "run", "slices/s", "× its 1x1", "communication"
+    split("1x1 1x2 2x1 pytorch-1x1 pytorch-2x1", order, " ")
+    for (i = 1; i <= 5; i++) {
       k = order[i]
-      printf "%-6s %12.2f %10.2f %15.1f%%\n", k, median(rate, k), median(rate, k) / base, median(comm, k)
+      base = median(rate, (k ~ /^pytorch/) ? "pytorch-1x1" : "1x1")
+      printf "%-12s %12.2f %14.2f %15.1f%%\n", k, median(rate, k), median(rate, k) / base, median(comm, k)
     }
   }' "$work/results"

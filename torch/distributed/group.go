@@ -171,35 +171,72 @@ func NewGroup(store *Store, rank, size int, o Options) (*Group, error) {
 	return g, nil
 }
 
-// agree checks the job's shape through the store: each rank claims its
-// rank and publishes the world size it was given; rank 0 reads every
-// rank's, and every other rank reads rank 0's.
+// agree checks the job's shape through the store before Gloo connects:
+// each rank claims its rank and publishes the world size it was given;
+// rank 0 reads every rank's and publishes its verdict, which every other
+// rank reads (and acknowledges, so that rank 0, the store's host, stays
+// until all have) before comparing its own size with rank 0's.
 func (g *Group) agree() error {
-	n, err := g.store.Add("edema/rank/"+strconv.Itoa(g.rank), 1)
+	s := g.store
+	storeErr := func(err error) error { return g.error("rendezvous", "the store: "+err.Error()) }
+	n, err := s.Add("edema/rank/"+strconv.Itoa(g.rank), 1)
 	if err != nil {
-		return g.error("rendezvous", "the store: "+err.Error())
+		return storeErr(err)
 	}
 	if n > 1 {
 		return g.error("rendezvous", fmt.Sprintf("another process already joined as rank %d", g.rank))
 	}
-	if err := g.store.Set("edema/size/"+strconv.Itoa(g.rank), []byte(strconv.Itoa(g.size))); err != nil {
-		return g.error("rendezvous", "the store: "+err.Error())
+	if err := s.Set("edema/size/"+strconv.Itoa(g.rank), []byte(strconv.Itoa(g.size))); err != nil {
+		return storeErr(err)
 	}
-	peers := []int{0}
-	if g.rank == 0 {
-		peers = peers[:0]
-		for r := 1; r < g.size; r++ {
-			peers = append(peers, r)
+	if g.rank != 0 {
+		verdict, err := s.Get("edema/verdict")
+		if err != nil {
+			return g.error("rendezvous", fmt.Sprintf("rank 0 did not join within %v (%v)", g.timeout, err))
 		}
+		if _, err := s.Add("edema/verdict-read", 1); err != nil {
+			return storeErr(err)
+		}
+		size0, err := s.Get("edema/size/0")
+		if err != nil {
+			return storeErr(err)
+		}
+		if string(size0) != strconv.Itoa(g.size) {
+			return g.error("rendezvous", fmt.Sprintf("the world size is %d here but %s on rank 0", g.size, size0))
+		}
+		if len(verdict) > 0 {
+			return g.error("rendezvous", "rank 0 refused the job: "+string(verdict))
+		}
+		return nil
 	}
-	for _, r := range peers {
-		v, err := g.store.Get("edema/size/" + strconv.Itoa(r))
+	var problems []string
+	for r := 1; r < g.size; r++ {
+		v, err := s.Get("edema/size/" + strconv.Itoa(r))
 		if err != nil {
 			return g.error("rendezvous", fmt.Sprintf("rank %d did not join within %v (%v)", r, g.timeout, err))
 		}
 		if string(v) != strconv.Itoa(g.size) {
-			return g.error("rendezvous", fmt.Sprintf("the world size is %d here but %s on rank %d", g.size, v, r))
+			problems = append(problems, fmt.Sprintf("the world size is %d here but %s on rank %d", g.size, v, r))
 		}
+	}
+	verdict := strings.Join(problems, "; ")
+	if err := s.Set("edema/verdict", []byte(verdict)); err != nil {
+		return storeErr(err)
+	}
+	for deadline := time.Now().Add(g.timeout); ; time.Sleep(20 * time.Millisecond) {
+		read, err := s.Add("edema/verdict-read", 0)
+		if err != nil {
+			return storeErr(err)
+		}
+		if read >= int64(g.size-1) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return g.error("rendezvous", fmt.Sprintf("only %d of the other %d ranks read rank 0's verdict within %v", read, g.size-1, g.timeout))
+		}
+	}
+	if verdict != "" {
+		return g.error("rendezvous", verdict)
 	}
 	return nil
 }

@@ -1,12 +1,15 @@
 """One rank of a job of edema and PyTorch processes: PyTorch's own
 TCPStore and ProcessGroupGloo, with edema's check of the job's shape
-(each rank claims its rank and publishes the world size), then the
-collectives of the Go side's "mixed" worker, in the same order.
+(torch/distributed's Group.agree: each rank claims its rank and publishes
+the world size, rank 0 publishes its verdict), then the collectives of the
+Go side's "mixed" worker, in the same order.
 
     python3 peer.py PORT RANK SIZE
 """
 import datetime
+import os
 import sys
+import time
 
 import torch
 import torch.distributed as dist
@@ -19,8 +22,16 @@ except TypeError:  # releases before the option
     store = dist.TCPStore("127.0.0.1", port, size, rank == 0, timeout)
 assert store.add(f"edema/rank/{rank}", 1) == 1
 store.set(f"edema/size/{rank}", str(size))
-for r in range(1, size) if rank == 0 else [0]:
-    assert store.get(f"edema/size/{r}").decode() == str(size)
+if rank == 0:
+    for r in range(1, size):
+        assert store.get(f"edema/size/{r}").decode() == str(size)
+    store.set("edema/verdict", "")
+    while store.add("edema/verdict-read", 0) < size - 1:
+        time.sleep(0.02)
+else:
+    assert store.get("edema/verdict") == b""
+    store.add("edema/verdict-read", 1)
+    assert store.get("edema/size/0").decode() == str(size)
 
 opts = dist.ProcessGroupGloo._Options()
 opts._timeout = timeout
@@ -36,4 +47,7 @@ pg.broadcast([b], root).wait()
 outs = [torch.empty(2, dtype=torch.float64) for _ in range(size)]
 pg.allgather([outs], [torch.tensor([rank, rank * 0.5], dtype=torch.float64)]).wait()
 pg.barrier().wait()
-print("sum", t.tolist(), "broadcast", b.tolist(), "gathered", [o.tolist() for o in outs])
+print("sum", t.tolist(), "broadcast", b.tolist(), "gathered", [o.tolist() for o in outs], flush=True)
+# Out without libtorch's destructors: PyTorch 2.6's abort (std::terminate)
+# when the store's host leaves with a client still connected.
+os._exit(0)
