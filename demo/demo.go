@@ -218,7 +218,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	evaluate := func(label, dir string, p *inference.Predictor, vis bool) error {
 		defer p.Free()
 		fmt.Fprintf(log, "evaluating %s on the validation cubes\n", label)
-		opts := inference.EvalOptions{Workers: o.Workers}
+		opts := inference.EvalOptions{Workers: o.Workers, Worst: &inference.WorstSlices{K: inference.DefaultWorstSlices}}
 		if vis {
 			opts.VisDir = filepath.Join(dir, "vis")
 			r.Pictures = opts.VisDir
@@ -230,7 +230,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		if err := inference.WriteReport(dir, label, ev); err != nil {
+		if err := inference.WriteReport(dir, label, ev, opts.Worst); err != nil {
 			return err
 		}
 		r.Rows = append(r.Rows, Row{Model: label, Summary: ev.Summary(), Official: submission.Official(ev), Dir: dir})

@@ -35,6 +35,9 @@ type EvalOptions struct {
 	VisDir string
 	// Progress, when set, is called after each cube.
 	Progress func(CubeDone)
+	// Worst, when set, collects the slices of lowest Dice per class and
+	// their pictures (see WorstSlices); Worst.K says how many.
+	Worst *WorstSlices
 	// Group, when set, shards the evaluation over the processes of a job:
 	// each evaluates its contiguous block of the cubes (Group.Shard), and
 	// every one returns the evaluation of all of them, the same as one
@@ -57,7 +60,13 @@ func Evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.Cub
 		}
 	}
 	if g := opts.Group; g != nil {
+		orig := opts.Worst
 		lo, hi := g.Shard(len(cubes))
+		var worst *WorstSlices
+		if opts.Worst != nil {
+			worst = &WorstSlices{K: opts.Worst.K}
+			opts.Worst = worst
+		}
 		part, err := evaluate(ctx, p, dataDir, cubes[lo:hi], norm, opts, lo)
 		var data []byte
 		if err == nil {
@@ -74,6 +83,11 @@ func Evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.Cub
 				return nil, fmt.Errorf("the evaluation of rank %d: %w", r, err)
 			}
 			ev.Append(&part)
+		}
+		if worst != nil {
+			if err := gatherWorst(g, worst, orig); err != nil {
+				return nil, err
+			}
 		}
 		return ev, nil
 	}
@@ -100,6 +114,11 @@ func evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.Cub
 		}
 		if err := ev.Add(cube.Name, pred.Labels, cube.Labels, pred.Detections, cube.Targets); err != nil {
 			return nil, err
+		}
+		if opts.Worst != nil {
+			if err := opts.Worst.add(first+i, cube, pred); err != nil {
+				return nil, err
+			}
 		}
 		if opts.VisDir != "" {
 			if err := WriteSlicePictures(filepath.Join(opts.VisDir, fmt.Sprintf("%04d", first+i)), cube, pred); err != nil {
@@ -143,6 +162,23 @@ func WriteSlicePictures(dir string, cube *oct.Cube, pred *models.Prediction) err
 		if err := picture.WritePNG(filepath.Join(dir, fmt.Sprintf("%03d.png", s)), img); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// gatherWorst merges every rank's lowest-Dice slices into dst.
+func gatherWorst(g *distributed.Group, mine, dst *WorstSlices) error {
+	data, err := mine.encode()
+	parts, err := g.AllGatherResults(data, err)
+	if err != nil {
+		return err
+	}
+	for r, data := range parts {
+		w, err := decodeWorst(data)
+		if err != nil {
+			return fmt.Errorf("rank %d: %w", r, err)
+		}
+		dst.merge(w)
 	}
 	return nil
 }

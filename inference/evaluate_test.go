@@ -99,7 +99,7 @@ func TestEvaluateAgreesWithTheSubmissionScore(t *testing.T) {
 	assert.InDelta(t, r.Score, official.Score, 1e-12)
 	assert.False(t, math.IsNaN(official.Score))
 
-	require.NoError(t, WriteReport(out, "UNet", ev))
+	require.NoError(t, WriteReport(out, "UNet", ev, nil))
 	log, err := os.ReadFile(filepath.Join(out, LogName))
 	require.NoError(t, err)
 	lines := strings.Split(string(log), "\n")
@@ -109,7 +109,7 @@ func TestEvaluateAgreesWithTheSubmissionScore(t *testing.T) {
 	table, err := os.ReadFile(filepath.Join(out, CubesName))
 	require.NoError(t, err)
 	assert.Contains(t, string(table), "0001\t"+cubes[1].Name()+"\t")
-	for _, name := range []string{ScoreName, ROCName} {
+	for _, name := range []string{ScoreName, ROCName, ReportName} {
 		assert.FileExists(t, filepath.Join(out, name))
 	}
 }

@@ -32,8 +32,9 @@ const (
 )
 
 // WriteReport writes the figures of an evaluation into dir: LogName,
-// CubesName, ScoreName and the ROC plot ROCName titled title.
-func WriteReport(dir, title string, ev *metrics.Evaluation) error {
+// CubesName, ScoreName, the ROC plot ROCName titled title, and ReportName,
+// which shows them all with worst's slices (nil for none).
+func WriteReport(dir, title string, ev *metrics.Evaluation, worst *WorstSlices) error {
 	if err := WriteLog(filepath.Join(dir, LogName), ev.Summary()); err != nil {
 		return err
 	}
@@ -50,7 +51,10 @@ func WriteReport(dir, title string, ev *metrics.Evaluation) error {
 	}); err != nil {
 		return err
 	}
-	return picture.WriteROC(filepath.Join(dir, ROCName), title, ev.PooledROC())
+	if err := picture.WriteROC(filepath.Join(dir, ROCName), title, ev.PooledROC()); err != nil {
+		return err
+	}
+	return WriteHTMLReport(filepath.Join(dir, ReportName), title, ev, filepath.Join(dir, ROCName), worst)
 }
 
 // WriteLog writes the original eval script's log: a header of the columns

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -15,29 +14,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edema/edema/inference"
+	"github.com/edema/edema/internal/browsertest"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/oct/synth"
 )
-
-// browser finds Chromium, which scripts/install-deps.sh installs.
-func browser(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no Chromium on PATH: scripts/install-deps.sh installs Debian's chromium")
-	}
-	t.Skip("no Chromium on PATH (Debian: apt install chromium)")
-	return ""
-}
 
 // TestUploadPageInBrowser uploads a slice of the synthetic data through the
 // page in headless Chromium, waits for the overlay, and compares its
 // pixels and the detection figures with the prediction made here.
 func TestUploadPageInBrowser(t *testing.T) {
-	exe := browser(t)
 	data := filepath.Join(t.TempDir(), "data")
 	_, err := synth.Generate(data, synth.Options{Train: 1, Val: 1, Test: 1, Slices: 3, Width: testW, Height: testH, Seed: 5, Workers: 1})
 	require.NoError(t, err)
@@ -52,16 +37,11 @@ func TestUploadPageInBrowser(t *testing.T) {
 	want, err := inference.SliceOverlay(cube, ref.Prediction, 0)
 	require.NoError(t, err)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	ctx := browsertest.Open(t)
 	// The first action starts the browser, which lives as long as the
 	// context it ran with: the time limit goes on the later ones.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/")))
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 
 	model, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#model")))

@@ -30,7 +30,8 @@ func evalCommand() *cli.Command {
 			"class (REA, SRF, PED), the detection AUC pooled over all slices as the original eval.py does,\n" +
 			"and the challenge's official figures (the same pooled AUC): avg_detection, avg_segmentation, score.\n" +
 			"OUT (default result/eval/NAME, or result/eval/fusion) receives dice_epoch.txt (the original's\n" +
-			"columns), cubes.tsv (per cube), score.txt (official) and roc.png; with --vis, also\n" +
+			"columns), cubes.tsv (per cube), score.txt (official), roc.png and report.html (all of them\n" +
+			"in one self-contained page, with the slices of lowest Dice per class); with --vis, also\n" +
 			"vis/<cube %04d>/<slice %03d>.png: the slice, the prediction and the ground truth side by side\n" +
 			"(REA blue, SRF green, PED red).\n\n" +
 			"--fusion alone fuses result/unet_nested/checkpoint/model_best.pth.tar and\n" +
@@ -65,7 +66,8 @@ func runEval(c *cli.Context) error {
 	// job, rank 0 alone speaks and writes the report.
 	w, status := job.dist.output(c.App.Writer), job.dist.output(c.App.ErrWriter)
 	progress := newCubeProgress(status, "evaluating", job.share(len(cubes)))
-	opts := inference.EvalOptions{Workers: c.Int("workers"), Progress: progress.done, Group: job.dist.group}
+	opts := inference.EvalOptions{Workers: c.Int("workers"), Progress: progress.done, Group: job.dist.group,
+		Worst: &inference.WorstSlices{K: inference.DefaultWorstSlices}}
 	if c.Bool("vis") {
 		opts.VisDir = filepath.Join(out, "vis")
 	}
@@ -80,7 +82,7 @@ func runEval(c *cli.Context) error {
 	if !job.dist.rank0() {
 		return nil
 	}
-	if err := inference.WriteReport(out, p.String(), ev); err != nil {
+	if err := inference.WriteReport(out, p.String(), ev, opts.Worst); err != nil {
 		return err
 	}
 	if c.Bool("json") {
@@ -91,7 +93,7 @@ func runEval(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(status, "wrote %s, %s, %s and %s", filepath.Join(out, inference.LogName), inference.CubesName, inference.ScoreName, inference.ROCName)
+	fmt.Fprintf(status, "wrote %s, %s, %s, %s and %s", filepath.Join(out, inference.LogName), inference.CubesName, inference.ScoreName, inference.ROCName, inference.ReportName)
 	if opts.VisDir != "" {
 		fmt.Fprintf(status, "; slice pictures in %s", opts.VisDir)
 	}

@@ -70,6 +70,20 @@ func TestTrainOnTwoProcesses(t *testing.T) {
 	require.NoError(t, err, stdout+stderr)
 	evLog, err := os.ReadFile(filepath.Join(ev, "dice_epoch.txt"))
 	require.NoError(t, err)
+	// The same evaluation sharded over 2 processes writes the same report,
+	// the slices of lowest Dice gathered from both included.
+	ev2 := filepath.Join(t.TempDir(), "eval2")
+	stdout, stderr, err = edemaProcess(t, "eval", "-d", data, "-l", lists, "--seg-name", "unet",
+		"--seg-path", filepath.Join(out, "checkpoint", "checkpoint_latest.pth.tar"), "--out", ev2, "--batch-size", "16",
+		"--nproc-per-node", "2")
+	require.NoError(t, err, stdout+stderr)
+	for _, f := range []string{"dice_epoch.txt", "cubes.tsv", "score.txt", "report.html"} {
+		one, err := os.ReadFile(filepath.Join(ev, f))
+		require.NoError(t, err)
+		two, err := os.ReadFile(filepath.Join(ev2, f))
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(one, two), "%s of 2 processes differs from that of one", f)
+	}
 	train := strings.Fields(rows[2])
 	got := strings.Fields(strings.Split(strings.TrimSpace(string(evLog)), "\n")[1])
 	lower := func(v []string) []string {
