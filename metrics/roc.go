@@ -78,3 +78,19 @@ func AUC(scores []float64, positive []bool) (float64, error) {
 	}
 	return curve.AUC(), nil
 }
+
+// At returns the curve's point for the decision "score ≥ threshold": the
+// false and true positive rates of the slices it calls positive. It is
+// (0, 0) above every score and NaN, NaN for an undefined curve.
+func (c ROCCurve) At(threshold float64) (fpr, tpr float64) {
+	if !c.Defined() {
+		return math.NaN(), math.NaN()
+	}
+	// Thresholds fall along the curve, from +Inf; the last one still ≥
+	// threshold gives the rates of "score ≥ threshold".
+	i := 0
+	for i+1 < len(c.Thresholds) && c.Thresholds[i+1] >= threshold {
+		i++
+	}
+	return c.FPR[i], c.TPR[i]
+}

@@ -172,3 +172,33 @@ func TestROCMatchesScikitLearn(t *testing.T) {
 		assert.InDeltaSlice(t, want[i].TPR, curve.TPR, 1e-12, "case %d TPR", i)
 	}
 }
+
+// TestROCAt: the point of a threshold is the rates of "score ≥ threshold",
+// counted directly.
+func TestROCAt(t *testing.T) {
+	scores := []float64{0.9, 0.5, 0.5, 0.3, 0.7, 0.1, 0.5, 0.2}
+	positive := []bool{true, true, false, false, true, false, false, true}
+	curve, err := ROC(scores, positive)
+	require.NoError(t, err)
+	for _, threshold := range []float64{0, 0.1, 0.15, 0.3, 0.5, 0.6, 0.9, 1, 2} {
+		var tp, fp, p, n float64
+		for i, s := range scores {
+			if positive[i] {
+				p++
+			} else {
+				n++
+			}
+			if s >= threshold {
+				if positive[i] {
+					tp++
+				} else {
+					fp++
+				}
+			}
+		}
+		fpr, tpr := curve.At(threshold)
+		assert.Equal(t, [2]float64{fp / n, tp / p}, [2]float64{fpr, tpr}, "threshold %v", threshold)
+	}
+	fpr, tpr := ROCCurve{}.At(0.5)
+	assert.True(t, math.IsNaN(fpr) && math.IsNaN(tpr))
+}

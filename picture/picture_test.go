@@ -147,17 +147,32 @@ func TestWriteTrainingCurves(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "curves.png")
-	require.NoError(t, WriteTrainingCurves(path, "unet_nested", log))
+	require.NoError(t, WriteTrainingCurves(path, "unet_nested", log, 12))
 	img := readPNG(t, path)
 	assert.Equal(t, image.Rect(0, 0, 768, 768), img.Bounds(), "two panels of 8×4 inches")
+	// Each figure its own colour: the five colours of the palette are there.
+	for i := range 5 {
+		assert.Greater(t, countColor(img, curveColours[i].(color.RGBA)), 30, "curve %d in its colour", i)
+	}
+	assert.Greater(t, countColor(img, color.RGBA{90, 90, 90, 255}), 50, "the best epoch's dashed line")
+
+	// With the learning rate: a third panel, logarithmic.
+	for i := range log {
+		log[i].Values["learning rate"] = 0.001 * math.Pow(0.1, float64(log[i].Epoch/8))
+	}
+	require.NoError(t, WriteTrainingCurves(path, "unet_nested", log, -1))
+	assert.Equal(t, image.Rect(0, 0, 768, 1152), readPNG(t, path).Bounds(), "three panels")
+
+	// One epoch: a constant learning rate still has a logarithmic axis.
+	require.NoError(t, WriteTrainingCurves(path, "", log[:1], 1))
 
 	// Scores only: one panel.
 	onlyScores := []Epoch{{Epoch: 1, Values: map[string]float64{"val Dice": 0.5}}, {Epoch: 2, Values: map[string]float64{"val Dice": 0.6}}}
-	require.NoError(t, WriteTrainingCurves(path, "", onlyScores))
+	require.NoError(t, WriteTrainingCurves(path, "", onlyScores, 2))
 	assert.Equal(t, image.Rect(0, 0, 768, 384), readPNG(t, path).Bounds())
 
-	assert.ErrorContains(t, WriteTrainingCurves(path, "", nil), "empty log")
-	assert.ErrorContains(t, WriteTrainingCurves(path, "", []Epoch{{Epoch: 1}}), "holds no figure")
+	assert.ErrorContains(t, WriteTrainingCurves(path, "", nil, -1), "empty log")
+	assert.ErrorContains(t, WriteTrainingCurves(path, "", []Epoch{{Epoch: 1}}, -1), "holds no figure")
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary file is left")

@@ -676,12 +676,17 @@ func (t *trainer) path(name string) string { return filepath.Join(t.out, Checkpo
 // plot redraws the curves of the log.
 func (t *trainer) plot() error {
 	epochs := make([]picture.Epoch, len(t.rows))
+	best, bestDice := -1, 0.0
 	for i, r := range t.rows {
 		v := map[string]float64{
-			"train loss": r.TrainLoss,
-			"train Dice": r.TrainDice,
-			"val Dice":   r.ValDice,
-			"val AUC":    r.AUC,
+			"train loss":    r.TrainLoss,
+			"train Dice":    r.TrainDice,
+			"val Dice":      r.ValDice,
+			"val AUC":       r.AUC,
+			"learning rate": r.LR,
+		}
+		if r.ValDice > bestDice { // the first epoch of the best Dice, as model_best.pth.tar holds
+			best, bestDice = r.Epoch, r.ValDice
 		}
 		for c, name := range oct.LesionNames {
 			v["val Dice "+name] = r.ValClassDice[c]
@@ -689,7 +694,7 @@ func (t *trainer) plot() error {
 		epochs[i] = picture.Epoch{Epoch: r.Epoch, Values: v}
 	}
 	title := fmt.Sprintf("%s, %s, %s lr %g (%s)", t.cfg.Name, t.cfg.Loss, t.cfg.Optimizer, t.cfg.LR, t.cfg.LRMode)
-	return picture.WriteTrainingCurves(filepath.Join(t.out, CurvesName), title, epochs)
+	return picture.WriteTrainingCurves(filepath.Join(t.out, CurvesName), title, epochs, best)
 }
 
 // interrupted saves the state at pos and reports the interruption.
