@@ -273,6 +273,7 @@ func markBest(p *plot.Plot, best int) error {
 	p.Legend.Add(fmt.Sprintf("best epoch (%d)", best), line)
 	return nil
 }
+
 // writePlotPNG renders p at w×h and writes it as a PNG file at path.
 func writePlotPNG(path string, p *plot.Plot, w, h vg.Length) error {
 	png, err := p.WriterTo(w, h, "png")
