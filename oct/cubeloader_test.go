@@ -14,7 +14,7 @@ import (
 func TestLoadCubeWithLabels(t *testing.T) {
 	data, _, val, _ := preparedData(t)
 	lists := t.TempDir()
-	stats, err := WriteLists(data, lists, 2)
+	stats, err := WriteLists(data, lists, 2, nil)
 	require.NoError(t, err)
 	entries, err := ReadValList(lists)
 	require.NoError(t, err)
@@ -68,7 +68,7 @@ func TestLoadCubeWithLabels(t *testing.T) {
 func TestCubeLoaderTestSet(t *testing.T) {
 	data, _, _, test := preparedData(t)
 	lists := t.TempDir()
-	stats, err := WriteLists(data, lists, 2)
+	stats, err := WriteLists(data, lists, 2, nil)
 	require.NoError(t, err)
 	entries, err := ReadTestList(lists)
 	require.NoError(t, err)
@@ -95,7 +95,7 @@ func TestCubeLoaderTestSet(t *testing.T) {
 func TestCubeLoaderErrors(t *testing.T) {
 	data, _, val, _ := preparedData(t)
 	lists := t.TempDir()
-	_, err := WriteLists(data, lists, 2)
+	_, err := WriteLists(data, lists, 2, nil)
 	require.NoError(t, err)
 	entries, err := ReadValList(lists)
 	require.NoError(t, err)

@@ -146,8 +146,10 @@ type ListStats struct {
 // pixel/255 per channel over every pixel of every stack, the standard
 // deviation being the population one (NumPy's np.std, ddof = 0). (The
 // original computed them once over 2000 randomly drawn training slices.)
-// workers bounds the number of files read at once.
-func WriteLists(dataDir, listDir string, workers int) (*ListStats, error) {
+// workers bounds the number of files read at once; progress, when not
+// nil, is called after each stack the statistics read ("training stacks",
+// then "test stacks").
+func WriteLists(dataDir, listDir string, workers int, progress Progress) (*ListStats, error) {
 	present := map[Set]bool{}
 	for _, s := range Sets {
 		st, err := os.Stat(inData(dataDir, string(s)))
@@ -176,7 +178,7 @@ func WriteLists(dataDir, listDir string, workers int) (*ListStats, error) {
 		for i, s := range samples {
 			images[i], labels[i] = s.Image, s.Label
 		}
-		info, err := ComputeInfo(dataDir, images, workers)
+		info, err := computeInfo(dataDir, images, workers, progress, "training stacks")
 		if err != nil {
 			return nil, err
 		}
@@ -233,7 +235,7 @@ func WriteLists(dataDir, listDir string, workers int) (*ListStats, error) {
 			}
 			folders = append(folders, Test.StackDir(c))
 		}
-		info, err := ComputeInfo(dataDir, stacks, workers)
+		info, err := computeInfo(dataDir, stacks, workers, progress, "test stacks")
 		if err != nil {
 			return nil, err
 		}
@@ -293,6 +295,10 @@ func trainingSamples(dataDir string) ([]Sample, error) {
 // deviation of pixel/255 over every pixel of the given stacks (paths relative
 // to DATA_DIR), reading up to workers files at once.
 func ComputeInfo(dataDir string, stacks []string, workers int) (Info, error) {
+	return computeInfo(dataDir, stacks, workers, nil, "")
+}
+
+func computeInfo(dataDir string, stacks []string, workers int, progress Progress, what string) (Info, error) {
 	if len(stacks) == 0 {
 		return Info{}, errors.New("no stacks to compute statistics over")
 	}
@@ -301,6 +307,7 @@ func ComputeInfo(dataDir string, stacks []string, workers int) (Info, error) {
 	var (
 		mu    sync.Mutex
 		total [3][256]uint64
+		done  int // stacks read, under mu
 	)
 	err := forEach(len(stacks), workers, func(i int) error {
 		s, err := ReadStack(inData(dataDir, stacks[i]), 0, 0)
@@ -319,6 +326,9 @@ func ComputeInfo(dataDir string, stacks []string, workers int) (Info, error) {
 			for v := range 256 {
 				total[c][v] += h[c][v]
 			}
+		}
+		if done++; progress != nil {
+			progress(what, done, len(stacks))
 		}
 		return nil
 	})

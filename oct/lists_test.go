@@ -19,7 +19,7 @@ func preparedData(t *testing.T) (data string, train, val, test []string) {
 	train = writePatternSet(t, data, Training, 3, 5, 16, 16, true)
 	val = writePatternSet(t, data, Validation, 2, 4, 16, 16, true)
 	test = writePatternSet(t, data, Test, 2, 3, 16, 16, false)
-	_, err := Prep(data, 2)
+	_, err := Prep(data, 2, nil)
 	require.NoError(t, err)
 	return data, train, val, test
 }
@@ -35,7 +35,7 @@ func readLines(t *testing.T, path string) []string {
 func TestWriteListsFiles(t *testing.T) {
 	data, train, val, test := preparedData(t)
 	lists := filepath.Join(t.TempDir(), "data_path")
-	stats, err := WriteLists(data, lists, 2)
+	stats, err := WriteLists(data, lists, 2, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 15, stats.TrainSlices)
 	assert.Equal(t, 2, stats.ValCubes)
@@ -140,7 +140,7 @@ print(json.dumps({'mean': mean.tolist(), 'std': std.tolist()}))
 func TestInfoMatchesNumPy(t *testing.T) {
 	data, _, _, test := preparedData(t)
 	lists := t.TempDir()
-	stats, err := WriteLists(data, lists, 3)
+	stats, err := WriteLists(data, lists, 3, nil)
 	require.NoError(t, err)
 
 	// test_images.txt lists folders; list their stacks for the script.
@@ -175,10 +175,10 @@ func TestInfoMatchesNumPy(t *testing.T) {
 func TestWriteListsOnlyPresentSets(t *testing.T) {
 	data := t.TempDir()
 	writePatternSet(t, data, Test, 1, 3, 16, 16, false)
-	_, err := Prep(data, 1)
+	_, err := Prep(data, 1, nil)
 	require.NoError(t, err)
 	lists := t.TempDir()
-	stats, err := WriteLists(data, lists, 1)
+	stats, err := WriteLists(data, lists, 1, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 0, stats.TrainSlices)
 	assert.Nil(t, stats.Info)
@@ -194,20 +194,20 @@ func TestWriteListsOnlyPresentSets(t *testing.T) {
 
 func TestWriteListsErrors(t *testing.T) {
 	t.Run("no set", func(t *testing.T) {
-		_, err := WriteLists(t.TempDir(), t.TempDir(), 1)
+		_, err := WriteLists(t.TempDir(), t.TempDir(), 1, nil)
 		assert.ErrorContains(t, err, "holds none of")
 	})
 	t.Run("not prepared", func(t *testing.T) {
 		data := t.TempDir()
 		writePatternSet(t, data, Training, 1, 3, 16, 16, true)
-		_, err := WriteLists(data, t.TempDir(), 1)
+		_, err := WriteLists(data, t.TempDir(), 1, nil)
 		assert.ErrorContains(t, err, "run `edema prep` first")
 	})
 	t.Run("missing label", func(t *testing.T) {
 		data, train, _, _ := preparedData(t)
 		missing := inData(data, Training.LabelDir(train[1])+"/4.bmp")
 		require.NoError(t, os.Remove(missing))
-		_, err := WriteLists(data, t.TempDir(), 1)
+		_, err := WriteLists(data, t.TempDir(), 1, nil)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), missing)
 	})
@@ -216,7 +216,7 @@ func TestWriteListsErrors(t *testing.T) {
 		bad := inData(data, Training.StackDir(train[2])+"/001.png")
 		writeFile(t, bad, []byte("nope"))
 		lists := t.TempDir()
-		_, err := WriteLists(data, lists, 2)
+		_, err := WriteLists(data, lists, 2, nil)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), bad)
 		_, err = os.Stat(filepath.Join(lists, "info.json"))

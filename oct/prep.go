@@ -16,11 +16,21 @@ type PrepStats struct {
 	Slices int
 }
 
+// Progress reports how far a long pass over a data folder is: done of
+// total items of what ("cubes", "training stacks", ...).
+type Progress func(what string, done, total int)
+
 // Prep makes trans3channel_images from original_images for every set of
 // DATA_DIR that has original images, overwriting earlier stacks. workers
-// bounds the number of files processed at once (all CPUs when ≤ 0).
-func Prep(dataDir string, workers int) ([]PrepStats, error) {
-	var stats []PrepStats
+// bounds the number of files processed at once (all CPUs when ≤ 0);
+// progress, when not nil, is called after each cube.
+func Prep(dataDir string, workers int, progress Progress) ([]PrepStats, error) {
+	type job struct {
+		set  Set
+		cube string
+	}
+	var jobs []job
+	sets := map[Set]bool{}
 	for _, s := range Sets {
 		cubes, err := Cubes(dataDir, s)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -29,16 +39,31 @@ func Prep(dataDir string, workers int) ([]PrepStats, error) {
 		if err != nil {
 			return nil, err
 		}
-		st := PrepStats{Set: s}
+		sets[s] = true
 		for _, c := range cubes {
-			n, err := PrepCube(inData(dataDir, s.OriginalDir(c)), inData(dataDir, s.StackDir(c)), workers)
-			if err != nil {
-				return nil, err
-			}
-			st.Cubes++
-			st.Slices += n
+			jobs = append(jobs, job{s, c})
 		}
-		stats = append(stats, st)
+	}
+	var stats []PrepStats
+	for _, s := range Sets {
+		if sets[s] {
+			stats = append(stats, PrepStats{Set: s})
+		}
+	}
+	for i, j := range jobs {
+		n, err := PrepCube(inData(dataDir, j.set.OriginalDir(j.cube)), inData(dataDir, j.set.StackDir(j.cube)), workers)
+		if err != nil {
+			return nil, err
+		}
+		for k := range stats {
+			if stats[k].Set == j.set {
+				stats[k].Cubes++
+				stats[k].Slices += n
+			}
+		}
+		if progress != nil {
+			progress("cubes", i+1, len(jobs))
+		}
 	}
 	if len(stats) == 0 {
 		return nil, fmt.Errorf("%s: no set with %s (looked for %s, %s, %s)", dataDir, OriginalImages, Training, Validation, Test)

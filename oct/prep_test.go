@@ -1,6 +1,7 @@
 package oct
 
 import (
+	"fmt"
 	"image/color"
 	"image/png"
 	"os"
@@ -23,7 +24,7 @@ func TestPrepStacksNeighboursInOriginalOrder(t *testing.T) {
 	writeCube(t, data, fixtureCube{set: Training, name: "PX_cube_z", slices: s, w: w, h: h,
 		scan: func(k, _, _ int) uint8 { return uint8(10 * (k + 1)) }})
 
-	stats, err := Prep(data, 3)
+	stats, err := Prep(data, 3, nil)
 	require.NoError(t, err)
 	assert.Equal(t, []PrepStats{{Set: Training, Cubes: 1, Slices: s}}, stats)
 
@@ -62,9 +63,13 @@ func TestPrepKeepsPixelsAndDoesEverySet(t *testing.T) {
 	data := t.TempDir()
 	writePatternSet(t, data, Training, 2, 3, 16, 16, true)
 	writePatternSet(t, data, Test, 1, 4, 16, 32, false)
-	stats, err := Prep(data, 0)
+	var progress []string
+	stats, err := Prep(data, 0, func(what string, done, total int) {
+		progress = append(progress, fmt.Sprintf("%s %d/%d", what, done, total))
+	})
 	require.NoError(t, err)
 	assert.Equal(t, []PrepStats{{Training, 2, 6}, {Test, 1, 4}}, stats)
+	assert.Equal(t, []string{"cubes 1/3", "cubes 2/3", "cubes 3/3"}, progress)
 
 	// The middle channel of a stack is the slice itself.
 	cubes, err := PreparedCubes(data, Test)
@@ -83,7 +88,7 @@ func TestPrepSingleSliceCube(t *testing.T) {
 	data := t.TempDir()
 	writeCube(t, data, fixtureCube{set: Test, name: "P1_cube_z", slices: 1, w: 16, h: 16,
 		scan: func(_, x, _ int) uint8 { return uint8(x) }})
-	_, err := Prep(data, 1)
+	_, err := Prep(data, 1, nil)
 	require.NoError(t, err)
 	s, err := ReadStack(inData(data, Test.StackDir("P1_cube_z")+"/000.png"), 16, 16)
 	require.NoError(t, err)
@@ -96,13 +101,13 @@ func TestPrepSingleSliceCube(t *testing.T) {
 func TestPrepRemovesStaleStacks(t *testing.T) {
 	data := t.TempDir()
 	writePatternSet(t, data, Test, 1, 6, 16, 16, false)
-	_, err := Prep(data, 2)
+	_, err := Prep(data, 2, nil)
 	require.NoError(t, err)
 	orig := inData(data, Test.OriginalDir("P000A_MacularCube_cube_z"))
 	for _, k := range []int{5, 6} {
 		require.NoError(t, os.Remove(filepath.Join(orig, SliceFile(k))))
 	}
-	_, err = Prep(data, 2)
+	_, err = Prep(data, 2, nil)
 	require.NoError(t, err)
 	names, err := NumberedFiles(inData(data, Test.StackDir("P000A_MacularCube_cube_z")), ".png")
 	require.NoError(t, err)
@@ -112,7 +117,7 @@ func TestPrepRemovesStaleStacks(t *testing.T) {
 func TestPrepErrors(t *testing.T) {
 	t.Run("no set", func(t *testing.T) {
 		data := t.TempDir()
-		_, err := Prep(data, 1)
+		_, err := Prep(data, 1, nil)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), data)
 		assert.Contains(t, err.Error(), "original_images")
@@ -122,7 +127,7 @@ func TestPrepErrors(t *testing.T) {
 		writePatternSet(t, data, Validation, 1, 3, 16, 16, true)
 		bad := inData(data, Validation.OriginalDir("P000A_MacularCube_cube_z")+"/3.bmp")
 		require.NoError(t, WriteSlice(bad, greyImage(32, 16, func(x, y int) uint8 { return 0 })))
-		_, err := Prep(data, 1)
+		_, err := Prep(data, 1, nil)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), bad)
 		assert.Contains(t, err.Error(), "want 16×16")
@@ -132,7 +137,7 @@ func TestPrepErrors(t *testing.T) {
 		writePatternSet(t, data, Test, 1, 3, 16, 16, false)
 		bad := inData(data, Test.OriginalDir("P000A_MacularCube_cube_z")+"/2.bmp")
 		writeFile(t, bad, []byte("BM broken"))
-		_, err := Prep(data, 2)
+		_, err := Prep(data, 2, nil)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), bad)
 	})
@@ -141,14 +146,14 @@ func TestPrepErrors(t *testing.T) {
 		writePatternSet(t, data, Test, 1, 6, 16, 16, false)
 		dir := inData(data, Test.OriginalDir("P000A_MacularCube_cube_z"))
 		require.NoError(t, os.Remove(filepath.Join(dir, "5.bmp")))
-		_, err := Prep(data, 2)
+		_, err := Prep(data, 2, nil)
 		require.EqualError(t, err, dir+": slice 5.bmp is missing (the files run from 1 to 6 with 5 of them)")
 	})
 	t.Run("empty cube", func(t *testing.T) {
 		data := t.TempDir()
 		dir := inData(data, Training.OriginalDir("P1_cube_z"))
 		require.NoError(t, os.MkdirAll(dir, 0o755))
-		_, err := Prep(data, 2)
+		_, err := Prep(data, 2, nil)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), dir)
 	})

@@ -28,7 +28,9 @@ func listsCommand() *cli.Command {
 				return fmt.Errorf("lists: unexpected argument %q", c.Args().First())
 			}
 			listDir := c.String("list-dir")
-			s, err := oct.WriteLists(c.String("data-dir"), listDir, c.Int("workers"))
+			progress := newPassProgress(c.App.ErrWriter, "lists")
+			s, err := oct.WriteLists(c.String("data-dir"), listDir, c.Int("workers"), progress.report)
+			progress.close()
 			if err != nil {
 				return fmt.Errorf("lists: %w", err)
 			}

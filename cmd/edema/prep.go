@@ -30,7 +30,9 @@ func prepCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("prep: unexpected argument %q", c.Args().First())
 			}
-			stats, err := oct.Prep(c.String("data-dir"), c.Int("workers"))
+			progress := newPassProgress(c.App.ErrWriter, "prep")
+			stats, err := oct.Prep(c.String("data-dir"), c.Int("workers"), progress.report)
+			progress.close()
 			if err != nil {
 				return fmt.Errorf("prep: %w", err)
 			}

@@ -58,3 +58,45 @@ func (p *cubeProgress) close() {
 		fmt.Fprintln(p.w)
 	}
 }
+
+// passProgress reports an oct.Progress of a command: a bar per pass on a
+// terminal, otherwise a line at every tenth of a pass (and at its end).
+type passProgress struct {
+	w       io.Writer
+	command string
+	bar     *progressbar.ProgressBar
+	what    string
+	tenth   int
+}
+
+func newPassProgress(w io.Writer, command string) *passProgress {
+	return &passProgress{w: w, command: command}
+}
+
+func (p *passProgress) report(what string, done, total int) {
+	if what != p.what {
+		p.close()
+		p.what, p.tenth = what, 0
+		if isTerminal(p.w) {
+			p.bar = newProgressBar(p.w, total, p.command+": "+what, what)
+		}
+	}
+	if p.bar != nil {
+		p.bar.Set(done)
+		return
+	}
+	if tenth := 10 * done / max(total, 1); tenth > p.tenth || done == total {
+		p.tenth = tenth
+		fmt.Fprintf(p.w, "%s: %s %d/%d\n", p.command, what, done, total)
+	}
+}
+
+// close ends the current bar, so that what follows starts on a line of
+// its own.
+func (p *passProgress) close() {
+	if p.bar != nil {
+		p.bar.Finish()
+		fmt.Fprintln(p.w)
+		p.bar = nil
+	}
+}

@@ -41,6 +41,7 @@ func TestSynthPrepListsCommands(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "Edema_trainingset: 2 cubes, 8 stacks written to trans3channel_images")
 	assert.Contains(t, out, "Edema_testset: 1 cubes, 4 stacks")
+	assert.Contains(t, out, "prep: cubes 4/4\n", "progress, off a terminal one line a tenth")
 
 	lists := filepath.Join(t.TempDir(), "lists")
 	out, err = runCommand(t, listsCommand(), "-d", dir, "-l", lists)
@@ -48,6 +49,8 @@ func TestSynthPrepListsCommands(t *testing.T) {
 	assert.Contains(t, out, "train_images.txt, train_labels.txt: 8 training slices")
 	assert.Contains(t, out, "info.json: mean ")
 	assert.Contains(t, out, "test_images.txt: 1 test cubes")
+	assert.Contains(t, out, "lists: training stacks 8/8\n")
+	assert.Contains(t, out, "lists: test stacks 4/4\n")
 	for _, name := range []string{"train_images.txt", "train_labels.txt", "val_images.txt", "val_labels.txt", "test_images.txt", "info.json", "info_test.json"} {
 		want, err := os.ReadFile(filepath.Join(dir, "data_path", name))
 		require.NoError(t, err)

@@ -213,10 +213,10 @@ func Generate(dir string, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := oct.Prep(dir, workers); err != nil {
+	if _, err := oct.Prep(dir, workers, nil); err != nil {
 		return nil, err
 	}
-	lists, err := oct.WriteLists(dir, filepath.Join(dir, ListDir), workers)
+	lists, err := oct.WriteLists(dir, filepath.Join(dir, ListDir), workers, nil)
 	if err != nil {
 		return nil, err
 	}
