@@ -10,8 +10,9 @@
  * PrefixStore over one), through which the processes of a job meet. An
  * et_pg is one process's end of a c10d backend (ProcessGroupGloo): the
  * collectives start on its worker threads and return an et_work, which
- * et_work_wait waits for. The tensors handed to a collective must stay
- * alive until its work is freed; c10d keeps its own references to them.
+ * et_work_wait waits for. c10d keeps its own references to the tensors
+ * handed to a collective, so freeing their et_tensor handles, or the work,
+ * early is safe.
  *
  * A shim built without Gloo's headers (Debian's libgloo-dev) has every
  * function here; et_c10d_gloo_available reports 0 and et_pg_gloo fails

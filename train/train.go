@@ -102,18 +102,25 @@ type Summary struct {
 // and model_best.pth.tar and dice_epoch.txt only change at the end of an
 // epoch. A --resume from that checkpoint skips the steps done and carries
 // on as if nothing had happened; an interruption during validation
-// resumes with the validation.
+// resumes with the validation. In a job (Config.Group), the ranks stop
+// together at a step, and a validation in progress finishes first.
+//
+// A job's ranks wait for each other in collectives: when Run returns an
+// error on one, close its Group (or end its process) so that the others
+// fail at once rather than at their timeout.
 func Run(ctx context.Context, cfg Config, obs Observer) (*Summary, error) {
 	if obs == nil {
 		obs = NopObserver{}
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	if g := cfg.Group; g != nil && g.Rank() != 0 {
 		obs = NopObserver{}
 	}
-	t, pos, err := newTrainer(cfg, obs)
+	var t *trainer
+	var pos position
+	err := cfg.Validate()
+	if err == nil {
+		t, pos, err = newTrainer(cfg, obs)
+	}
 	if g := cfg.Group; g != nil {
 		// Every rank learns whether all could start, so that none waits
 		// out the timeout in a collective for a peer that gave up.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -76,6 +77,10 @@ func runEval(c *cli.Context) error {
 	fmt.Fprintf(status, "evaluating %s on %d validation cubes (%s, batch %d)\n", p, len(cubes), p.Device(), p.Options().BatchSize)
 	ev, err := inference.Evaluate(ctx, p, c.String("data-dir"), cubes, norm, opts)
 	progress.close()
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(status, "eval: interrupted")
+		return errInterrupted
+	}
 	if err != nil {
 		return err
 	}
@@ -239,6 +244,9 @@ func newPredictionJob(c *cli.Context, command string, readList func(string) ([]o
 	}
 	p, label, err := predictorFromFlags(c)
 	if err != nil {
+		if g := dist.group; g != nil {
+			_, _ = g.AllGatherResults(nil, err) // the others learn it too
+		}
 		dist.close()
 		return nil, err
 	}
@@ -251,10 +259,23 @@ func newPredictionJob(c *cli.Context, command string, readList func(string) ([]o
 		// The other ranks of a job write only their cubes' files, into
 		// the folder rank 0 holds.
 		if claim, err = outdir.Acquire(out); err != nil {
-			p.Free()
-			dist.close()
-			return nil, fmt.Errorf("--out: %w", err)
+			err = fmt.Errorf("--out: %w", err)
 		}
+	}
+	if g := dist.group; g != nil {
+		// Every rank learns whether all could start before any writes a
+		// file: rank 0's claim of the folder comes first.
+		if _, gerr := g.AllGatherResults(nil, err); gerr != nil && err == nil {
+			err = gerr
+		}
+	}
+	if err != nil {
+		p.Free()
+		claim.Release()
+		dist.close()
+		return nil, err
+	}
+	if claim != nil {
 		for _, note := range claim.Notes {
 			fmt.Fprintln(c.App.ErrWriter, "note:", note)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"syscall"
 	"time"
@@ -65,19 +64,15 @@ func joinJob(c *cli.Context, cmd string) (job, error) {
 	if err != nil {
 		return job{}, fmt.Errorf("%s: finding this program to start its processes: %w", cmd, err)
 	}
-	// A Ctrl-C reaches every process of the terminal's group: the ranks
-	// stop together at a step and save, and this one waits for them. A
-	// SIGTERM for this process alone is passed on to them.
-	// (Caught, not ignored: an ignored signal would stay ignored in the
-	// processes started.)
-	interrupts := make(chan os.Signal, 1)
-	signal.Notify(interrupts, os.Interrupt)
-	defer signal.Stop(interrupts)
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM)
-	defer stop()
+	// Ctrl-C and SIGTERM reach the ranks once each, through the
+	// launcher: they stop together at a step and save, exiting with 130,
+	// and this process waits for them; a second Ctrl-C ends them at once.
+	// Should the launcher die (a closed terminal's SIGHUP), the kernel
+	// sends them SIGTERM.
 	fmt.Fprintf(c.App.ErrWriter, "%s: starting %d processes on this machine\n", cmd, n)
-	err = distributed.Launch(ctx, n, exe, args, distributed.LaunchOptions{
+	err = distributed.Launch(c.Context, n, exe, args, distributed.LaunchOptions{
 		Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Grace: time.Minute, Interrupted: exitInterrupted,
+		Forward: []os.Signal{os.Interrupt, syscall.SIGTERM},
 	})
 	var exit *distributed.ExitError
 	if errors.As(err, &exit) && exit.Code == exitInterrupted || errors.Is(err, context.Canceled) {

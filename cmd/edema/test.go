@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -64,6 +66,10 @@ func runTest(c *cli.Context) error {
 	fmt.Fprintf(status, "predicting %d test cubes with %s (%s, batch %d)\n", len(cubes), p, p.Device(), p.Options().BatchSize)
 	zipPath, err := inference.WriteSubmission(ctx, p, c.String("data-dir"), cubes, norm, out, opts)
 	progress.close()
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(status, "test: interrupted; the files of the cubes done are in place")
+		return errInterrupted
+	}
 	if err != nil {
 		return err
 	}

@@ -18,10 +18,12 @@ const DefaultBucketBytes = 25 << 20
 // step. Each rank normalises its own batch, as DDP does without
 // SyncBatchNorm.
 //
-// The gradients travel in buckets of about DefaultBucketBytes, filled in
-// the reverse order of the parameters (the order in which backward
-// produces them, and DDP's first bucket assignment), each flattened into
-// one tensor and all-reduced while the next bucket is prepared.
+// The gradients travel in buckets of at most DefaultBucketBytes (or one
+// parameter, when it is larger), filled in the reverse order of the
+// parameters, roughly the order in which backward produces them, as DDP's
+// rebuilt buckets are (without its small first bucket); each is flattened
+// into one tensor, all-reduced while the next bucket is prepared, and
+// divided by the world size after the sum (DDP scales before it).
 type DataParallel struct {
 	g       *Group
 	params  []*torch.Tensor
@@ -85,7 +87,8 @@ func (d *DataParallel) SyncBuffers() error {
 
 // SyncGradients replaces each parameter's gradient by its average over
 // the ranks; call it between the backward pass and the optimizer's step.
-// Every parameter must have a gradient.
+// Every parameter must have a gradient. A failure leaves the gradients as
+// they are partly averaged; the job cannot go on.
 func (d *DataParallel) SyncGradients() (err error) {
 	defer torch.Recover(&err)
 	type inflight struct {
@@ -95,10 +98,11 @@ func (d *DataParallel) SyncGradients() (err error) {
 	}
 	started := make([]inflight, 0, len(d.buckets))
 	defer func() {
+		// After a failure, the buckets still in flight are dropped, not
+		// waited for (each could take the whole timeout); c10d keeps its
+		// own references to their tensors.
 		for _, f := range started {
-			if f.w.c != nil {
-				_ = f.w.Wait() // a failed run must not free tensors Gloo still uses
-			}
+			f.w.drop()
 		}
 	}()
 	for _, bucket := range d.buckets {

@@ -342,6 +342,14 @@ func (w *Work) Wait() error {
 	return nil
 }
 
+// drop releases a collective's handle without waiting for it.
+func (w *Work) drop() {
+	if w.c != nil {
+		C.et_work_free(w.c)
+		w.c = nil
+	}
+}
+
 // start issues one collective through call, which gets the group's
 // backend, and returns its Work.
 func (g *Group) start(op string, keep []*torch.Tensor, call func(pg C.et_pg, w *C.et_work) C.et_error) (w *Work, err error) {
@@ -355,8 +363,7 @@ func (g *Group) start(op string, keep []*torch.Tensor, call func(pg C.et_pg, w *
 			return nil, g.error(op, "nil tensor")
 		}
 	}
-	// The work handle is a local, not a field of w: cgo refuses a pointer
-	// into memory that holds Go pointers.
+	// The work handle is a local, filled before the Work exists.
 	var c C.et_work
 	if err := torch.Try(func() {
 		if e := call(g.gloo, &c); e != nil {
@@ -433,10 +440,17 @@ func (g *Group) AllGather(t *torch.Tensor) ([]*torch.Tensor, error) {
 // AllGatherBytes returns every rank's b, in rank order; the lengths may
 // differ. Programs gather their results with it (a rank's figures as
 // JSON, say).
-func (g *Group) AllGatherBytes(b []byte) ([][]byte, error) {
-	var lengths []*torch.Tensor
-	n := torch.FromSlice([]int64{int64(len(b))}, 1)
-	lengths, err := g.AllGather(n)
+func (g *Group) AllGatherBytes(b []byte) (out [][]byte, err error) {
+	defer func() {
+		if e := recover(); e != nil {
+			te, ok := e.(*torch.Error)
+			if !ok {
+				panic(e)
+			}
+			out, err = nil, g.error("all-gather", te.Error())
+		}
+	}()
+	lengths, err := g.AllGather(torch.FromSlice([]int64{int64(len(b))}, 1))
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +466,7 @@ func (g *Group) AllGatherBytes(b []byte) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([][]byte, len(parts))
+	out = make([][]byte, len(parts))
 	for r, p := range parts {
 		out[r] = torch.Data[uint8](p)[:sizes[r]]
 	}
@@ -518,7 +532,18 @@ func (g *Group) AllGatherResults(result []byte, err error) ([][]byte, error) {
 		out[r] = p[1:]
 	}
 	if len(failed) > 0 {
-		return nil, fmt.Errorf("%s", strings.Join(failed, "; "))
+		return nil, &ResultsError{Msg: strings.Join(failed, "; "), Err: err}
 	}
 	return out, nil
 }
+
+// ResultsError is AllGatherResults's failure: Msg names each rank that
+// failed and why; Err is this rank's own error, if it failed too (so that
+// errors.Is finds a context.Canceled of its own).
+type ResultsError struct {
+	Msg string
+	Err error
+}
+
+func (e *ResultsError) Error() string { return e.Msg }
+func (e *ResultsError) Unwrap() error { return e.Err }
