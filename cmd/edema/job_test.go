@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"github.com/edema/edema/internal/pytorchtest"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct/synth"
+	"github.com/edema/edema/torch/distributed"
 )
 
 // edemaProcess runs edema's main with args in a child process (see
@@ -160,7 +160,7 @@ func TestUnderTorchrun(t *testing.T) {
 		return zip
 	}
 	want := submit(filepath.Join(t.TempDir(), "one"))
-	port, err := freePort()
+	port, err := distributed.FreePort()
 	require.NoError(t, err)
 	// Debian's PyTorch 2.x is built without libuv, and torchrun's own
 	// stores ask for it whatever USE_LIBUV says: it cannot start a job.
@@ -179,16 +179,6 @@ func TestUnderTorchrun(t *testing.T) {
 			assert.True(t, bytes.Equal(want, submit(filepath.Join(t.TempDir(), "job"), launcher...)))
 		})
 	}
-}
-
-// freePort is a free loopback port for a job's store.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // TestInterruptedJobResumesExactly: a Ctrl-C (SIGINT to the terminal's

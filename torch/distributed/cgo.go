@@ -2,7 +2,7 @@ package distributed
 
 // The same shim as package torch, through the same two ways of finding it
 // (cgo_checkout.go, cgo_pkgconfig.go). Every function of edema_c10d.h is
-// noescape and nocallback, as in torch/cgo.go; TestShimFunctionsAnnotated
+// noescape and nocallback, as in torch/cgo.go; torch's TestShimFunctionsAnnotated
 // checks the list.
 
 /*

@@ -294,7 +294,7 @@ func TestWithPyTorch(t *testing.T) {
 	python := pytorchtest.Python(t)
 	for _, goRank := range []int{0, 1} {
 		t.Run(fmt.Sprintf("edema rank %d", goRank), func(t *testing.T) {
-			port, err := freePort()
+			port, err := FreePort()
 			require.NoError(t, err)
 			py := exec.Command(python, "testdata/peer.py", strconv.Itoa(port), strconv.Itoa(1-goRank), "2")
 			var pyOut bytes.Buffer
@@ -325,7 +325,7 @@ func TestFileStore(t *testing.T) {
 // TestKilledPeer kills a rank between two all-reduces; the survivors fail
 // with an error that names them, well within the timeout.
 func TestKilledPeer(t *testing.T) {
-	port, err := freePort()
+	port, err := FreePort()
 	require.NoError(t, err)
 	cmds := make([]*exec.Cmd, 3)
 	outs := make([]*bytes.Buffer, 3)
@@ -354,9 +354,9 @@ func TestKilledPeer(t *testing.T) {
 // TestBadSetUps: each mistaken launch ends in an error that names the
 // rank and the cause within the timeout, never a hang.
 func TestBadSetUps(t *testing.T) {
-	port, err := freePort()
+	port, err := FreePort()
 	require.NoError(t, err)
-	other, err := freePort()
+	other, err := FreePort()
 	require.NoError(t, err)
 	env := func(rank, world, port int) []string {
 		return Env{MasterAddr: "127.0.0.1", MasterPort: port, Rank: rank, WorldSize: world, LocalRank: rank,

@@ -77,7 +77,7 @@ func Launch(ctx context.Context, n int, name string, args []string, o LaunchOpti
 	if n < 1 {
 		return fmt.Errorf("distributed: launch: %d processes; at least one is needed", n)
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return fmt.Errorf("distributed: launch: no free port on 127.0.0.1: %w", err)
 	}
@@ -204,10 +204,10 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// freePort asks the kernel for a free loopback port. Another program could
-// take it before rank 0 listens on it; torchrun's standalone mode has the
-// same window.
-func freePort() (int, error) {
+// FreePort asks the kernel for a free loopback port, for a job's store.
+// Another program could take it before rank 0 listens on it; torchrun's
+// standalone mode has the same window.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
