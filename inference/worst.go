@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"slices"
 
+	"github.com/edema/edema/metrics"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/picture"
@@ -56,24 +57,17 @@ func (w *WorstSlices) add(index int, cube *oct.Cube, pred *models.Prediction) er
 	area := cube.H * cube.W
 	for s := range cube.Slices() {
 		truth, labels := cube.Labels[s*area:(s+1)*area], pred.Labels[s*area:(s+1)*area]
-		var inter, p, g [oct.NumLesions]int
-		for i, t := range truth {
-			if t >= 1 && int(t) <= oct.NumLesions {
-				g[t-1]++
-				if labels[i] == t {
-					inter[t-1]++
-				}
-			}
-			if l := labels[i]; l >= 1 && int(l) <= oct.NumLesions {
-				p[l-1]++
-			}
+		var conf metrics.Confusion
+		if err := conf.Add(labels, truth); err != nil {
+			return fmt.Errorf("cube %s, slice %d: %w", cube.Name, s, err)
 		}
+		dice := conf.Dice()
 		for c := range oct.NumLesions {
-			if g[c] == 0 {
+			g, p := conf.Counts(c + 1)
+			if g == 0 {
 				continue
 			}
-			cand := WorstSlice{Cube: cube.Name, CubeIndex: index, Slice: s,
-				Dice: 2 * float64(inter[c]) / float64(p[c]+g[c]), Truth: g[c], Pred: p[c]}
+			cand := WorstSlice{Cube: cube.Name, CubeIndex: index, Slice: s, Dice: dice[c], Truth: int(g), Pred: int(p)}
 			list := w.Classes[c]
 			if len(list) == w.K && !before(cand, list[len(list)-1]) {
 				continue

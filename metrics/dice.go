@@ -114,11 +114,7 @@ func badLabel(pred, truth []uint8) error {
 func (c *Confusion) Dice() PerLesion {
 	var d PerLesion
 	for class := 1; class < oct.NumClasses; class++ {
-		var truth, pred int64
-		for other := range oct.NumClasses {
-			truth += c[class][other]
-			pred += c[other][class]
-		}
+		truth, pred := c.Counts(class)
 		if truth == 0 {
 			d[class-1] = math.NaN()
 			continue
@@ -126,6 +122,16 @@ func (c *Confusion) Dice() PerLesion {
 		d[class-1] = 2 * float64(c[class][class]) / float64(truth+pred)
 	}
 	return d
+}
+
+// Counts returns the voxels of class in the ground truth and in the
+// prediction.
+func (c *Confusion) Counts(class int) (truth, pred int64) {
+	for other := range oct.NumClasses {
+		truth += c[class][other]
+		pred += c[other][class]
+	}
+	return truth, pred
 }
 
 // Dice returns the per-class Dice coefficients of one cube's predicted label

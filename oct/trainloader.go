@@ -62,7 +62,7 @@ func NewTrainLoader(dataDir string, samples []Sample, info Info, opt TrainOption
 	if opt.Rank < 0 || opt.Rank >= opt.World {
 		return nil, fmt.Errorf("rank %d is not in [0, %d)", opt.Rank, opt.World)
 	}
-	if shard := shardLen(len(samples), opt.World); shard < opt.BatchSize {
+	if shard := ShardLen(len(samples), opt.World); shard < opt.BatchSize {
 		if opt.World > 1 {
 			return nil, fmt.Errorf("%d training slices split over %d processes (%d each) do not fill one batch of %d",
 				len(samples), opt.World, shard, opt.BatchSize)
@@ -128,12 +128,12 @@ func (l *TrainLoader) Len() int { return len(l.samples) }
 // BatchesPerEpoch is the number of full batches of an epoch (of this
 // shard).
 func (l *TrainLoader) BatchesPerEpoch() int {
-	return shardLen(len(l.samples), l.opt.World) / l.opt.BatchSize
+	return ShardLen(len(l.samples), l.opt.World) / l.opt.BatchSize
 }
 
-// shardLen is the number of positions of each of world shards of n
+// ShardLen is the number of positions of each of world (≥ 1) shards of n
 // slices: DistributedSampler's num_samples, ceil(n / world).
-func shardLen(n, world int) int { return (n + world - 1) / world }
+func ShardLen(n, world int) int { return (n + world - 1) / world }
 
 // Plan returns the sample order of an epoch and whether each position of
 // that order is flipped. It depends only on the seed and the epoch.

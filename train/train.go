@@ -375,7 +375,7 @@ func (t *trainer) openData() error {
 	if err != nil {
 		return err
 	}
-	if per := (len(samples) + t.world() - 1) / t.world(); per < cfg.BatchSize {
+	if per := oct.ShardLen(len(samples), t.world()); per < cfg.BatchSize {
 		if t.world() > 1 {
 			return fieldErrorf("{BatchSize} %d is larger than each process's share of the training set: %s lists %d slices, %d for each of %d processes",
 				cfg.BatchSize, filepath.Join(cfg.ListDir, oct.TrainImagesList), len(samples), per, t.world())
