@@ -33,6 +33,10 @@ type EvalOptions struct {
 	// VisDir, when set, receives a picture of every slice (see
 	// WriteSlicePictures) in VisDir/<cube index %04d>/.
 	VisDir string
+	// Opaque paints the lesions of every slice picture (VisDir's and
+	// Worst's) in full colour, as the original did, instead of half
+	// transparent.
+	Opaque bool
 	// Progress, when set, is called after each cube.
 	Progress func(CubeDone)
 	// Worst, when set, collects the slices of lowest Dice per class and
@@ -116,12 +120,12 @@ func evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.Cub
 			return nil, err
 		}
 		if opts.Worst != nil {
-			if err := opts.Worst.add(first+i, cube, pred); err != nil {
+			if err := opts.Worst.add(first+i, cube, pred, opts.Opaque); err != nil {
 				return nil, err
 			}
 		}
 		if opts.VisDir != "" {
-			if err := WriteSlicePictures(filepath.Join(opts.VisDir, fmt.Sprintf("%04d", first+i)), cube, pred); err != nil {
+			if err := WriteSlicePictures(filepath.Join(opts.VisDir, fmt.Sprintf("%04d", first+i)), cube, pred, opts.Opaque); err != nil {
 				return nil, err
 			}
 		}
@@ -138,24 +142,19 @@ func evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.Cub
 	return ev, nil
 }
 
-// WriteSlicePictures writes into dir one PNG per slice, <slice %03d>.png:
-// side by side the grey slice (the middle channel of its stack), the
-// prediction and, for a labelled cube, the ground truth painted over it
-// (REA blue, SRF green, PED red).
-func WriteSlicePictures(dir string, cube *oct.Cube, pred *models.Prediction) error {
+// WriteSlicePictures writes into dir one PNG per slice, <slice %03d>.png
+// (see SliceFigure), lesions painted opaque when opaque is set.
+func WriteSlicePictures(dir string, cube *oct.Cube, pred *models.Prediction, opaque bool) error {
 	if pred.Slices != cube.Slices() || pred.H != cube.H || pred.W != cube.W {
 		return fmt.Errorf("cube %s: a prediction of %d×%d×%d for a cube of %d×%d×%d", cube.Name, pred.Slices, pred.H, pred.W, cube.Slices(), cube.H, cube.W)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	area := cube.H * cube.W
 	for s := range cube.Slices() {
-		var truth []uint8
-		if cube.Labelled() {
-			truth = cube.Labels[s*area : (s+1)*area]
-		}
-		img, err := picture.Slice(cube.Stacks[s].Channel(1), pred.Labels[s*area:(s+1)*area], truth, cube.H, cube.W)
+		fig := SliceFigure(cube, pred, s)
+		fig.Opaque = opaque
+		img, err := fig.Draw()
 		if err != nil {
 			return fmt.Errorf("cube %s, slice %d: %w", cube.Name, s, err)
 		}
@@ -164,6 +163,25 @@ func WriteSlicePictures(dir string, cube *oct.Cube, pred *models.Prediction) err
 		}
 	}
 	return nil
+}
+
+// SliceFigure returns the picture of slice s of a predicted cube: the
+// grey slice (the middle channel of its stack) titled with the cube, the
+// slice and its original file, the prediction and, for a labelled cube,
+// the ground truth, with the slice's Dice and detection probabilities.
+func SliceFigure(cube *oct.Cube, pred *models.Prediction, s int) picture.SliceFigure {
+	area := cube.H * cube.W
+	fig := picture.SliceFigure{
+		Title:  fmt.Sprintf("cube %s, slice %d (%s)", cube.Name, s, oct.SliceFile(s+1)),
+		Height: cube.H, Width: cube.W,
+		Grey:       cube.Stacks[s].Channel(1),
+		Pred:       pred.Labels[s*area : (s+1)*area],
+		Detections: pred.Detections[s*oct.NumLesions : (s+1)*oct.NumLesions],
+	}
+	if cube.Labelled() {
+		fig.Truth = cube.Labels[s*area : (s+1)*area]
+	}
+	return fig
 }
 
 // gatherWorst merges every rank's lowest-Dice slices into dst.

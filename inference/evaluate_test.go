@@ -2,6 +2,8 @@ package inference
 
 import (
 	"context"
+	"fmt"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/oct/synth"
+	"github.com/edema/edema/picture"
 	"github.com/edema/edema/submission"
 	"github.com/edema/edema/torch"
 )
@@ -84,6 +87,24 @@ func TestEvaluateAgreesWithTheSubmissionScore(t *testing.T) {
 		require.Len(t, files, 5)
 		assert.Equal(t, "000.png", files[0].Name())
 	}
+	cube, err := oct.LoadCube(dataDir, cubes[1], 2)
+	require.NoError(t, err)
+	pred, err := p.PredictCube(context.Background(), cube, norm)
+	require.NoError(t, err)
+	fig := SliceFigure(cube, pred, 3)
+	assert.Equal(t, fmt.Sprintf("cube %s, slice 3 (4.bmp)", cube.Name), fig.Title)
+	assert.Equal(t, pred.Detections[3*oct.NumLesions:4*oct.NumLesions], fig.Detections)
+	area := cube.H * cube.W
+	assert.Equal(t, cube.Labels[3*area:4*area], fig.Truth)
+	want, err := fig.Draw()
+	require.NoError(t, err)
+	f, err := os.Open(filepath.Join(out, "vis", "0001", "003.png"))
+	require.NoError(t, err)
+	defer f.Close()
+	written, err := png.Decode(f)
+	require.NoError(t, err)
+	assert.Equal(t, want.Bounds(), written.Bounds(), "the figure of the slice")
+	assert.GreaterOrEqual(t, written.Bounds().Dy(), picture.MinSliceHeight)
 
 	// The same predictions written as a submission and scored officially
 	// against the validation ground truth give the same figures.

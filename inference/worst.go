@@ -10,7 +10,6 @@ import (
 	"github.com/edema/edema/metrics"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
-	"github.com/edema/edema/picture"
 )
 
 // DefaultWorstSlices is how many slices of lowest Dice per class a report
@@ -25,7 +24,7 @@ type WorstSlice struct {
 	Slice       int // from 0
 	Dice        float64
 	Truth, Pred int    // the class's pixels in the ground truth and in the prediction
-	PNG         []byte // the slice, the prediction and the ground truth side by side (picture.Slice)
+	PNG         []byte // the slice's picture (SliceFigure)
 }
 
 // WorstSlices collects, for each lesion class, the K slices with the
@@ -49,8 +48,9 @@ func before(a, b WorstSlice) bool {
 	return a.Slice < b.Slice
 }
 
-// add considers every slice of a predicted cube, at index in the list.
-func (w *WorstSlices) add(index int, cube *oct.Cube, pred *models.Prediction) error {
+// add considers every slice of a predicted cube, at index in the list;
+// opaque is SliceFigure's.
+func (w *WorstSlices) add(index int, cube *oct.Cube, pred *models.Prediction, opaque bool) error {
 	if w.K <= 0 || !cube.Labelled() {
 		return nil
 	}
@@ -72,7 +72,9 @@ func (w *WorstSlices) add(index int, cube *oct.Cube, pred *models.Prediction) er
 			if len(list) == w.K && !before(cand, list[len(list)-1]) {
 				continue
 			}
-			img, err := picture.Slice(cube.Stacks[s].Channel(1), labels, truth, cube.H, cube.W)
+			fig := SliceFigure(cube, pred, s)
+			fig.Opaque = opaque
+			img, err := fig.Draw()
 			if err != nil {
 				return fmt.Errorf("cube %s, slice %d: %w", cube.Name, s, err)
 			}

@@ -1,5 +1,5 @@
 // Package picture draws the pictures of an evaluation: OCT slices with the
-// predicted and true lesions painted over them, ROC curves of the lesion
+// predicted and true lesions painted over them, titled and captioned, ROC curves of the lesion
 // detection, and training curves. Every picture is written as a PNG through
 // a temporary file renamed into place.
 package picture
@@ -20,48 +20,23 @@ import (
 // slice: about half, so that the tissue under a lesion stays visible.
 const paintAlpha = 128
 
-// Slice returns the picture of one slice of height×width pixels: side by
-// side, the grey slice, the predicted labels painted over it and, when truth
-// is not nil, the true labels painted over it. The picture is
-// height×(3·width) pixels, or height×(2·width) without truth.
-func Slice(grey, pred, truth []uint8, height, width int) (*image.RGBA, error) {
-	if height <= 0 || width <= 0 {
-		return nil, fmt.Errorf("invalid slice size %d×%d", height, width)
-	}
-	n := height * width
-	if len(grey) != n {
-		return nil, fmt.Errorf("grey slice has %d pixels, want %d×%d", len(grey), height, width)
-	}
-	panels := [][]uint8{nil, pred}
-	names := []string{"", "prediction"}
-	if truth != nil {
-		panels = append(panels, truth)
-		names = append(names, "ground truth")
-	}
-	for i, labels := range panels[1:] {
-		if err := checkLabels(names[i+1], labels, height, width); err != nil {
-			return nil, err
-		}
-	}
-
-	img := image.NewRGBA(image.Rect(0, 0, len(panels)*width, height))
-	for p, labels := range panels {
-		paintPanel(img, p*width, grey, labels, height, width)
-	}
-	return img, nil
-}
-
-// paintPanel draws the grey slice into img from column x0, with labels
-// (nil for none) painted over it.
-func paintPanel(img *image.RGBA, x0 int, grey, labels []uint8, height, width int) {
-	for y := range height {
-		row := img.Pix[y*img.Stride+x0*4:]
-		for x := range width {
-			g := grey[y*width+x]
+// paintPanel draws the grey slice of height×width pixels into img with its
+// top left corner at at, each pixel as a scale×scale square, with labels
+// (nil for none) painted over it: half transparent, or in full colour when
+// opaque.
+func paintPanel(img *image.RGBA, at image.Point, grey, labels []uint8, height, width, scale int, opaque bool) {
+	for y := range height * scale {
+		row := img.Pix[(at.Y+y)*img.Stride+at.X*4:]
+		src := y / scale * width
+		for x := range width * scale {
+			g := grey[src+x/scale]
 			c := color.RGBA{g, g, g, 255}
 			if labels != nil {
-				if l := labels[y*width+x]; l > 0 {
-					c = paint(g, oct.LesionColors[l-1])
+				if l := labels[src+x/scale]; l > 0 {
+					c = oct.LesionColors[l-1]
+					if !opaque {
+						c = paint(g, c)
+					}
 				}
 			}
 			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = c.R, c.G, c.B, 255
@@ -96,7 +71,7 @@ func Overlay(grey, labels []uint8, height, width int) (*image.RGBA, error) {
 		return nil, err
 	}
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
-	paintPanel(img, 0, grey, labels, height, width)
+	paintPanel(img, image.Point{}, grey, labels, height, width, 1, false)
 	return img, nil
 }
 

@@ -7,7 +7,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/image/font"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,56 +20,149 @@ import (
 	"github.com/edema/edema/oct"
 )
 
-func TestSlice(t *testing.T) {
-	const h, w = 2, 3
-	grey := []uint8{100, 0, 255, 50, 50, 50}
-	pred := []uint8{1, 0, 2, 3, 0, 0}
-	truth := []uint8{0, 0, 0, 0, 1, 2}
-
-	img, err := Slice(grey, pred, truth, h, w)
+// sliceLayout returns where a slice picture's panels start and how much
+// they are scaled, from the picture's own face and constants.
+func sliceLayout(t *testing.T, height int) (titleH, scale int) {
+	face, err := sliceFace()
 	require.NoError(t, err)
-	assert.Equal(t, image.Rect(0, 0, 3*w, h), img.Bounds())
-	rgb := func(x, y int) color.RGBA { return img.RGBAAt(x, y) }
-
-	// Left panel: the grey slice.
-	assert.Equal(t, color.RGBA{100, 100, 100, 255}, rgb(0, 0))
-	assert.Equal(t, color.RGBA{255, 255, 255, 255}, rgb(2, 0))
-	// Middle panel: the prediction, half blended over the grey level:
-	// (100·127 + 255·128 + 127) / 255 = 178, 100·127 / 255 rounds to 50.
-	assert.Equal(t, color.RGBA{50, 50, 178, 255}, rgb(w+0, 0), "REA is blue")
-	assert.Equal(t, color.RGBA{0, 0, 0, 255}, rgb(w+1, 0), "background stays grey")
-	assert.Equal(t, color.RGBA{127, 255, 127, 255}, rgb(w+2, 0), "SRF is green")
-	assert.Equal(t, color.RGBA{153, 25, 25, 255}, rgb(w+0, 1), "PED is red")
-	// Right panel: the ground truth.
-	assert.Equal(t, color.RGBA{100, 100, 100, 255}, rgb(2*w+0, 0))
-	assert.Equal(t, color.RGBA{25, 25, 153, 255}, rgb(2*w+1, 1))
-	assert.Equal(t, color.RGBA{25, 153, 25, 255}, rgb(2*w+2, 1))
-
-	// Without ground truth (the test set), two panels.
-	img, err = Slice(grey, pred, nil, h, w)
-	require.NoError(t, err)
-	assert.Equal(t, image.Rect(0, 0, 2*w, h), img.Bounds())
-	assert.Equal(t, color.RGBA{153, 25, 25, 255}, img.RGBAAt(w, 1))
+	scale = 1
+	if height < MinSliceHeight {
+		scale = (MinSliceHeight + height - 1) / height
+	}
+	return face.Metrics().Height.Ceil() + 2*slicePad, scale
 }
 
-func TestSliceBadInput(t *testing.T) {
+func TestSliceFigure(t *testing.T) {
+	const h, w = 2, 3
+	fig := SliceFigure{
+		Title:  "cube P1, slice 0 (1.bmp)",
+		Height: h, Width: w,
+		Grey:       []uint8{100, 0, 255, 50, 50, 50},
+		Pred:       []uint8{1, 0, 2, 3, 0, 0},
+		Truth:      []uint8{0, 0, 0, 0, 1, 2},
+		Detections: []float32{0.9, 0.25, 0.0625},
+	}
+	img, err := fig.Draw()
+	require.NoError(t, err)
+	titleH, scale := sliceLayout(t, h)
+	require.Equal(t, 256, scale, "2 pixels high scale up to 512")
+	panelW := w * scale
+	assert.Equal(t, 3*panelW+2*sliceGap, img.Bounds().Dx())
+	// The centre of pixel (x, y) of panel p.
+	rgb := func(p, x, y int) color.RGBA {
+		return img.RGBAAt(p*(panelW+sliceGap)+x*scale+scale/2, titleH+y*scale+scale/2)
+	}
+
+	// Left panel: the grey slice.
+	assert.Equal(t, color.RGBA{100, 100, 100, 255}, rgb(0, 0, 0))
+	assert.Equal(t, color.RGBA{255, 255, 255, 255}, rgb(0, 2, 0))
+	// Middle panel: the prediction, half blended over the grey level:
+	// (100·127 + 255·128 + 127) / 255 = 178, 100·127 / 255 rounds to 50.
+	assert.Equal(t, color.RGBA{50, 50, 178, 255}, rgb(1, 0, 0), "REA is blue")
+	assert.Equal(t, color.RGBA{0, 0, 0, 255}, rgb(1, 1, 0), "background stays grey")
+	assert.Equal(t, color.RGBA{127, 255, 127, 255}, rgb(1, 2, 0), "SRF is green")
+	assert.Equal(t, color.RGBA{153, 25, 25, 255}, rgb(1, 0, 1), "PED is red")
+	// Right panel: the ground truth.
+	assert.Equal(t, color.RGBA{100, 100, 100, 255}, rgb(2, 0, 0))
+	assert.Equal(t, color.RGBA{25, 25, 153, 255}, rgb(2, 1, 1))
+	assert.Equal(t, color.RGBA{25, 153, 25, 255}, rgb(2, 2, 1))
+	// Nearest neighbour: a scaled pixel is one colour to its edges.
+	x0, y0 := panelW+sliceGap, titleH
+	assert.Equal(t, rgb(1, 0, 0), img.RGBAAt(x0, y0))
+	assert.Equal(t, rgb(1, 0, 0), img.RGBAAt(x0+scale-1, y0+scale-1))
+	assert.Equal(t, rgb(1, 1, 0), img.RGBAAt(x0+scale, y0))
+
+	// Each panel's title is written over it, and the key's swatches and
+	// the captions under the panels.
+	for p := range 3 {
+		title := img.SubImage(image.Rect(p*(panelW+sliceGap), 0, p*(panelW+sliceGap)+panelW, titleH))
+		assert.Greater(t, countDark(title), 40, "panel %d has a title", p)
+	}
+	caption := img.SubImage(image.Rect(0, titleH+h*scale, img.Bounds().Dx(), img.Bounds().Dy()))
+	for c, lesion := range oct.LesionColors {
+		assert.Greater(t, countColor(caption, lesion), 50, "swatch of %s", oct.LesionNames[c])
+	}
+	face, err := sliceFace()
+	require.NoError(t, err)
+	line := face.Metrics().Height.Ceil()
+	below := caption.Bounds().Min.Y + slicePad + line
+	for i := range 2 {
+		text := img.SubImage(image.Rect(0, below+i*line, img.Bounds().Dx(), below+(i+1)*line))
+		assert.Greater(t, countDark(text), 300, "caption line %d", i)
+	}
+	assert.Equal(t, img.Bounds().Dy(), below+2*line+slicePad, "two caption lines under the key")
+
+	lines, err := fig.captions()
+	require.NoError(t, err)
+	assert.Equal(t, []string{
+		// REA: predicted at pixel 0, true at pixel 4: Dice 0. SRF: true
+		// at pixel 5, predicted at 2. PED: not in the truth.
+		"Dice: REA 0.0000 · SRF 0.0000 · PED n/a",
+		"detection: REA 0.900 (present) · SRF 0.250 (present) · PED 0.062 (absent)",
+	}, lines)
+
+	// Opaque, as the original painted: the lesion colours themselves.
+	fig.Opaque = true
+	img, err = fig.Draw()
+	require.NoError(t, err)
+	assert.Equal(t, oct.LesionColors[0], rgb(1, 0, 0))
+	assert.Equal(t, oct.LesionColors[2], rgb(1, 0, 1))
+	assert.Equal(t, color.RGBA{100, 100, 100, 255}, rgb(0, 0, 0), "the grey panel is not painted")
+
+	// Without ground truth (the test set), two panels and no Dice.
+	fig.Truth, fig.Opaque = nil, false
+	img, err = fig.Draw()
+	require.NoError(t, err)
+	assert.Equal(t, max(2*panelW+sliceGap, img.Bounds().Dx()), img.Bounds().Dx())
+	assert.Equal(t, color.RGBA{153, 25, 25, 255}, rgb(1, 0, 1))
+	lines, err = fig.captions()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"detection: REA 0.900 · SRF 0.250 · PED 0.062"}, lines)
+}
+
+func TestSliceFigureFullSize(t *testing.T) {
+	// A slice of the real size keeps its pixels one to one; a long title
+	// is cut to its panel.
+	const h, w = 1024, 512
+	fig := SliceFigure{Title: strings.Repeat("a long cube name ", 10), Height: h, Width: w,
+		Grey: make([]uint8, h*w), Pred: make([]uint8, h*w)}
+	fig.Pred[5*w+7] = 2
+	img, err := fig.Draw()
+	require.NoError(t, err)
+	titleH, scale := sliceLayout(t, h)
+	assert.Equal(t, 1, scale)
+	assert.Equal(t, 2*w+sliceGap, img.Bounds().Dx())
+	assert.Equal(t, color.RGBA{0, 128, 0, 255}, img.RGBAAt(w+sliceGap+7, titleH+5))
+	assert.Equal(t, color.RGBA{0, 0, 0, 255}, img.RGBAAt(w+sliceGap+8, titleH+5))
+	face, err := sliceFace()
+	require.NoError(t, err)
+	cut := fitText(face, fig.Title, w-2*slicePad)
+	assert.True(t, strings.HasSuffix(cut, "…"))
+	assert.LessOrEqual(t, font.MeasureString(face, cut).Ceil(), w-2*slicePad)
+	assert.Equal(t, "short", fitText(face, "short", w))
+}
+
+func TestSliceFigureBadInput(t *testing.T) {
 	grey := make([]uint8, 6)
 	tests := []struct {
 		name              string
 		grey, pred, truth []uint8
+		detections        []float32
 		h, w              int
 		want              string
 	}{
-		{"size", grey, grey, nil, 0, 6, "invalid slice size 0×6"},
-		{"grey", grey[:5], grey, nil, 2, 3, "grey slice has 5 pixels, want 2×3"},
-		{"prediction", grey, grey[:4], nil, 2, 3, "prediction has 4 pixels"},
-		{"truth", grey, grey, grey[:1], 2, 3, "ground truth has 1 pixels"},
-		{"label", grey, []uint8{0, 0, 0, 0, 0, 4}, nil, 2, 3, "prediction pixel 5 has label 4"},
-		{"truth label", grey, grey, []uint8{255, 0, 0, 0, 0, 0}, 2, 3, "ground truth pixel 0 has label 255"},
+		{"size", grey, grey, nil, nil, 0, 6, "invalid slice size 0×6"},
+		{"grey", grey[:5], grey, nil, nil, 2, 3, "grey slice has 5 pixels, want 2×3"},
+		{"prediction", grey, grey[:4], nil, nil, 2, 3, "prediction has 4 pixels"},
+		{"truth", grey, grey, grey[:1], nil, 2, 3, "ground truth has 1 pixels"},
+		{"label", grey, []uint8{0, 0, 0, 0, 0, 4}, nil, nil, 2, 3, "prediction pixel 5 has label 4"},
+		{"truth label", grey, grey, []uint8{255, 0, 0, 0, 0, 0}, nil, 2, 3, "ground truth pixel 0 has label 255"},
+		{"detections", grey, grey, nil, []float32{0.5}, 2, 3, "1 detection probabilities, want 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Slice(tt.grey, tt.pred, tt.truth, tt.h, tt.w)
+			fig := SliceFigure{Grey: tt.grey, Pred: tt.pred, Truth: tt.truth, Detections: tt.detections, Height: tt.h, Width: tt.w}
+			_, err := fig.Draw()
 			assert.ErrorContains(t, err, tt.want)
 		})
 	}
@@ -96,14 +192,29 @@ func countColor(img image.Image, c color.RGBA) int {
 	return n
 }
 
+// countDark counts the pixels of img darker than mid-grey: text, which is
+// anti-aliased, where img is white paper.
+func countDark(img image.Image) int {
+	n := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y < 128 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 func TestWritePNG(t *testing.T) {
-	img, err := Slice([]uint8{10, 20}, []uint8{0, 3}, []uint8{1, 0}, 1, 2)
+	img, err := Overlay([]uint8{10, 20}, []uint8{0, 3}, 1, 2)
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "slice.png")
 	require.NoError(t, WritePNG(path, img))
 	back := readPNG(t, path)
 	assert.Equal(t, img.Bounds(), back.Bounds())
-	for x := range 6 {
+	for x := range 2 {
 		assert.Equal(t, img.RGBAAt(x, 0), color.RGBAModel.Convert(back.At(x, 0)))
 	}
 

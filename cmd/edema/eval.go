@@ -34,7 +34,9 @@ func evalCommand() *cli.Command {
 			"columns), cubes.tsv (per cube), score.txt (official), roc.png and report.html (all of them\n" +
 			"in one self-contained page, with the slices of lowest Dice per class); with --vis, also\n" +
 			"vis/<cube %04d>/<slice %03d>.png: the slice, the prediction and the ground truth side by side\n" +
-			"(REA blue, SRF green, PED red).\n\n" +
+			"(REA blue, SRF green, PED red, half transparent; --opaque paints them in full colour as the\n" +
+			"original did), titled, with a colour key and the slice's Dice and detection probabilities;\n" +
+			"slices under 512 pixels high are scaled up.\n\n" +
 			"--fusion alone fuses result/unet_nested/checkpoint/model_best.pth.tar and\n" +
 			"result/unet/checkpoint/model_best.pth.tar at 0.5 each (what `edema train` writes by default);\n" +
 			"--fusion-model NAME=PATH:WEIGHT, repeated, chooses the networks and weights (summing to 1).\n" +
@@ -44,6 +46,7 @@ func evalCommand() *cli.Command {
 			&cli.StringFlag{Name: "list-dir", Aliases: []string{"l"}, Required: true, Usage: "LIST_DIR, with val_images.txt, val_labels.txt and info.json"},
 			&cli.StringFlag{Name: "out", Usage: "output folder (default: result/eval/NAME or result/eval/fusion)"},
 			&cli.BoolFlag{Name: "vis", Usage: "also write a picture of every slice (roc.png is always written)"},
+			&cli.BoolFlag{Name: "opaque", Usage: "paint the lesions of the slice pictures in full colour, as the original did (default: half transparent)"},
 			jsonFlag(),
 			workersFlag(),
 		}, append(predictorFlags(), jobFlags()...)...),
@@ -68,7 +71,7 @@ func runEval(c *cli.Context) error {
 	w, status := job.dist.output(c.App.Writer), job.dist.output(c.App.ErrWriter)
 	progress := newCubeProgress(status, "evaluating", job.share(len(cubes)))
 	opts := inference.EvalOptions{Workers: c.Int("workers"), Progress: progress.done, Group: job.dist.group,
-		Worst: &inference.WorstSlices{K: inference.DefaultWorstSlices}}
+		Worst: &inference.WorstSlices{K: inference.DefaultWorstSlices}, Opaque: c.Bool("opaque")}
 	if c.Bool("vis") {
 		opts.VisDir = filepath.Join(out, "vis")
 	}

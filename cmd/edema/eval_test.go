@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -259,12 +263,31 @@ func TestDefaultFusion(t *testing.T) {
 
 	copyFile(t, f.nested, mkdirFor(t, filepath.Join("result", "unet_nested", "checkpoint", "model_best.pth.tar")))
 	copyFile(t, f.unet, mkdirFor(t, filepath.Join("result", "unet", "checkpoint", "model_best.pth.tar")))
-	out, err := runCommand(t, evalCommand(), "-d", f.data, "-l", f.lists, "--fusion", "--vis", "-j", "2")
+	out, err := runCommand(t, evalCommand(), "-d", f.data, "-l", f.lists, "--fusion", "--vis", "--opaque", "-j", "2")
 	require.NoError(t, err)
 	assert.Contains(t, out, "evaluating unet_nested 0.5 + unet 0.5 on 3 validation cubes")
 	for _, name := range []string{inference.LogName, inference.CubesName, inference.ScoreName, inference.ROCName, "vis/0002/005.png"} {
 		assert.FileExists(t, filepath.Join("result", "eval", "fusion", name))
 	}
+	// --opaque: lesions in the lesion colours themselves, which half
+	// transparent paint never gives, in the panels (the middle rows of
+	// the pictures, between the titles and the colour key).
+	vis := filepath.Join("result", "eval", "fusion", "vis", "0002")
+	pictures, err := os.ReadDir(vis)
+	require.NoError(t, err)
+	opaque := 0
+	for _, p := range pictures {
+		img := readPNGFile(t, filepath.Join(vis, p.Name()))
+		b := img.Bounds()
+		for y := b.Dy() / 10; y < b.Dy()*85/100; y++ {
+			for x := range b.Dx() {
+				if slices.Contains(oct.LesionColors[:], color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)) {
+					opaque++
+				}
+			}
+		}
+	}
+	assert.Greater(t, opaque, 100, "lesions painted opaque")
 
 	out, err = runCommand(t, testCommand(), "-d", f.data, "-l", f.lists, "--fusion", "--tta", "flip", "--det")
 	require.NoError(t, err)
@@ -273,6 +296,16 @@ func TestDefaultFusion(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, files, 1)
 	assert.True(t, strings.HasSuffix(files[0].Name(), "_labelMark_detections.npy"), files[0].Name())
+}
+
+func readPNGFile(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	return img
 }
 
 func mkdirFor(t *testing.T, path string) string {
