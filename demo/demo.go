@@ -70,8 +70,30 @@ type Options struct {
 	// Threads is the number of libtorch threads; Workers the files read
 	// at once. All CPUs when 0.
 	Threads, Workers int
-	// Log receives progress lines; nil for none.
+	// Log receives a line per stage and per epoch; nil for none.
 	Log io.Writer
+	// Progress, when set, hears of every pass within a stage: the cubes
+	// synthesised, the steps of each epoch, the cubes evaluated, written
+	// and scored.
+	Progress oct.Progress
+}
+
+// pass returns the report of the passes of one stage, each named by stage
+// and what it counts; nil when no one listens.
+func (o Options) pass(stage string) oct.Progress {
+	if o.Progress == nil {
+		return nil
+	}
+	return func(what string, done, total int) { o.Progress(stage+": "+what, done, total) }
+}
+
+// cubePass returns the report of a pass of inference over cubes.
+func (o Options) cubePass(stage string) func(inference.CubeDone) {
+	report := o.pass(stage)
+	if report == nil {
+		return nil
+	}
+	return func(d inference.CubeDone) { report("cubes", d.Index+1, d.Total) }
 }
 
 // DefaultOptions is the built-in demo: 6 training, 2 validation and 2 test
@@ -192,7 +214,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	r := &Report{Out: o.Out, Data: filepath.Join(o.Out, "data"), Checkpoints: map[string]string{}}
 	r.Lists = filepath.Join(r.Data, synth.ListDir)
 	d := o.Data
-	d.Workers = o.Workers
+	d.Workers, d.Progress = o.Workers, o.pass("synthesising")
 	fmt.Fprintf(log, "synthesising %d training, %d validation and %d test cubes of %d slices of %d×%d into %s\n",
 		d.Train, d.Val, d.Test, d.Slices, d.Width, d.Height, r.Data)
 	if _, err := synth.Generate(r.Data, d); err != nil {
@@ -218,7 +240,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	evaluate := func(label, dir string, p *inference.Predictor, vis bool) error {
 		defer p.Free()
 		fmt.Fprintf(log, "evaluating %s on the validation cubes\n", label)
-		opts := inference.EvalOptions{Workers: o.Workers, Worst: &inference.WorstSlices{K: inference.DefaultWorstSlices}}
+		opts := inference.EvalOptions{Workers: o.Workers, Worst: &inference.WorstSlices{K: inference.DefaultWorstSlices},
+			Progress: o.cubePass("evaluating " + label)}
 		if vis {
 			opts.VisDir = filepath.Join(dir, "vis")
 			r.Pictures = opts.VisDir
@@ -304,7 +327,7 @@ func trainNetwork(ctx context.Context, o Options, r *Report, recipe Recipe, log 
 	}
 	cfg.Device, cfg.Seed, cfg.MaxStepsPerEpoch, cfg.Threads = o.Device, o.Seed, o.MaxStepsPerEpoch, o.Threads
 	fmt.Fprintf(log, "training %s: %d epochs, batch %d, Adam lr %g (%s), into %s\n", label(recipe), cfg.Epochs, cfg.BatchSize, cfg.LR, cfg.LRMode, cfg.OutDir)
-	sum, err := train.Run(ctx, cfg, &epochLog{w: log, name: recipe.Name})
+	sum, err := train.Run(ctx, cfg, &epochLog{w: log, name: recipe.Name, steps: o.pass("training " + label(recipe)), epochs: cfg.Epochs})
 	if err != nil {
 		return "", fmt.Errorf("training %s: %w", recipe.Name, err)
 	}
@@ -318,11 +341,19 @@ func trainNetwork(ctx context.Context, o Options, r *Report, recipe Recipe, log 
 	return sum.Checkpoint, nil
 }
 
-// epochLog prints one line per epoch.
+// epochLog prints one line per epoch and reports the steps of each.
 type epochLog struct {
 	train.NopObserver
-	w    io.Writer
-	name string
+	w      io.Writer
+	name   string
+	steps  oct.Progress
+	epochs int
+}
+
+func (l *epochLog) Step(s train.Step) {
+	if l.steps != nil {
+		l.steps(fmt.Sprintf("epoch %d/%d, steps", s.Epoch+1, l.epochs), s.Step, s.Steps)
+	}
 }
 
 func (l *epochLog) EpochEnd(e train.EpochEnd) {
@@ -370,11 +401,11 @@ func writeTestSubmission(ctx context.Context, o Options, r *Report, fusion []inf
 	dir := filepath.Join(o.Out, "test", "fusion")
 	fmt.Fprintf(log, "writing the fusion's submission for %d test cubes into %s\n", len(test), dir)
 	r.Submission, err = inference.WriteSubmission(ctx, p, r.Data, test, norm, dir,
-		inference.SubmitOptions{Workers: o.Workers, Volumes: true, Detections: true})
+		inference.SubmitOptions{Workers: o.Workers, Volumes: true, Detections: true, Progress: o.cubePass("writing the submission")})
 	if err != nil {
 		return err
 	}
-	r.Test, err = submission.Score(r.Submission, filepath.Join(r.Data, synth.TestGroundTruth))
+	r.Test, err = submission.Score(r.Submission, filepath.Join(r.Data, synth.TestGroundTruth), o.pass("scoring the submission"))
 	return err
 }
 

@@ -112,7 +112,7 @@ func TestEvaluateAgreesWithTheSubmissionScore(t *testing.T) {
 	zipPath, err := WriteSubmission(context.Background(), p, dataDir, cubes, norm, sub, SubmitOptions{Workers: 2, Volumes: true, Detections: true})
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(sub, submission.ZipName), zipPath)
-	r, err := submission.Score(zipPath, filepath.Join(dataDir, filepath.FromSlash(oct.Validation.GroundTruthDir())))
+	r, err := submission.Score(zipPath, filepath.Join(dataDir, filepath.FromSlash(oct.Validation.GroundTruthDir())), nil)
 	require.NoError(t, err)
 	official := submission.Official(ev)
 	assertSameFigures(t, r.Segmentation, official.Segmentation)

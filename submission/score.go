@@ -92,8 +92,9 @@ func Official(ev *metrics.Evaluation) Result {
 // by the reference file's name, else by that name with _labelMark removed,
 // else with _labelMark added before the suffix, so that both spellings work
 // on either side; other files are ignored. Every malformed or missing file
-// is an error that names it.
-func Score(submitted, reference string) (Result, error) {
+// is an error that names it. progress, when not nil, is called after each
+// cube ("cubes").
+func Score(submitted, reference string, progress oct.Progress) (Result, error) {
 	cubes, err := referenceCubes(reference)
 	if err != nil {
 		return Result{}, err
@@ -106,9 +107,12 @@ func Score(submitted, reference string) (Result, error) {
 	ref := &source{name: reference, fsys: os.DirFS(reference)}
 
 	var eval metrics.Evaluation
-	for _, cube := range cubes {
+	for i, cube := range cubes {
 		if err := scoreCube(&eval, cube, sub, ref); err != nil {
 			return Result{}, err
+		}
+		if progress != nil {
+			progress("cubes", i+1, len(cubes))
 		}
 	}
 	return Official(&eval), nil

@@ -89,7 +89,7 @@ func TestScoreHandMade(t *testing.T) {
 	require.NoError(t, err)
 
 	for _, submitted := range []string{sub, filepath.Join(sub, ZipName)} {
-		r, err := Score(submitted, ref)
+		r, err := Score(submitted, ref, nil)
 		require.NoError(t, err)
 		require.Len(t, r.Cubes, 2)
 		assert.Equal(t, handMade[0].name, r.Cubes[0].Name)
@@ -110,8 +110,14 @@ func TestScoreHandMade(t *testing.T) {
 // with or without it.
 func TestScoreFindsFilesAsTheOrganisersScorer(t *testing.T) {
 	ref, sub := writeHandMade(t)
-	want, err := Score(sub, ref)
+	var progress []int
+	want, err := Score(sub, ref, func(what string, done, total int) {
+		assert.Equal(t, "cubes", what)
+		progress = append(progress, done, total)
+	})
 	require.NoError(t, err)
+	assert.Equal(t, []int{1, len(want.Cubes), 2, len(want.Cubes)}, progress[:4], "a report after each cube")
+	assert.Len(t, progress, 2*len(want.Cubes))
 
 	tests := []struct {
 		name   string
@@ -167,7 +173,7 @@ func TestScoreFindsFilesAsTheOrganisersScorer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ref, sub := writeHandMade(t)
-			r, err := Score(tt.modify(t, ref, sub), ref)
+			r, err := Score(tt.modify(t, ref, sub), ref, nil)
 			require.NoError(t, err)
 			assertFigures(t, want.Detection[:], r.Detection[:], "detection")
 			assertFigures(t, want.Segmentation[:], r.Segmentation[:], "segmentation")
@@ -209,7 +215,7 @@ func TestScoreUndefinedFigures(t *testing.T) {
 		writeNPY(t, filepath.Join(ref, c.name+"_detections.npy"), rows3(c.targets))
 		require.NoError(t, WriteCube(sub, Cube{Name: c.name, Slices: 2, Height: 1, Width: 3, Labels: c.truth, Detections: c.detections}))
 	}
-	r, err := Score(sub, ref)
+	r, err := Score(sub, ref, nil)
 	require.NoError(t, err)
 	assertFigures(t, []float64{math.NaN(), 1, math.NaN()}, r.Detection[:], "detection")
 	assertFigures(t, []float64{1, 1, math.NaN()}, r.Segmentation[:], "segmentation")
@@ -412,7 +418,7 @@ func TestScoreMatchesNumPy(t *testing.T) {
 
 	for _, submitted := range []string{sub, zipped} {
 		t.Run(filepath.Base(submitted), func(t *testing.T) {
-			r, err := Score(submitted, ref)
+			r, err := Score(submitted, ref, nil)
 			require.NoError(t, err)
 			require.Len(t, r.Cubes, len(want.Cubes))
 			for _, cube := range r.Cubes {
@@ -537,7 +543,7 @@ func TestScoreMalformed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ref, sub := writeHandMade(t)
 			tt.modify(t, ref, sub)
-			_, err := Score(sub, ref)
+			_, err := Score(sub, ref, nil)
 			require.Error(t, err)
 			for _, want := range tt.want {
 				assert.Contains(t, err.Error(), want)
@@ -548,15 +554,15 @@ func TestScoreMalformed(t *testing.T) {
 
 func TestScoreBadPaths(t *testing.T) {
 	ref, sub := writeHandMade(t)
-	_, err := Score(filepath.Join(sub, "missing.zip"), ref)
+	_, err := Score(filepath.Join(sub, "missing.zip"), ref, nil)
 	assert.ErrorContains(t, err, "missing.zip")
 
 	notZip := filepath.Join(t.TempDir(), "submission.zip")
 	require.NoError(t, os.WriteFile(notZip, []byte("not a zip"), 0o644))
-	_, err = Score(notZip, ref)
+	_, err = Score(notZip, ref, nil)
 	assert.ErrorContains(t, err, "neither a folder nor a readable .zip file")
 
-	_, err = Score(sub, t.TempDir())
+	_, err = Score(sub, t.TempDir(), nil)
 	assert.ErrorContains(t, err, "holds no *_volumes.npy file")
 }
 
@@ -595,7 +601,7 @@ func TestScoreCorruptZipEntry(t *testing.T) {
 	data[offset+int64(target.UncompressedSize64)-1] ^= 1
 	require.NoError(t, os.WriteFile(zipped, data, 0o644))
 
-	_, err = Score(zipped, ref)
+	_, err = Score(zipped, ref, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), VolumesFile(handMade[1].name))
 	assert.ErrorIs(t, err, zip.ErrChecksum)
@@ -603,6 +609,6 @@ func TestScoreCorruptZipEntry(t *testing.T) {
 	// The same archive uncorrupted scores.
 	data[offset+int64(target.UncompressedSize64)-1] ^= 1
 	require.NoError(t, os.WriteFile(zipped, data, 0o644))
-	_, err = Score(zipped, ref)
+	_, err = Score(zipped, ref, nil)
 	assert.NoError(t, err)
 }

@@ -81,8 +81,15 @@ func runDemo(c *cli.Context) error {
 	if c.IsSet("lr") {
 		o.LR = c.Float64("lr")
 	}
-	w := c.App.Writer
-	o.Log = w
+	// The table on stdout; the stages, epochs and (on a terminal) the
+	// bars of each pass on stderr.
+	w, status := c.App.Writer, c.App.ErrWriter
+	o.Log = status
+	if isTerminal(status) {
+		bars := newPassProgress(status, "demo")
+		defer bars.close()
+		o.Log, o.Progress = bars, bars.report
+	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	r, err := demo.Run(ctx, o)

@@ -97,6 +97,12 @@ func (p *passProgress) close() {
 	if p.bar != nil {
 		p.bar.Finish()
 		fmt.Fprintln(p.w)
-		p.bar = nil
+		p.bar, p.what = nil, ""
 	}
+}
+
+// Write writes status lines between the bars: the current bar ends first.
+func (p *passProgress) Write(b []byte) (int, error) {
+	p.close()
+	return p.w.Write(b)
 }

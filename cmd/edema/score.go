@@ -30,7 +30,9 @@ func scoreCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("score: unexpected argument %q", c.Args().First())
 			}
-			r, err := submission.Score(c.String("submit"), c.String("ref"))
+			progress := newPassProgress(c.App.ErrWriter, "score")
+			r, err := submission.Score(c.String("submit"), c.String("ref"), progress.report)
+			progress.close()
 			if err != nil {
 				return fmt.Errorf("score: %w", err)
 			}

@@ -70,6 +70,7 @@ func TestScoreCommand(t *testing.T) {
 		lines[i] = strings.Join(strings.Fields(lines[i]), " ")
 	}
 	assert.Equal(t, []string{
+		"score: cubes 1/1",
 		"cube AUC REA AUC SRF AUC PED Dice REA Dice SRF Dice PED",
 		"P0001 n/a 1.0000 1.0000 0.0000 1.0000 1.0000",
 		"",
@@ -106,8 +107,9 @@ func TestScoreCommandErrors(t *testing.T) {
 
 func TestScoreCommandJSON(t *testing.T) {
 	ref, zipped := writeScoreExample(t)
-	out, err := runScore(t, "--submit", zipped, "--ref", ref, "--json")
+	out, status, err := runCommandSplit(t, scoreCommand(), "--submit", zipped, "--ref", ref, "--json")
 	require.NoError(t, err)
+	assert.Equal(t, "score: cubes 1/1\n", status, "progress on stderr, the figures alone on stdout")
 	var got struct {
 		Detection       map[string]*float64 `json:"detection_auc"`
 		Segmentation    map[string]*float64 `json:"segmentation_dice"`

@@ -43,8 +43,11 @@ func synthCommand() *cli.Command {
 				Slices: c.Int("slices"), Width: c.Int("width"), Height: c.Int("height"),
 				Seed: c.Uint64("seed"), Workers: c.Int("workers"),
 			}
+			progress := newPassProgress(c.App.ErrWriter, "synth")
+			o.Progress = progress.report
 			start := time.Now()
 			r, err := synth.Generate(c.String("out"), o)
+			progress.close()
 			if err != nil {
 				return fmt.Errorf("synth: %w", err)
 			}

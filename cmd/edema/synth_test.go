@@ -35,6 +35,9 @@ func TestSynthPrepListsCommands(t *testing.T) {
 	assert.Contains(t, out, "Edema_trainingset      2 cubes,     8 slices")
 	assert.Contains(t, out, filepath.Join(dir, "test_groundtruth"))
 	assert.Contains(t, out, filepath.Join(dir, "data_path")+" (8 training slices)")
+	for _, pass := range []string{"cubes 4/4", "stacked cubes 4/4", "training stacks 8/8", "test stacks 4/4"} {
+		assert.Contains(t, out, "synth: "+pass+"\n", "progress, off a terminal one line a tenth")
+	}
 
 	// Preparing again and writing the lists elsewhere give the same files.
 	out, err = runCommand(t, prepCommand(), "-d", dir)

@@ -57,6 +57,9 @@ type Options struct {
 	Width, Height    int    // B-scan size in pixels, multiples of 16
 	Seed             uint64 // everything drawn derives from it
 	Workers          int    // cubes generated at once; all CPUs when ≤ 0
+	// Progress, when set, hears of each cube written ("cubes"), then of
+	// the passes of oct.Prep ("stacked cubes") and oct.WriteLists.
+	Progress oct.Progress
 }
 
 // DefaultOptions renders in seconds and trains in minutes.
@@ -203,20 +206,31 @@ func Generate(dir string, o Options) (*Report, error) {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
+	progress := o.Progress
+	if progress == nil {
+		progress = func(string, int, int) {}
+	}
 	cubes := plan(o)
 	infos := make([]CubeInfo, len(cubes))
+	var mu sync.Mutex
+	written := 0
 	err := parallel(len(cubes), workers, func(i int) error {
 		info, err := writeCube(dir, o, cubes[i])
 		infos[i] = info
+		mu.Lock()
+		written++
+		progress("cubes", written, len(cubes))
+		mu.Unlock()
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := oct.Prep(dir, workers, nil); err != nil {
+	stacked := func(_ string, done, total int) { progress("stacked cubes", done, total) }
+	if _, err := oct.Prep(dir, workers, stacked); err != nil {
 		return nil, err
 	}
-	lists, err := oct.WriteLists(dir, filepath.Join(dir, ListDir), workers, nil)
+	lists, err := oct.WriteLists(dir, filepath.Join(dir, ListDir), workers, progress)
 	if err != nil {
 		return nil, err
 	}
