@@ -1,5 +1,8 @@
 package torch
 
+// #include "edema_torch.h"
+import "C"
+
 import (
 	"unsafe"
 
@@ -8,4 +11,5 @@ import (
 
 func init() {
 	handle.Of = func(op string, t any) unsafe.Pointer { return unsafe.Pointer(t.(*Tensor).handle(op)) }
+	handle.Wrap = func(c unsafe.Pointer) any { return wrap(C.et_tensor(c)) }
 }

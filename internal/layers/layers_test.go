@@ -23,6 +23,7 @@ var layer = map[string]int{
 	"torch/nn":          2,
 	"torch/optim":       2,
 	"torch/distributed": 1,
+	"torch/jit":         3,
 	"oct/synth":         2,
 	"losses":            2,
 	"metrics":           2,
