@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,6 +59,8 @@ for i, (name, fmt) in enumerate(formats.items()):
         seg, det = net(x)
     np.save(f"{out}/{name}_seg_ref.npy", seg.numpy())
     np.save(f"{out}/{name}_cls_ref.npy", det.numpy())
+    # The same network as a TorchScript module, traced on another size.
+    torch.jit.trace(net, torch.randn(1, 3, 16, 16)).save(f"{out}/{name}.pt")
 `
 
 // forwardCompare loads the files edema forward wrote with NumPy and prints
@@ -68,10 +71,11 @@ import numpy as np
 
 out = sys.argv[1]
 for name in sys.argv[2:]:
+    ref = name.removesuffix("_torchscript")
     s = np.load(f"{out}/{name}_seg.npy")
     c = np.load(f"{out}/{name}_cls.npy")
-    ds = np.abs(s.astype(np.float64) - np.load(f"{out}/{name}_seg_ref.npy")).max()
-    dc = np.abs(c.astype(np.float64) - np.load(f"{out}/{name}_cls_ref.npy")).max()
+    ds = np.abs(s.astype(np.float64) - np.load(f"{out}/{ref}_seg_ref.npy")).max()
+    dc = np.abs(c.astype(np.float64) - np.load(f"{out}/{ref}_cls_ref.npy")).max()
     print(name, s.dtype, "x".join(map(str, s.shape)), c.dtype, "x".join(map(str, c.shape)), repr(float(ds)), repr(float(dc)))
 `
 
@@ -88,9 +92,19 @@ func TestForwardMatchesPyTorch(t *testing.T) {
 			"--input", p("_x.npy"), "--seg-out", p("_seg.npy"), "--cls-out", p("_cls.npy"), "--batch-size", "2")
 		require.NoError(t, err, name)
 		assert.Contains(t, out, name+" on 3×3×32×48")
+
+		// The traced network, run by libtorch's TorchScript interpreter.
+		out, err = runCommand(t, forwardCommand(), "--torchscript", p(".pt"),
+			"--input", p("_x.npy"), "--seg-out", p("_torchscript_seg.npy"), "--cls-out", p("_torchscript_cls.npy"), "--batch-size", "2")
+		require.NoError(t, err, name)
+		assert.Contains(t, out, name+".pt on (3, 3, 32, 48): wrote "+p("_torchscript_seg.npy")+" ((3, 4, 32, 48)) and "+p("_torchscript_cls.npy")+" ((3, 3))")
 	}
 
-	got := pytorchtest.Run(t, t.TempDir(), forwardCompare, append([]string{dir}, models.Names()...)...)
+	names := models.Names()
+	for _, name := range models.Names() {
+		names = append(names, name+"_torchscript")
+	}
+	got := pytorchtest.Run(t, t.TempDir(), forwardCompare, append([]string{dir}, names...)...)
 	t.Log(got)
 	sc := bufio.NewScanner(strings.NewReader(got))
 	seen := 0
@@ -105,7 +119,7 @@ func TestForwardMatchesPyTorch(t *testing.T) {
 		}
 		seen++
 	}
-	assert.Equal(t, len(models.Names()), seen)
+	assert.Equal(t, len(names), seen)
 }
 
 // writeNPY writes v (as npyio.Write takes it) to dir/name.
@@ -188,13 +202,119 @@ func TestForwardErrors(t *testing.T) {
 	_, err = runCommand(t, forwardCommand(), "--model", "unet", "--checkpoint", ckpt, "--input", good, "--seg-out", filepath.Join(dir, "s.npy"), "--cls-out", filepath.Join(dir, "c.npy"), "--batch-size", "0")
 	assert.ErrorContains(t, err, "forward: --batch-size must be at least 1, got 0")
 	_, err = runCommand(t, forwardCommand(), "--model", "unet", "--checkpoint", ckpt, "--input", good, "--seg-out", filepath.Join(dir, "s.npy"))
-	assert.ErrorContains(t, err, `Required flag "cls-out" not set`)
+	assert.ErrorContains(t, err, "forward: --cls-out required without --torchscript (see --help)")
+	_, err = runCommand(t, forwardCommand(), "--input", good, "--seg-out", filepath.Join(dir, "s.npy"))
+	assert.ErrorContains(t, err, "forward: --model, --checkpoint, --cls-out required without --torchscript (see --help)")
+	assert.Equal(t, exitUsage, exitCode(err))
 	same := filepath.Join(dir, "out.npy")
 	_, err = runCommand(t, forwardCommand(), "--model", "unet", "--checkpoint", ckpt, "--input", good, "--seg-out", same, "--cls-out", dir+"/./out.npy")
 	assert.ErrorContains(t, err, "forward: --seg-out and --cls-out are the same file "+same)
 	_, err = runCommand(t, forwardCommand(), "--model", "unet", "--checkpoint", ckpt, "--input", good, "--seg-out", good, "--cls-out", same)
 	assert.ErrorContains(t, err, "forward: an output is the --input file "+good)
 	assert.NoFileExists(t, same)
+}
+
+// torchScriptModules writes small TorchScript modules for the errors of
+// forward --torchscript, and one that is not TorchScript.
+const torchScriptModules = `
+import sys
+from typing import Dict
+import torch
+
+class Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(5, 2)
+    def forward(self, x):
+        return self.fc(x)
+
+class Pair(torch.nn.Module):
+    def forward(self, x):
+        return x * 2, x.sum(1)
+
+class Named(torch.nn.Module):
+    def forward(self, x) -> Dict[str, torch.Tensor]:
+        return {"x": x}
+
+class Scalar(torch.nn.Module):
+    def forward(self, x):
+        return x.sum()
+
+class Flat(torch.nn.Module):
+    def forward(self, x):
+        return x.reshape(-1)
+
+out = sys.argv[1]
+torch.manual_seed(3)
+for name, m in [("linear", Linear()), ("pair", Pair()), ("named", Named()), ("scalar", Scalar()), ("flat", Flat())]:
+    torch.jit.script(m).save(f"{out}/{name}.pt")
+lin = torch.jit.load(f"{out}/linear.pt")
+x = torch.arange(15, dtype=torch.float32).reshape(3, 5) / 7
+with torch.no_grad():
+    print(" ".join(repr(v) for v in lin(x).reshape(-1).tolist()))
+torch.save(Linear().state_dict(), f"{out}/checkpoint.pth")
+`
+
+func TestForwardTorchScript(t *testing.T) {
+	dir := t.TempDir()
+	ref := strings.Fields(pytorchtest.Run(t, t.TempDir(), torchScriptModules, dir))
+	module := func(name string) string { return filepath.Join(dir, name+".pt") }
+	x := make([][]float32, 3)
+	for i := range x {
+		x[i] = make([]float32, 5)
+		for j := range x[i] {
+			x[i][j] = float32(5*i+j) / 7
+		}
+	}
+	input := writeNPY(t, dir, "x.npy", x)
+	seg, cls := filepath.Join(dir, "seg.npy"), filepath.Join(dir, "cls.npy")
+
+	// Any shape: a linear layer on N×5, batch by batch.
+	out, err := runCommand(t, forwardCommand(), "--torchscript", module("linear"), "--input", input, "--seg-out", seg, "--batch-size", "2")
+	require.NoError(t, err)
+	assert.Contains(t, out, "linear.pt on (3, 5): wrote "+seg+" ((3, 2))")
+	f, err := os.Open(seg)
+	require.NoError(t, err)
+	defer f.Close()
+	var got []float32
+	require.NoError(t, npyio.Read(f, &got))
+	require.Len(t, got, len(ref))
+	for i, r := range ref {
+		want, err := strconv.ParseFloat(r, 64)
+		require.NoError(t, err)
+		assert.InDelta(t, want, got[i], 1e-6)
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"with --model", []string{"--torchscript", module("linear"), "--model", "unet"}, "forward: --model does not apply to --torchscript"},
+		{"not TorchScript", []string{"--torchscript", filepath.Join(dir, "checkpoint.pth")}, "not a TorchScript file: a PyTorch archive of torch.save"},
+		{"missing", []string{"--torchscript", module("missing")}, "no such file or directory"},
+		{"two outputs, one file", []string{"--torchscript", module("pair")}, "returns two tensors: --cls-out must say where the second goes"},
+		{"one output, two files", []string{"--torchscript", module("linear"), "--cls-out", cls}, "returns one tensor: --cls-out has nothing to hold"},
+		{"a dict", []string{"--torchscript", module("named")}, "forward returned a dict, want a tensor or a tuple of one or two"},
+		{"a scalar", []string{"--torchscript", module("scalar")}, "forward's output 1 is a scalar, want a batch"},
+		{"not a batch", []string{"--torchscript", module("flat"), "--batch-size", "2"}, "output 1 of a batch of 2 has shape (10,), not a batch of 2"},
+		{"wrong input", []string{"--torchscript", module("pair"), "--cls-out", cls, "--input", writeNPY(t, dir, "x1.npy", []float32{1})}, "jit: forward:"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--input", input, "--seg-out", seg}, tc.args...)
+			if slices.Contains(tc.args, "--input") {
+				args = append([]string{"--seg-out", seg}, tc.args...)
+			}
+			require.NoError(t, os.RemoveAll(seg))
+			_, err := runCommand(t, forwardCommand(), args...)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "\n")
+			assert.NoFileExists(t, seg)
+			assert.NoFileExists(t, cls)
+		})
+	}
 }
 
 // readInputNPY never panics, whatever the file holds.
@@ -208,6 +328,7 @@ func FuzzReadInputNPY(f *testing.F) {
 	path := filepath.Join(f.TempDir(), "x.npy")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		require.NoError(t, os.WriteFile(path, data, 0o644))
-		readInputNPY(path)
+		readInputNPY(path, true)
+		readInputNPY(path, false)
 	})
 }
