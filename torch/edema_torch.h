@@ -162,6 +162,19 @@ et_error et_max_pool2d(et_tensor x, const int64_t *kernel, const int64_t *stride
 et_error et_adaptive_max_pool2d(et_tensor x, const int64_t *output_size, et_tensor *out);
 et_error et_adaptive_avg_pool2d(et_tensor x, const int64_t *output_size, et_tensor *out);
 et_error et_dropout(et_tensor x, double p, int training, et_tensor *out);
+et_error et_linear(et_tensor x, et_tensor w, et_tensor b, et_tensor *out);
+et_error et_avg_pool2d(et_tensor x, const int64_t *kernel, const int64_t *stride, const int64_t *padding, int ceil_mode,
+                       int count_include_pad, et_tensor *out);
+/* Upsampling to size (2 entries); scale_h and scale_w, when positive, are
+ * the factors that place the samples, as F.interpolate's scale_factor. */
+et_error et_upsample_nearest2d(et_tensor x, const int64_t *size, double scale_h, double scale_w, et_tensor *out);
+et_error et_upsample_bilinear2d(et_tensor x, const int64_t *size, int align_corners, double scale_h, double scale_w,
+                                et_tensor *out);
+et_error et_group_norm(et_tensor x, int64_t groups, et_tensor weight, et_tensor bias, double eps, et_tensor *out);
+et_error et_layer_norm(et_tensor x, const int64_t *shape, int64_t ndim, et_tensor weight, et_tensor bias, double eps,
+                       et_tensor *out);
+et_error et_leaky_relu(et_tensor x, double slope, et_tensor *out);
+et_error et_gelu(et_tensor x, int tanh_approximation, et_tensor *out);
 et_error et_softmax(et_tensor x, int64_t dim, et_tensor *out);
 et_error et_log_softmax(et_tensor x, int64_t dim, et_tensor *out);
 et_error et_nll_loss(et_tensor logp, et_tensor target, et_tensor weight, int64_t reduction, int64_t ignore_index,

@@ -127,6 +127,101 @@ func Dropout(x *Tensor, p float64, training bool) *Tensor {
 	return result("dropout", err, out)
 }
 
+// Linear is torch.nn.functional.linear: x·wᵀ + bias, with w out×in and
+// bias (nil for none) of out entries, over the last axis of x.
+func Linear(x, w, bias *Tensor) *Tensor {
+	var out C.et_tensor
+	err := C.et_linear(x.handle("linear"), w.handle("linear"), optHandle("linear", bias), &out)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(w)
+	runtime.KeepAlive(bias)
+	return result("linear", err, out)
+}
+
+// AvgPool2dOptions are the settings of AvgPool2d. The zero value is
+// PyTorch's defaults: the stride of the kernel, no padding, padded zeros
+// counted in the averages.
+type AvgPool2dOptions struct {
+	Stride, Padding [2]int64 // a zero Stride means the kernel size
+	CeilMode        bool
+	ExcludePad      bool // count_include_pad=False
+}
+
+// AvgPool2d is torch.nn.functional.avg_pool2d.
+func AvgPool2d(x *Tensor, kernel [2]int64, o AvgPool2dOptions) *Tensor {
+	if o.Stride == [2]int64{} {
+		o.Stride = kernel
+	}
+	var out C.et_tensor
+	err := C.et_avg_pool2d(x.handle("avg_pool2d"), pair(&kernel), pair(&o.Stride), pair(&o.Padding),
+		cbool(o.CeilMode), cbool(!o.ExcludePad), &out)
+	runtime.KeepAlive(x)
+	return result("avg_pool2d", err, out)
+}
+
+// UpsampleNearest2d resizes x (N×C×H×W) to size by nearest neighbour.
+// scale, when its entries are positive, holds the factors that place the
+// samples, as F.interpolate's scale_factor does (see nn.Upsample).
+func UpsampleNearest2d(x *Tensor, size [2]int64, scale [2]float64) *Tensor {
+	var out C.et_tensor
+	err := C.et_upsample_nearest2d(x.handle("upsample_nearest2d"), pair(&size), C.double(scale[0]), C.double(scale[1]), &out)
+	runtime.KeepAlive(x)
+	return result("upsample_nearest2d", err, out)
+}
+
+// UpsampleBilinear2d resizes x (N×C×H×W) to size by bilinear
+// interpolation; alignCorners and scale are F.interpolate's.
+func UpsampleBilinear2d(x *Tensor, size [2]int64, alignCorners bool, scale [2]float64) *Tensor {
+	var out C.et_tensor
+	err := C.et_upsample_bilinear2d(x.handle("upsample_bilinear2d"), pair(&size), cbool(alignCorners),
+		C.double(scale[0]), C.double(scale[1]), &out)
+	runtime.KeepAlive(x)
+	return result("upsample_bilinear2d", err, out)
+}
+
+// GroupNorm is torch.nn.functional.group_norm: x (N×C×...) normalised
+// over each of groups groups of channels, then scaled by weight and
+// shifted by bias (C entries each, nil for none).
+func GroupNorm(x *Tensor, groups int64, weight, bias *Tensor, eps float64) *Tensor {
+	var out C.et_tensor
+	err := C.et_group_norm(x.handle("group_norm"), C.int64_t(groups), optHandle("group_norm", weight),
+		optHandle("group_norm", bias), C.double(eps), &out)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(weight)
+	runtime.KeepAlive(bias)
+	return result("group_norm", err, out)
+}
+
+// LayerNorm is torch.nn.functional.layer_norm: x normalised over its last
+// len(shape) axes, which must have that shape, then scaled and shifted
+// element-wise by weight and bias (of that shape, nil for none).
+func LayerNorm(x *Tensor, shape []int64, weight, bias *Tensor, eps float64) *Tensor {
+	sp, nd := int64s(shape)
+	var out C.et_tensor
+	err := C.et_layer_norm(x.handle("layer_norm"), sp, nd, optHandle("layer_norm", weight),
+		optHandle("layer_norm", bias), C.double(eps), &out)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(weight)
+	runtime.KeepAlive(bias)
+	return result("layer_norm", err, out)
+}
+
+// LeakyRelu is x where x > 0, slope·x elsewhere.
+func LeakyRelu(x *Tensor, slope float64) *Tensor {
+	var out C.et_tensor
+	err := C.et_leaky_relu(x.handle("leaky_relu"), C.double(slope), &out)
+	runtime.KeepAlive(x)
+	return result("leaky_relu", err, out)
+}
+
+// Gelu is x·Φ(x), or its tanh approximation (approximate='tanh').
+func Gelu(x *Tensor, tanh bool) *Tensor {
+	var out C.et_tensor
+	err := C.et_gelu(x.handle("gelu"), cbool(tanh), &out)
+	runtime.KeepAlive(x)
+	return result("gelu", err, out)
+}
+
 // Softmax normalises exp(x) along dim.
 func Softmax(x *Tensor, dim int64) *Tensor {
 	var out C.et_tensor

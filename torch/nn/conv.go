@@ -57,10 +57,11 @@ func (c Conv2dConfig) validate(op string, in, out int64) {
 	}
 }
 
-// resetConvParameters is _ConvNd.reset_parameters of PyTorch: Kaiming
-// uniform with a = √5 on the weight, then, for the bias, uniform on
-// ±1/√fan_in, with fan_in computed on the weight as it is stored.
-func resetConvParameters(weight, bias *torch.Tensor) {
+// resetParameters is PyTorch's _ConvNd.reset_parameters, which
+// Linear.reset_parameters repeats: Kaiming uniform with a = √5 on the
+// weight, then, for the bias, uniform on ±1/√fan_in, with fan_in computed
+// on the weight as it is stored.
+func resetParameters(weight, bias *torch.Tensor) {
 	weight.KaimingUniformInPlace(math.Sqrt(5), torch.FanIn, "leaky_relu")
 	if bias != nil {
 		fanIn, _ := torch.Fans(weight.Shape())
@@ -98,7 +99,7 @@ func newConvParameters(p Path, weightShape []int64, biasSize int64, withBias boo
 	if withBias {
 		bias = torch.Empty([]int64{biasSize}, torch.Float32CPU)
 	}
-	resetConvParameters(weight, bias)
+	resetParameters(weight, bias)
 	p.Param("weight", weight)
 	if withBias {
 		p.Param("bias", bias)

@@ -1,6 +1,10 @@
 package nn
 
-import "github.com/edema/edema/torch"
+import (
+	"fmt"
+
+	"github.com/edema/edema/torch"
+)
 
 // Layers without parameters. They need no path; Sequential gives them
 // their index all the same, as torch.nn.Sequential does.
@@ -63,3 +67,89 @@ type AdaptiveMaxPool2d struct{ Size int64 }
 func (m AdaptiveMaxPool2d) Forward(x *torch.Tensor) *torch.Tensor {
 	return torch.AdaptiveMaxPool2d(x, [2]int64{m.Size, m.Size})
 }
+
+// AvgPool2d averages over Kernel×Kernel windows moved by Stride (zero
+// means Kernel) over x padded by Padding zeros, which count in the
+// averages, as torch.nn.AvgPool2d's defaults do.
+type AvgPool2d struct{ Kernel, Stride, Padding int64 }
+
+// Forward pools x (N×C×H×W).
+func (m AvgPool2d) Forward(x *torch.Tensor) *torch.Tensor {
+	return torch.AvgPool2d(x, [2]int64{m.Kernel, m.Kernel}, torch.AvgPool2dOptions{
+		Stride: [2]int64{m.Stride, m.Stride}, Padding: [2]int64{m.Padding, m.Padding}})
+}
+
+// AdaptiveAvgPool2d averages over windows that divide every channel into
+// Size×Size cells; Size 1 is a global average pool.
+type AdaptiveAvgPool2d struct{ Size int64 }
+
+// Forward pools x (N×C×H×W) to N×C×Size×Size.
+func (m AdaptiveAvgPool2d) Forward(x *torch.Tensor) *torch.Tensor {
+	return torch.AdaptiveAvgPool2d(x, [2]int64{m.Size, m.Size})
+}
+
+// LeakyReLU is x for x > 0 and Slope·x elsewhere; torch.nn.LeakyReLU()'s
+// default slope is 0.01 (LeakyReLU{Slope: 0.01}).
+type LeakyReLU struct{ Slope float64 }
+
+// Forward applies the leaky ReLU.
+func (m LeakyReLU) Forward(x *torch.Tensor) *torch.Tensor { return torch.LeakyRelu(x, m.Slope) }
+
+// GELU is x·Φ(x), Φ the standard normal distribution function, or with
+// Tanh its tanh approximation (torch.nn.GELU(approximate='tanh')).
+type GELU struct{ Tanh bool }
+
+// Forward applies the GELU.
+func (m GELU) Forward(x *torch.Tensor) *torch.Tensor { return torch.Gelu(x, m.Tanh) }
+
+// Softmax normalises exp(x) along Dim to sum to one.
+type Softmax struct{ Dim int64 }
+
+// Forward applies the softmax.
+func (m Softmax) Forward(x *torch.Tensor) *torch.Tensor { return torch.Softmax(x, m.Dim) }
+
+// Interpolation says how Interpolate resizes: to Size, or when Size is
+// zero by the factor Scale on both sides, as F.interpolate's size and
+// scale_factor do; Mode "nearest" (the default) or "bilinear", the latter
+// with or without AlignCorners.
+type Interpolation struct {
+	Size         [2]int64
+	Scale        float64
+	Mode         string
+	AlignCorners bool
+}
+
+// Interpolate resizes x (N×C×H×W) as F.interpolate does.
+func Interpolate(x *torch.Tensor, o Interpolation) *torch.Tensor {
+	size, scale := o.Size, [2]float64{}
+	if size == [2]int64{} {
+		if !(o.Scale > 0) {
+			panic(&torch.Error{Op: "interpolate", Msg: "neither a size nor a positive scale factor"})
+		}
+		shape := x.Shape()
+		if len(shape) != 4 {
+			panic(&torch.Error{Op: "interpolate", Msg: fmt.Sprintf("expected 4D input (got %dD input)", len(shape))})
+		}
+		// PyTorch's output size for a scale factor: the input's times
+		// the factor, rounded down; the factor itself then places the
+		// samples.
+		size = [2]int64{int64(float64(shape[2]) * o.Scale), int64(float64(shape[3]) * o.Scale)}
+		scale = [2]float64{o.Scale, o.Scale}
+	}
+	switch o.Mode {
+	case "", "nearest":
+		if o.AlignCorners {
+			panic(&torch.Error{Op: "interpolate", Msg: "align_corners only applies to the interpolating modes (bilinear)"})
+		}
+		return torch.UpsampleNearest2d(x, size, scale)
+	case "bilinear":
+		return torch.UpsampleBilinear2d(x, size, o.AlignCorners, scale)
+	}
+	panic(&torch.Error{Op: "interpolate", Msg: fmt.Sprintf("unknown mode %q: want nearest or bilinear", o.Mode)})
+}
+
+// Upsample is torch.nn.Upsample: Interpolate as a layer.
+type Upsample struct{ Interpolation }
+
+// Forward resizes x.
+func (m Upsample) Forward(x *torch.Tensor) *torch.Tensor { return Interpolate(x, m.Interpolation) }

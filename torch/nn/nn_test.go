@@ -216,3 +216,125 @@ func assertClose(t *testing.T, want, got []float64, tol float64, what string) {
 		}
 	}
 }
+
+// TestPortingLayersMatchPyTorch builds a chain of the porting layers after
+// the same seed in Go and in PyTorch and compares their initial weights bit
+// for bit, the outputs, and the gradients of the parameters and the input.
+func TestPortingLayersMatchPyTorch(t *testing.T) {
+	const script = `
+import json, torch, torch.nn as nn
+torch.manual_seed(7)
+net = nn.Sequential(
+    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+    nn.GroupNorm(2, 4),
+    nn.LeakyReLU(0.1),
+    nn.AvgPool2d(3, stride=2, padding=1),
+    nn.Upsample(size=(9, 7), mode="nearest"),
+    nn.Upsample(scale_factor=0.5, mode="bilinear", align_corners=False),
+    nn.LayerNorm([4, 3]),
+    nn.GELU(),
+    nn.AdaptiveAvgPool2d(2),
+    nn.Flatten(),
+    nn.Linear(16, 5),
+    nn.GELU(approximate="tanh"),
+    nn.Identity(),
+    nn.Linear(5, 3, bias=False),
+    nn.Identity(),
+    nn.Softmax(dim=1),
+)
+x = torch.randn(2, 4, 6, 6, requires_grad=True)
+out = {"init": {k: v.flatten().tolist() for k, v in net.state_dict().items()}}
+with torch.no_grad():
+    for name, p in net.named_parameters():
+        p.add_(torch.randn(p.shape) * 0.1)  # weights that are not ones and zeros
+y = net(x)
+w = torch.arange(y.numel(), dtype=torch.float32).reshape(y.shape) / 7
+(y * w).sum().backward()
+out["y"] = y.flatten().tolist()
+out["grads"] = {k: p.grad.flatten().tolist() for k, p in net.named_parameters()}
+out["x_grad"] = x.grad.flatten().tolist()
+# Nearest by a fractional factor: the factor places the samples.
+z = torch.arange(2 * 4 * 5 * 5, dtype=torch.float32).reshape(2, 4, 5, 5)
+out["nearest"] = nn.functional.interpolate(z, scale_factor=1.7, mode="nearest").flatten().tolist()
+out["nearest_shape"] = list(nn.functional.interpolate(z, scale_factor=1.7, mode="nearest").shape)
+print(json.dumps(out))
+`
+	var ref struct {
+		Init, Grads  map[string][]float64
+		Y            []float64
+		XGrad        []float64 `json:"x_grad"`
+		Nearest      []float64
+		NearestShape []int64 `json:"nearest_shape"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(pytorchtest.Run(t, "", script)), &ref))
+
+	torch.ManualSeed(7)
+	s := NewStore()
+	defer s.Free()
+	net := NewSequential(s.Root()).
+		Add(func(Path) Module { return Upsample{Interpolation{Scale: 2, Mode: "bilinear", AlignCorners: true}} }).
+		Add(func(p Path) Module { return NewGroupNorm(p, 2, 4) }).
+		Add(func(Path) Module { return LeakyReLU{Slope: 0.1} }).
+		Add(func(Path) Module { return AvgPool2d{Kernel: 3, Stride: 2, Padding: 1} }).
+		Add(func(Path) Module { return Upsample{Interpolation{Size: [2]int64{9, 7}}} }).
+		Add(func(Path) Module { return Upsample{Interpolation{Scale: 0.5, Mode: "bilinear"}} }).
+		Add(func(p Path) Module { return NewLayerNorm(p, 4, 3) }).
+		Add(func(Path) Module { return GELU{} }).
+		Add(func(Path) Module { return AdaptiveAvgPool2d{Size: 2} }).
+		Add(func(Path) Module { return Flatten{} }).
+		Add(func(p Path) Module { return NewLinear(p, 16, 5, true) }).
+		Add(func(Path) Module { return GELU{Tanh: true} }).
+		Add(func(Path) Module { return Identity{} }).
+		Add(func(p Path) Module { return NewLinear(p, 5, 3, false) }).
+		Add(func(Path) Module { return Identity{} }).
+		Add(func(Path) Module { return Softmax{Dim: 1} })
+
+	sd := s.StateDict()
+	require.Equal(t, len(ref.Init), len(sd))
+	for _, n := range sd {
+		assert.Equal(t, ref.Init[n.Name], values(n.Tensor), "%s: initial values differ from PyTorch's", n.Name)
+	}
+	x := torch.Randn([]int64{2, 4, 6, 6}, torch.Float32CPU).SetRequiresGrad(true)
+	torch.NoGrad(func() {
+		for _, p := range s.NamedParameters() {
+			p.Tensor.AddInPlace(torch.Randn(p.Tensor.Shape(), torch.Float32CPU), 0.1)
+		}
+	})
+	y := net.Forward(x)
+	n := y.Numel()
+	w := torch.Arange(0, float64(n), 1, torch.Float32CPU).Reshape(y.Shape()...).DivScalar(7)
+	y.Mul(w).Sum().Backward()
+	assertClose(t, ref.Y, values(y), 1e-5, "output")
+	for _, p := range s.NamedParameters() {
+		assertClose(t, ref.Grads[p.Name], values(p.Tensor.Grad()), 1e-4, p.Name+"'s gradient")
+	}
+	assertClose(t, ref.XGrad, values(x.Grad()), 1e-4, "the input's gradient")
+
+	z := torch.Arange(0, 2*4*5*5, 1, torch.Float32CPU).Reshape(2, 4, 5, 5)
+	nearest := Interpolate(z, Interpolation{Scale: 1.7})
+	assert.Equal(t, ref.NearestShape, nearest.Shape())
+	assert.Equal(t, ref.Nearest, values(nearest))
+}
+
+func TestPortingLayersRefuseBadSettings(t *testing.T) {
+	s := NewStore()
+	defer s.Free()
+	x := torch.Ones([]int64{1, 4, 2, 2}, torch.Float32CPU)
+	for name, tc := range map[string]struct {
+		f    func()
+		want string
+	}{
+		"groups":        {func() { NewGroupNorm(s.Root().Sub("g"), 3, 4) }, "group_norm: 4 channels do not split into 3 groups"},
+		"layer shape":   {func() { NewLayerNorm(s.Root().Sub("l")) }, "layer_norm: no normalised shape"},
+		"linear size":   {func() { NewLinear(s.Root().Sub("f"), 0, 2, true) }, "linear: in and out features must be positive"},
+		"linear input":  {func() { NewLinear(s.Root().Sub("f2"), 3, 2, true).Forward(x) }, "torch: linear:"},
+		"no size":       {func() { Interpolate(x, Interpolation{}) }, "interpolate: neither a size nor a positive scale factor"},
+		"mode":          {func() { Interpolate(x, Interpolation{Scale: 2, Mode: "bicubic"}) }, `interpolate: unknown mode "bicubic"`},
+		"align nearest": {func() { Interpolate(x, Interpolation{Scale: 2, AlignCorners: true}) }, "align_corners only applies"},
+		"3-D scale":     {func() { Interpolate(torch.Ones([]int64{4, 2, 2}, torch.Float32CPU), Interpolation{Scale: 2}) }, "expected 4D input (got 3D input)"},
+		"flatten":       {func() { Flatten{}.Forward(torch.Ones(nil, torch.Float32CPU)) }, "flatten: a scalar has no batch axis"},
+	} {
+		err := torch.Try(tc.f)
+		assert.ErrorContains(t, err, tc.want, name)
+	}
+}

@@ -36,6 +36,46 @@ et_error et_adaptive_avg_pool2d(et_tensor x, const int64_t *output_size, et_tens
   ET_TRY(*out = et_wrap(at::adaptive_avg_pool2d(x->t, et_dims(output_size, 2))))
 }
 
+et_error et_linear(et_tensor x, et_tensor w, et_tensor b, et_tensor *out) {
+  ET_TRY(*out = et_wrap(at::linear(x->t, w->t, et_opt(b))))
+}
+
+et_error et_avg_pool2d(et_tensor x, const int64_t *kernel, const int64_t *stride, const int64_t *padding, int ceil_mode,
+                       int count_include_pad, et_tensor *out) {
+  ET_TRY(*out = et_wrap(at::avg_pool2d(x->t, et_dims(kernel, 2), et_dims(stride, 2), et_dims(padding, 2),
+                                       ceil_mode != 0, count_include_pad != 0)))
+}
+
+// A scale of 0 or less stands for none: the sizes alone place the samples.
+static c10::optional<double> et_scale(double s) { return s > 0 ? c10::optional<double>(s) : c10::nullopt; }
+
+et_error et_upsample_nearest2d(et_tensor x, const int64_t *size, double scale_h, double scale_w, et_tensor *out) {
+  ET_TRY(*out = et_wrap(at::upsample_nearest2d(x->t, et_dims(size, 2), et_scale(scale_h), et_scale(scale_w))))
+}
+
+et_error et_upsample_bilinear2d(et_tensor x, const int64_t *size, int align_corners, double scale_h, double scale_w,
+                                et_tensor *out) {
+  ET_TRY(*out = et_wrap(at::upsample_bilinear2d(x->t, et_dims(size, 2), align_corners != 0, et_scale(scale_h),
+                                                et_scale(scale_w))))
+}
+
+et_error et_group_norm(et_tensor x, int64_t groups, et_tensor weight, et_tensor bias, double eps, et_tensor *out) {
+  ET_TRY(*out = et_wrap(at::group_norm(x->t, groups, et_opt(weight), et_opt(bias), eps,
+                                       at::globalContext().userEnabledCuDNN())))
+}
+
+et_error et_layer_norm(et_tensor x, const int64_t *shape, int64_t ndim, et_tensor weight, et_tensor bias, double eps,
+                       et_tensor *out) {
+  ET_TRY(*out = et_wrap(at::layer_norm(x->t, et_dims(shape, ndim), et_opt(weight), et_opt(bias), eps,
+                                       at::globalContext().userEnabledCuDNN())))
+}
+
+et_error et_leaky_relu(et_tensor x, double slope, et_tensor *out) { ET_TRY(*out = et_wrap(at::leaky_relu(x->t, slope))) }
+
+et_error et_gelu(et_tensor x, int tanh_approximation, et_tensor *out) {
+  ET_TRY(*out = et_wrap(at::gelu(x->t, tanh_approximation != 0 ? "tanh" : "none")))
+}
+
 et_error et_dropout(et_tensor x, double p, int training, et_tensor *out) {
   ET_TRY(*out = et_wrap(at::dropout(x->t, p, training != 0)))
 }
