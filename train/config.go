@@ -81,6 +81,13 @@ type Config struct {
 	// reports to the Observer and writes files. Every rank must be given
 	// the same Config otherwise, and read the same data and checkpoints.
 	Group *distributed.Group
+	// SyncBN, in a job, normalises each training batch with the statistics
+	// of every rank's batch together (nn.ConvertSyncBatchNorm), so that a
+	// job of N processes trains as one process with N times the batch;
+	// without it each rank normalises with its own batch, as
+	// DistributedDataParallel does. Alone, a process has nothing to
+	// synchronise.
+	SyncBN bool
 }
 
 // DefaultConfig returns the original script's defaults (those of its

@@ -169,6 +169,9 @@ func (t *trainer) joinReplicas() error {
 		return err
 	}
 	t.dp = dp
+	if t.cfg.SyncBN {
+		nn.ConvertSyncBatchNorm(t.model.Store(), t.cfg.Group)
+	}
 	return nil
 }
 

@@ -182,9 +182,10 @@ func TestUnderTorchrun(t *testing.T) {
 }
 
 // TestInterruptedJobResumesExactly: a Ctrl-C (SIGINT to the terminal's
-// process group) stops both ranks of a training job at the same step; the
-// launcher exits with status 130; --resume on 2 processes then ends with
-// the weights of the job that was never interrupted, bit for bit.
+// process group) stops both ranks of a training job, its batch norms
+// synchronised (--sync-bn), at the same step; the launcher exits with
+// status 130; --resume on 2 processes then ends with the weights of the
+// job that was never interrupted, bit for bit.
 func TestInterruptedJobResumesExactly(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	_, err := synth.Generate(data, synth.Options{Train: 4, Val: 1, Test: 1, Slices: 4, Width: 32, Height: 64, Seed: 4, Workers: 2})
@@ -192,7 +193,7 @@ func TestInterruptedJobResumesExactly(t *testing.T) {
 	lists := filepath.Join(data, synth.ListDir)
 	args := func(out string, extra ...string) []string {
 		return append([]string{"-test.run=^TestMainProcess$", "--", "train", "--name", "unet", "-d", data, "-l", lists,
-			"--out", out, "--batch-size", "2", "-j", "1", "--epochs", "3", "--lr", "0.001", "--nproc-per-node", "2"}, extra...)
+			"--out", out, "--batch-size", "2", "-j", "1", "--epochs", "3", "--lr", "0.001", "--nproc-per-node", "2", "--sync-bn"}, extra...)
 	}
 	straight := filepath.Join(t.TempDir(), "straight")
 	cmd := exec.Command(os.Args[0], args(straight)...)

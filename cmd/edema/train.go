@@ -71,6 +71,7 @@ func trainCommand() *cli.Command {
 			&cli.IntFlag{Name: "random-rotate", Usage: "rotate every training slice by a random whole angle in [−A, A] degrees (0: off)"},
 			&cli.Float64Flag{Name: "random-scale", Usage: "scale every training slice by a random ratio in [1/S, S] (0: off; needs --crop-size)"},
 			&cli.IntFlag{Name: "crop-size", Aliases: []string{"s"}, Usage: "train on random C×C crops, padding smaller slices (0: off)"},
+			&cli.BoolFlag{Name: "sync-bn", Usage: "in a job of several processes, normalise batches with the statistics of all the ranks' batches together (SyncBatchNorm)"},
 		}, jobFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -92,6 +93,7 @@ func trainCommand() *cli.Command {
 				Momentum: c.Float64("momentum"), WeightDecay: c.Float64("weight-decay"), Loss: c.String("loss"),
 				Resume: c.String("resume"), ModelPath: c.String("model-path"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"), Overwrite: c.Bool("overwrite"),
 				Device: device, Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
+				SyncBN: c.Bool("sync-bn"),
 				Augment: oct.Augment{
 					Resize: c.Int("resize"), Rotate: c.Int("random-rotate"), Scale: c.Float64("random-scale"), Crop: c.Int("crop-size"),
 				},

@@ -28,6 +28,8 @@ package distributed
 #cgo nocallback et_pg_gloo
 #cgo noescape et_pg_free
 #cgo nocallback et_pg_free
+#cgo noescape et_pg_sum_autograd
+#cgo nocallback et_pg_sum_autograd
 #cgo noescape et_pg_allreduce
 #cgo nocallback et_pg_allreduce
 #cgo noescape et_pg_broadcast

@@ -396,6 +396,41 @@ func (g *Group) AllReduceAsync(op ReduceOp, t *torch.Tensor) (*Work, error) {
 	return w, err
 }
 
+// SumWithGradient returns the sum of t over the ranks as a new tensor that
+// autograd differentiates, as torch.distributed.nn.functional.all_reduce
+// does: the backward pass sums the output's gradients over the ranks into
+// the gradient of t. Every rank calls it, and runs the backward pass
+// through it, in the same order; a failure in the backward pass panics
+// there with a *torch.Error, as any failed operation does. The group must
+// stay open until the backward pass is done.
+func (g *Group) SumWithGradient(t *torch.Tensor) (*torch.Tensor, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gloo == nil {
+		return nil, g.error("all-reduce", "the group is closed")
+	}
+	if t == nil {
+		return nil, g.error("all-reduce", "nil tensor")
+	}
+	var sum *torch.Tensor
+	var failure string
+	if err := torch.Try(func() {
+		var out C.et_tensor
+		if e := C.et_pg_sum_autograd(g.gloo, tensorHandle("all-reduce", t), millis(g.timeout), &out); e != nil {
+			failure = shimError(e).Error()
+			return
+		}
+		sum = handle.Wrap(unsafe.Pointer(out)).(*torch.Tensor)
+	}); err != nil {
+		return nil, g.error("all-reduce", err.Error())
+	}
+	runtime.KeepAlive(t)
+	if failure != "" {
+		return nil, g.failed("all-reduce", failure)
+	}
+	return sum, nil
+}
+
 // AllReduce reduces t in place over the ranks.
 func (g *Group) AllReduce(op ReduceOp, t *torch.Tensor) error {
 	return wait(g.AllReduceAsync(op, t))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/distributed"
 )
 
 // BatchNorm2d is torch.nn.BatchNorm2d with its defaults: affine, tracking
@@ -19,6 +20,9 @@ type BatchNorm2d struct {
 	NumBatchesTracked       *torch.Tensor // int64 scalar
 	Momentum, Eps           float64
 	path                    Path
+	// sync, when set, makes training-mode statistics those of the whole
+	// job's batch (ConvertSyncBatchNorm).
+	sync *distributed.Group
 }
 
 // NewBatchNorm2d creates batch normalisation of features channels at p:
@@ -51,9 +55,67 @@ func (m *BatchNorm2d) Forward(x *torch.Tensor) *torch.Tensor {
 		// the batch variance of a single value is undefined.
 		panic(&torch.Error{Op: "batch_norm", Msg: fmt.Sprintf("expected more than 1 value per channel when training, got input size %v", shape)})
 	}
-	y := torch.BatchNorm(x, m.Weight, m.Bias, m.RunningMean, m.RunningVar, training, m.Momentum, m.Eps)
+	var y *torch.Tensor
+	if training && m.sync != nil && m.sync.Size() > 1 {
+		y = m.syncForward(x)
+	} else {
+		y = torch.BatchNorm(x, m.Weight, m.Bias, m.RunningMean, m.RunningVar, training, m.Momentum, m.Eps)
+	}
 	if training {
 		m.NumBatchesTracked.AddScalarInPlace(1)
+	}
+	return y
+}
+
+// ConvertSyncBatchNorm makes every BatchNorm2d of s normalise, in training
+// mode, with the statistics of the batches of all the ranks of g together,
+// as torch.nn.SyncBatchNorm.convert_sync_batchnorm does: the running
+// statistics then follow the whole job's batch, identical on every rank,
+// and the gradients flow across ranks through the statistics. Evaluation
+// mode, and a group of one, normalise as before. It returns how many
+// layers it converted. The keys and the checkpoints stay the same.
+func ConvertSyncBatchNorm(s *Store, g *distributed.Group) int {
+	n := 0
+	for _, m := range s.Modules() {
+		if bn, ok := m.(*BatchNorm2d); ok {
+			bn.sync = g
+			n++
+		}
+	}
+	return n
+}
+
+// syncForward is the training-mode pass of a synchronised batch norm: the
+// per-channel sums of x and x², and the count, summed over the ranks with
+// their gradients (distributed.Group.SumWithGradient), give the job's
+// mean and biased variance, which normalise x; the running statistics
+// take the unbiased variance, as PyTorch's SyncBatchNorm does.
+func (m *BatchNorm2d) syncForward(x *torch.Tensor) *torch.Tensor {
+	shape := x.Shape()
+	c := shape[1]
+	dims := []int64{0, 2, 3}
+	count := torch.Full([]int64{1}, float64(shape[0]*shape[2]*shape[3]), torch.Options{DType: x.DType(), Device: x.Device()})
+	local := torch.Cat([]*torch.Tensor{x.SumDims(dims, false), x.Mul(x).SumDims(dims, false), count}, 0)
+	total, err := m.sync.SumWithGradient(local)
+	if err != nil {
+		panic(&torch.Error{Op: "sync_batch_norm", Msg: err.Error()})
+	}
+	n := total.Narrow(0, 2*c, 1).Detach()
+	mean := total.Narrow(0, 0, c).Div(n)
+	variance := total.Narrow(0, c, c).Div(n).Sub(mean.Mul(mean))
+	torch.NoGrad(func() {
+		unbiased := variance.Detach().Mul(n.Div(n.SubScalar(1)))
+		m.RunningMean.LerpInPlace(mean.Detach(), m.Momentum)
+		m.RunningVar.LerpInPlace(unbiased, m.Momentum)
+	})
+	perChannel := func(t *torch.Tensor) *torch.Tensor { return t.Reshape(1, c, 1, 1) }
+	scale := perChannel(variance.AddScalar(m.Eps).Sqrt())
+	y := x.Sub(perChannel(mean)).Div(scale)
+	if m.Weight != nil {
+		y = y.Mul(perChannel(m.Weight))
+	}
+	if m.Bias != nil {
+		y = y.Add(perChannel(m.Bias))
 	}
 	return y
 }
