@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
@@ -13,7 +14,8 @@ import (
 // BenchmarkForwardEval times one evaluation-mode forward pass of each
 // network on a batch of 8×3×256×128 on the CPU, under inference mode, as
 // scripts/bench_models.py does in PyTorch, with the settings of package
-// benchenv (threads, host cache).
+// benchenv (threads, host cache). EDEMA_BENCH_FOLD=0 runs every batch norm
+// as it is instead of folded into its convolution.
 func BenchmarkForwardEval(b *testing.B) {
 	defer benchenv.Setup(b)()
 
@@ -25,6 +27,9 @@ func BenchmarkForwardEval(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer m.Free()
+			if os.Getenv("EDEMA_BENCH_FOLD") == "0" {
+				m.Store().SetFolding(false)
+			}
 			m.Eval()
 			x := torch.Randn([]int64{8, 3, 256, 128}, torch.Float32CPU)
 			defer x.Free()
@@ -48,6 +53,47 @@ func BenchmarkForwardEval(b *testing.B) {
 			b.ReportMetric((cpuTime(b)-start).Seconds()*1e3/float64(b.N), "cpu-ms/op")
 			b.ReportMetric(float64(torch.NumThreads()), "threads")
 		})
+	}
+}
+
+// BenchmarkFoldedEval times the evaluation forward pass of
+// BenchmarkForwardEval with the batch norms folded into the convolutions
+// (as New builds the networks) and run as they are, one after the other
+// in one process (run it with -count to alternate them), to measure what
+// folding saves.
+func BenchmarkFoldedEval(b *testing.B) {
+	defer benchenv.Setup(b)()
+	for _, name := range Names() {
+		torch.ManualSeed(0)
+		m, err := New(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Eval()
+		x := torch.Randn([]int64{8, 3, 256, 128}, torch.Float32CPU)
+		for _, folded := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%s/folded=%t", name, folded), func(b *testing.B) {
+				m.Store().SetFolding(folded)
+				forward := func() {
+					torch.InferenceMode(func() {
+						torch.Scoped(func(*torch.Scope) {
+							if _, _, err := m.Forward(x); err != nil {
+								b.Fatal(err)
+							}
+						})
+					})
+				}
+				forward()
+				start := cpuTime(b)
+				b.ResetTimer()
+				for b.Loop() {
+					forward()
+				}
+				b.ReportMetric((cpuTime(b)-start).Seconds()*1e3/float64(b.N), "cpu-ms/op")
+			})
+		}
+		x.Free()
+		m.Free()
 	}
 }
 

@@ -68,7 +68,15 @@ func New(name string) (m *Model, err error) {
 			}
 		}()
 		defer torch.Recover(&err)
-		return &Model{name: name, store: store, net: b.build(store.Root())}, nil
+		net := b.build(store.Root())
+		// Evaluation folds each batch norm into the convolution before it
+		// (nn.Sequential.FoldBatchNorm): the inference fast path.
+		for _, m := range store.Modules() {
+			if seq, ok := m.(*nn.Sequential); ok {
+				seq.FoldBatchNorm()
+			}
+		}
+		return &Model{name: name, store: store, net: net}, nil
 	}
 	return nil, fmt.Errorf("unknown network %q (known: %s)", name, strings.Join(Names(), ", "))
 }

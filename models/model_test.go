@@ -259,3 +259,42 @@ func assertLabelsOf(t *testing.T, seg *torch.Tensor, labels []uint8) {
 	}
 	assert.LessOrEqual(t, ties, len(labels)/1000, "too many near-ties")
 }
+
+// TestFoldedEvaluationMatchesPlain: in evaluation mode each network runs
+// with its batch norms folded into the convolutions before them, within
+// 1e-4 of running every layer as it is, and its state dict is the same.
+func TestFoldedEvaluationMatchesPlain(t *testing.T) {
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			torch.ManualSeed(5)
+			m, err := New(name)
+			require.NoError(t, err)
+			defer m.Free()
+			x := torch.Randn([]int64{2, 3, 64, 32}, torch.Float32CPU)
+			// A training pass moves the running statistics off 0 and 1.
+			_, _, err = m.Forward(x)
+			require.NoError(t, err)
+			before := m.StateDict()
+			m.Eval()
+			outputs := func() (seg, det []float32) {
+				torch.InferenceMode(func() {
+					s, d, err := m.Forward(x)
+					require.NoError(t, err)
+					seg, det = s.Float32s(), d.Float32s()
+				})
+				return seg, det
+			}
+			foldedSeg, foldedDet := outputs()
+			m.Store().SetFolding(false)
+			plainSeg, plainDet := outputs()
+			assert.InDeltaSlice(t, plainSeg, foldedSeg, 1e-4)
+			assert.InDeltaSlice(t, plainDet, foldedDet, 1e-4)
+			assert.NotEqual(t, plainSeg, foldedSeg, "the folded path runs")
+			after := m.StateDict()
+			require.Len(t, after, len(before))
+			for i := range before {
+				assert.Same(t, before[i].Tensor, after[i].Tensor, before[i].Name)
+			}
+		})
+	}
+}

@@ -23,6 +23,10 @@ type BatchNorm2d struct {
 	// sync, when set, makes training-mode statistics those of the whole
 	// job's batch (ConvertSyncBatchNorm).
 	sync *distributed.Group
+	// foldedInto is the convolution this batch norm is folded into for
+	// evaluation (Sequential.FoldBatchNorm): while that one holds the
+	// folded tensors, this one passes its input through.
+	foldedInto *Conv2d
 }
 
 // NewBatchNorm2d creates batch normalisation of features channels at p:
@@ -50,6 +54,9 @@ func (m *BatchNorm2d) Forward(x *torch.Tensor) *torch.Tensor {
 		panic(&torch.Error{Op: "batch_norm", Msg: fmt.Sprintf("expected 4D input (got %dD input)", d)})
 	}
 	training := m.path.Training()
+	if m.foldedInto != nil && m.foldedInto.folded[0] != nil {
+		return x
+	}
 	if shape := x.Shape(); training && shape[0]*shape[2]*shape[3] == 1 {
 		// PyTorch checks this in Python (F.batch_norm), not in libtorch:
 		// the batch variance of a single value is undefined.

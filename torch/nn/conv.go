@@ -79,6 +79,11 @@ type Conv2d struct {
 	Weight *torch.Tensor
 	Bias   *torch.Tensor // nil without bias
 	opts   torch.Conv2dOptions
+	// bn is the batch norm folded into the convolution for evaluation
+	// (Sequential.FoldBatchNorm), folded their combined weight and bias
+	// while the store holds them (fold.go).
+	bn     *BatchNorm2d
+	folded [2]*torch.Tensor
 }
 
 // NewConv2d creates a convolution from in to out channels at p, with
@@ -107,8 +112,12 @@ func newConvParameters(p Path, weightShape []int64, biasSize int64, withBias boo
 	return weight, bias
 }
 
-// Forward convolves x (N×in×H×W).
+// Forward convolves x (N×in×H×W); with a batch norm folded in, in
+// evaluation mode, it applies both.
 func (m *Conv2d) Forward(x *torch.Tensor) *torch.Tensor {
+	if m.folded[0] != nil {
+		return torch.Conv2d(x, m.folded[0], m.folded[1], m.opts)
+	}
 	return torch.Conv2d(x, m.Weight, m.Bias, m.opts)
 }
 

@@ -338,3 +338,57 @@ func TestPortingLayersRefuseBadSettings(t *testing.T) {
 		assert.ErrorContains(t, err, tc.want, name)
 	}
 }
+
+// TestFoldBatchNorm: in evaluation mode a convolution and the batch norm
+// after it run as one convolution with the same outputs, whatever the
+// statistics, the device or a state dict loaded later; training mode and
+// the state dict are untouched.
+func TestFoldBatchNorm(t *testing.T) {
+	torch.ManualSeed(3)
+	s := NewStore()
+	defer s.Free()
+	seq := NewSequential(s.Root()).
+		Conv2d(3, 4, Conv2dConfig{Kernel: 3, Padding: 1}).
+		BatchNorm2d(4).
+		ReLU().
+		Conv2d(4, 2, Conv2dConfig{Kernel: 1, NoBias: true}).
+		BatchNorm2d(2)
+	require.Equal(t, 2, seq.FoldBatchNorm())
+	assert.Equal(t, 0, seq.FoldBatchNorm(), "folding twice folds nothing more")
+	x := torch.Randn([]int64{2, 3, 6, 6}, torch.Float32CPU)
+	seq.Forward(x) // training: moves the running statistics away from 0 and 1
+	names := keys(s.StateDict())
+
+	compare := func(what string) {
+		t.Helper()
+		var plain, folded []float64
+		torch.NoGrad(func() { folded = values(seq.Forward(x)) })
+		s.SetFolding(false)
+		torch.NoGrad(func() { plain = values(seq.Forward(x)) })
+		s.SetFolding(true)
+		assertClose(t, plain, folded, 1e-5, what)
+		assert.NotEqual(t, plain, folded, "%s: the folded path computes differently, up to rounding", what)
+	}
+	s.Eval()
+	conv := seq.Layers()[0].(*Conv2d)
+	require.NotNil(t, conv.folded[0], "evaluation folds")
+	compare("after training")
+	assert.Equal(t, names, keys(s.StateDict()), "the state dict is unchanged")
+
+	// New statistics through a state dict: folded again.
+	sd := s.StateDict()
+	for i := range sd {
+		if sd[i].Name == "1.running_mean" {
+			sd[i].Tensor = torch.FromSlice([]float32{1, -2, 3, 0.5}, 4)
+		}
+	}
+	require.NoError(t, s.LoadStateDict(sd, true))
+	compare("after loading")
+
+	s.Train()
+	assert.Nil(t, conv.folded[0], "training drops the folded tensors")
+	bn := seq.Layers()[1].(*BatchNorm2d)
+	before := bn.NumBatchesTracked.Int64s()[0]
+	seq.Forward(x)
+	assert.Equal(t, before+1, bn.NumBatchesTracked.Int64s()[0], "training runs the batch norm")
+}

@@ -71,6 +71,8 @@ type Store struct {
 	root     *node
 	training bool
 	freed    bool
+	folds    []*Conv2d // the convolutions with a batch norm folded in (fold.go)
+	noFold   bool
 }
 
 // NewStore returns an empty store in training mode, the mode of a freshly
@@ -235,13 +237,17 @@ func (s *Store) NumParameters() int64 {
 }
 
 // Train puts every layer in training mode (batch statistics, dropout).
-func (s *Store) Train() { s.training = true }
+func (s *Store) Train() { s.SetTraining(true) }
 
-// Eval puts every layer in evaluation mode (running statistics, no dropout).
-func (s *Store) Eval() { s.training = false }
+// Eval puts every layer in evaluation mode (running statistics, no
+// dropout), folding batch norms where a Sequential asked for it.
+func (s *Store) Eval() { s.SetTraining(false) }
 
 // SetTraining switches to training mode (true) or evaluation mode (false).
-func (s *Store) SetTraining(on bool) { s.training = on }
+func (s *Store) SetTraining(on bool) {
+	s.training = on
+	s.refold()
+}
 
 // Training reports whether the store is in training mode.
 func (s *Store) Training() bool { return s.training }
@@ -277,6 +283,7 @@ func (s *Store) To(d torch.Device) (err error) {
 	s.convert(func(t *torch.Tensor) bool { return t.Device() != d }, func(t *torch.Tensor) *torch.Tensor {
 		return t.ToDevice(d)
 	})
+	s.refold()
 	return nil
 }
 
@@ -292,6 +299,7 @@ func (s *Store) ToDType(dtype torch.DType) (err error) {
 		d := t.DType()
 		return d.IsFloatingPoint() && d != dtype
 	}, func(t *torch.Tensor) *torch.Tensor { return t.To(dtype) })
+	s.refold()
 	return nil
 }
 
@@ -333,4 +341,5 @@ func (s *Store) Free() {
 		e.Tensor.Free()
 	}
 	s.freed = true
+	s.refold()
 }
