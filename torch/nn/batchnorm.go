@@ -38,8 +38,7 @@ func NewBatchNorm2d(p Path, features int64) *BatchNorm2d {
 	}
 	shape := []int64{features}
 	m := &BatchNorm2d{Momentum: 0.1, Eps: 1e-5, path: p}
-	m.Weight = p.Param("weight", torch.Ones(shape, torch.Float32CPU))
-	m.Bias = p.Param("bias", torch.Zeros(shape, torch.Float32CPU))
+	m.Weight, m.Bias = affine(p, shape)
 	m.RunningMean = p.Buffer("running_mean", torch.Zeros(shape, torch.Float32CPU))
 	m.RunningVar = p.Buffer("running_var", torch.Ones(shape, torch.Float32CPU))
 	m.NumBatchesTracked = torch.Zeros(nil, torch.Options{DType: torch.Int64, Device: torch.CPU})

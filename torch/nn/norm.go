@@ -22,10 +22,8 @@ func NewGroupNorm(p Path, groups, channels int64) *GroupNorm {
 	if groups <= 0 || channels <= 0 || channels%groups != 0 {
 		panic(&torch.Error{Op: "group_norm", Msg: fmt.Sprintf("%d channels do not split into %d groups", channels, groups)})
 	}
-	shape := []int64{channels}
 	m := &GroupNorm{Groups: groups, Eps: 1e-5}
-	m.Weight = p.Param("weight", torch.Ones(shape, torch.Float32CPU))
-	m.Bias = p.Param("bias", torch.Zeros(shape, torch.Float32CPU))
+	m.Weight, m.Bias = affine(p, []int64{channels})
 	p.register(m)
 	return m
 }
@@ -56,10 +54,15 @@ func NewLayerNorm(p Path, shape ...int64) *LayerNorm {
 		}
 	}
 	m := &LayerNorm{Shape: append([]int64(nil), shape...), Eps: 1e-5}
-	m.Weight = p.Param("weight", torch.Ones(shape, torch.Float32CPU))
-	m.Bias = p.Param("bias", torch.Zeros(shape, torch.Float32CPU))
+	m.Weight, m.Bias = affine(p, shape)
 	p.register(m)
 	return m
+}
+
+// affine makes a normalisation's parameters at p: "weight" (ones) and
+// "bias" (zeros) of the given shape, PyTorch's reset_parameters.
+func affine(p Path, shape []int64) (weight, bias *torch.Tensor) {
+	return p.Param("weight", torch.Ones(shape, torch.Float32CPU)), p.Param("bias", torch.Zeros(shape, torch.Float32CPU))
 }
 
 // Forward normalises x.
