@@ -588,16 +588,17 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 // ValBatchSize slices at a time, argmax labels, Dice per cube and class,
 // detection AUC over all slices together.
 func (t *trainer) validate(ctx context.Context) (metrics.Summary, error) {
-	p, err := inference.New([]inference.Member{{Network: t.model, Weight: 1}}, inference.Options{BatchSize: ValBatchSize})
-	if err != nil {
-		return metrics.Summary{}, err
-	}
 	if t.dp != nil {
 		// Each replica's last forward pass moved its own batch-norm
-		// statistics; rank 0's, which its checkpoint keeps, score.
+		// statistics; rank 0's, which its checkpoint keeps, score. They
+		// arrive before evaluation mode folds them into the convolutions.
 		if err := t.dp.SyncBuffers(); err != nil {
 			return metrics.Summary{}, err
 		}
+	}
+	p, err := inference.New([]inference.Member{{Network: t.model, Weight: 1}}, inference.Options{BatchSize: ValBatchSize})
+	if err != nil {
+		return metrics.Summary{}, err
 	}
 	opts := inference.EvalOptions{Workers: t.cfg.Workers, Group: t.cfg.Group}
 	if opts.Group != nil {

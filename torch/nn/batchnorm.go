@@ -53,16 +53,17 @@ func (m *BatchNorm2d) Forward(x *torch.Tensor) *torch.Tensor {
 		panic(&torch.Error{Op: "batch_norm", Msg: fmt.Sprintf("expected 4D input (got %dD input)", d)})
 	}
 	training := m.path.Training()
-	if m.foldedInto != nil && m.foldedInto.folded[0] != nil {
+	if m.foldedInto != nil && m.foldedInto.folding() {
 		return x
 	}
-	if shape := x.Shape(); training && shape[0]*shape[2]*shape[3] == 1 {
+	synced := training && m.sync != nil && m.sync.Size() > 1
+	if shape := x.Shape(); training && !synced && shape[0]*shape[2]*shape[3] == 1 {
 		// PyTorch checks this in Python (F.batch_norm), not in libtorch:
 		// the batch variance of a single value is undefined.
 		panic(&torch.Error{Op: "batch_norm", Msg: fmt.Sprintf("expected more than 1 value per channel when training, got input size %v", shape)})
 	}
 	var y *torch.Tensor
-	if training && m.sync != nil && m.sync.Size() > 1 {
+	if synced {
 		y = m.syncForward(x)
 	} else {
 		y = torch.BatchNorm(x, m.Weight, m.Bias, m.RunningMean, m.RunningVar, training, m.Momentum, m.Eps)
@@ -93,28 +94,36 @@ func ConvertSyncBatchNorm(s *Store, g *distributed.Group) int {
 
 // syncForward is the training-mode pass of a synchronised batch norm: the
 // per-channel sums of x and x², and the count, summed over the ranks with
-// their gradients (distributed.Group.SumWithGradient), give the job's
-// mean and biased variance, which normalise x; the running statistics
-// take the unbiased variance, as PyTorch's SyncBatchNorm does.
+// their gradients (distributed.Group.SumWithGradient) in float64, give the
+// job's mean and biased variance, which normalise x; the running
+// statistics take the unbiased variance, as PyTorch's SyncBatchNorm does.
+// Every rank checks the job's count, so that all refuse a batch of one
+// value per channel together.
 func (m *BatchNorm2d) syncForward(x *torch.Tensor) *torch.Tensor {
 	shape := x.Shape()
 	c := shape[1]
 	dims := []int64{0, 2, 3}
-	count := torch.Full([]int64{1}, float64(shape[0]*shape[2]*shape[3]), torch.Options{DType: x.DType(), Device: x.Device()})
-	local := torch.Cat([]*torch.Tensor{x.SumDims(dims, false), x.Mul(x).SumDims(dims, false), count}, 0)
+	x64 := x.To(torch.Float64)
+	count := torch.Full([]int64{1}, float64(shape[0]*shape[2]*shape[3]), torch.Options{DType: torch.Float64, Device: x.Device()})
+	local := torch.Cat([]*torch.Tensor{x64.SumDims(dims, false), x64.Mul(x64).SumDims(dims, false), count}, 0)
 	total, err := m.sync.SumWithGradient(local)
 	if err != nil {
 		panic(&torch.Error{Op: "sync_batch_norm", Msg: err.Error()})
 	}
 	n := total.Narrow(0, 2*c, 1).Detach()
+	if all := n.Item(); all <= 1 {
+		panic(&torch.Error{Op: "sync_batch_norm", Msg: fmt.Sprintf("expected more than 1 value per channel when training, got %g over the job's batches", all)})
+	}
 	mean := total.Narrow(0, 0, c).Div(n)
-	variance := total.Narrow(0, c, c).Div(n).Sub(mean.Mul(mean))
+	// E[x²] − E[x]² in float64; rounding may still take it a hair below
+	// zero for a constant channel.
+	variance := total.Narrow(0, c, c).Div(n).Sub(mean.Mul(mean)).ClampMin(0)
 	torch.NoGrad(func() {
 		unbiased := variance.Detach().Mul(n.Div(n.SubScalar(1)))
-		m.RunningMean.LerpInPlace(mean.Detach(), m.Momentum)
-		m.RunningVar.LerpInPlace(unbiased, m.Momentum)
+		m.RunningMean.LerpInPlace(mean.Detach().To(m.RunningMean.DType()), m.Momentum)
+		m.RunningVar.LerpInPlace(unbiased.To(m.RunningVar.DType()), m.Momentum)
 	})
-	perChannel := func(t *torch.Tensor) *torch.Tensor { return t.Reshape(1, c, 1, 1) }
+	perChannel := func(t *torch.Tensor) *torch.Tensor { return t.To(x.DType()).Reshape(1, c, 1, 1) }
 	scale := perChannel(variance.AddScalar(m.Eps).Sqrt())
 	y := x.Sub(perChannel(mean)).Div(scale)
 	if m.Weight != nil {

@@ -113,9 +113,9 @@ func newConvParameters(p Path, weightShape []int64, biasSize int64, withBias boo
 }
 
 // Forward convolves x (N×in×H×W); with a batch norm folded in, in
-// evaluation mode, it applies both.
+// evaluation mode without autograd, it applies both.
 func (m *Conv2d) Forward(x *torch.Tensor) *torch.Tensor {
-	if m.folded[0] != nil {
+	if m.bn != nil && m.folding() {
 		return torch.Conv2d(x, m.folded[0], m.folded[1], m.opts)
 	}
 	return torch.Conv2d(x, m.Weight, m.Bias, m.opts)

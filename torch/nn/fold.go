@@ -13,8 +13,12 @@ import (
 // W' = W·γ/√(var + ε) per output channel and b' = (b − mean)·γ/√(var + ε) + β,
 // one pass over the activations instead of two. PyTorch's frozen
 // TorchScript modules do the same (torch.jit.freeze, optimize_for_inference).
-// The state dict keeps the layers' own tensors; the folded ones are the
-// store's, made when it enters evaluation mode and dropped when it leaves.
+// The state dict keeps the layers' own tensors; the folded ones are made
+// when the store enters evaluation mode, loads a state dict, moves or
+// converts its tensors, or SetFolding(true) is called, and kept until the
+// next of those. A pass uses them only while autograd is off (torch.NoGrad,
+// torch.InferenceMode): with autograd on, evaluation runs every layer as it
+// is, so that the layers' own parameters get their gradients.
 
 // FoldBatchNorm marks every Conv2d of s that a BatchNorm2d directly follows
 // to compute both in evaluation mode (see Store.SetFolding). Training mode
@@ -37,7 +41,10 @@ func (s *Sequential) FoldBatchNorm() int {
 }
 
 // SetFolding switches the folding of FoldBatchNorm's pairs on (the default)
-// or off; off, evaluation runs every layer as it is, for comparison.
+// or off; off, evaluation runs every layer as it is, for comparison. On,
+// it also folds the tensors anew: call it after changing a network's
+// tensors in place in evaluation mode other than through the store's
+// methods (an all-reduce or a broadcast into them, say).
 func (s *Store) SetFolding(on bool) {
 	s.noFold = !on
 	s.refold()
@@ -60,6 +67,12 @@ func (s *Store) refold() {
 			conv.folded = foldBatchNorm(conv, conv.bn)
 		}
 	})
+}
+
+// folding says whether a forward pass of m now uses its folded tensors:
+// evaluation mode, folding on, autograd off on this thread.
+func (m *Conv2d) folding() bool {
+	return m.folded[0] != nil && !m.bn.path.Training() && !torch.GradEnabled()
 }
 
 // foldBatchNorm returns the weight and bias of conv followed by bn in

@@ -385,6 +385,19 @@ func TestFoldBatchNorm(t *testing.T) {
 	require.NoError(t, s.LoadStateDict(sd, true))
 	compare("after loading")
 
+	// With autograd on, evaluation runs the layers as they are, so that
+	// their parameters get gradients (fine-tuning with frozen statistics,
+	// saliency maps).
+	seq.Forward(x).Sum().Backward()
+	bnEval := seq.Layers()[1].(*BatchNorm2d)
+	require.NotNil(t, conv.Weight.Grad())
+	require.NotNil(t, bnEval.Weight.Grad(), "the batch norm ran")
+	assert.NotZero(t, bnEval.Weight.Grad().Abs().Sum().Item())
+	// Asking for evaluation mode again keeps the folded tensors.
+	folded := conv.folded[0]
+	s.Eval()
+	assert.Same(t, folded, conv.folded[0])
+
 	s.Train()
 	assert.Nil(t, conv.folded[0], "training drops the folded tensors")
 	bn := seq.Layers()[1].(*BatchNorm2d)

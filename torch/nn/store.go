@@ -245,6 +245,11 @@ func (s *Store) Eval() { s.SetTraining(false) }
 
 // SetTraining switches to training mode (true) or evaluation mode (false).
 func (s *Store) SetTraining(on bool) {
+	if s.training == on {
+		// Repeating a mode changes nothing: in particular, predictions
+		// running in evaluation mode keep their folded tensors.
+		return
+	}
 	s.training = on
 	s.refold()
 }
