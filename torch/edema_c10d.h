@@ -56,7 +56,7 @@ void et_pg_free(et_pg pg);
  * input (n = the group's size). */
 /* The sum of t over the ranks, as a new tensor that autograd
  * differentiates: the backward pass sums the gradients over the ranks,
- * with the same timeout. Synchronous; pg must outlive the backward pass. */
+ * with the same timeout. Synchronous; the graph keeps the backend alive. */
 et_error et_pg_sum_autograd(et_pg pg, et_tensor t, int64_t timeout_ms, et_tensor *out);
 et_error et_pg_allreduce(et_pg pg, et_tensor t, int op, et_work *out);
 et_error et_pg_broadcast(et_pg pg, et_tensor t, int root, et_work *out);

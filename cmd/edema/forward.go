@@ -35,7 +35,8 @@ func forwardCommand() *cli.Command {
 			"--torchscript FILE runs a TorchScript module instead (torch.jit.save's output, scripted or\n" +
 			"traced), in evaluation mode, on batches of --input (float32, any shape N×...) along its first\n" +
 			"axis. Its forward returns a tensor, written to --seg-out, or two, written to --seg-out and\n" +
-			"--cls-out, each with N as its first axis; every output is written as float32.",
+			"--cls-out, each with N as its first axis; every output is written as float32. A module traced\n" +
+			"in training mode keeps training-mode batch norm and dropout: trace it after model.eval().",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Usage: "network: " + strings.Join(models.Names(), " | ") + " (required without --torchscript)"},
 			&cli.StringFlag{Name: "checkpoint", Usage: "its checkpoint (the original's or ours, any PyTorch format or safetensors; required without --torchscript)"},
@@ -310,6 +311,13 @@ func forwardTorchScript(c *cli.Context, path string, device torch.Device, batch 
 			return fmt.Errorf("--torchscript %s: %w", path, err)
 		}
 		if outs == nil {
+			// The outputs' count against the flags, before the rest runs.
+			switch {
+			case len(got) == 1 && c.IsSet("cls-out"):
+				return fmt.Errorf("--torchscript %s returns one tensor: --cls-out has nothing to hold", path)
+			case len(got) == 2 && !c.IsSet("cls-out"):
+				return fmt.Errorf("--torchscript %s returns two tensors: --cls-out must say where the second goes", path)
+			}
 			outs = make([][]float32, len(got))
 			for _, g := range got {
 				outShapes = append(outShapes, append([]int{n}, g.shape[1:]...))
@@ -327,12 +335,6 @@ func forwardTorchScript(c *cli.Context, path string, device torch.Device, batch 
 		}
 	}
 	files := []string{c.String("seg-out"), c.String("cls-out")}
-	switch {
-	case len(outs) == 1 && c.IsSet("cls-out"):
-		return fmt.Errorf("--torchscript %s returns one tensor: --cls-out has nothing to hold", path)
-	case len(outs) == 2 && !c.IsSet("cls-out"):
-		return fmt.Errorf("--torchscript %s returns two tensors: --cls-out must say where the second goes", path)
-	}
 	var wrote []string
 	for i, data := range outs {
 		if err := writeFloat32NPY(files[i], data, outShapes[i]); err != nil {

@@ -401,8 +401,8 @@ func (g *Group) AllReduceAsync(op ReduceOp, t *torch.Tensor) (*Work, error) {
 // does: the backward pass sums the output's gradients over the ranks into
 // the gradient of t. Every rank calls it, and runs the backward pass
 // through it, in the same order; a failure in the backward pass panics
-// there with a *torch.Error, as any failed operation does. The group must
-// stay open until the backward pass is done.
+// there with a *torch.Error, as any failed operation does. The autograd
+// graph keeps the group's backend alive until the backward pass is done.
 func (g *Group) SumWithGradient(t *torch.Tensor) (*torch.Tensor, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

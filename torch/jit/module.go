@@ -128,7 +128,7 @@ func shimError(e C.et_error) error {
 // handle returns the module's shim handle, or an error once it is freed.
 // The caller holds m.mu.
 func (m *Module) handle() (C.et_module, error) {
-	if m == nil || m.c == nil {
+	if m.c == nil {
 		return nil, errors.New("jit: use of a freed module")
 	}
 	return m.c, nil
@@ -156,7 +156,9 @@ func (m *Module) Forward(args ...any) (any, error) { return m.Run("forward", arg
 // integer, a float or a string. The result comes back the same way: a
 // List[Tensor] as []*torch.Tensor, other lists as []any, a Dict[str,
 // Tensor] as map[string]*torch.Tensor, other dicts as map[string]any or
-// map[int64]any.
+// map[int64]any. Go values carry no element types for empty containers:
+// an empty slice or map goes as a List[Tensor] or a Dict[str, Tensor], and
+// an empty dict comes back as a map[string]any.
 //
 // Autograd records the method's operations as the calling OS thread's
 // grad mode says: run inference inside torch.NoGrad or

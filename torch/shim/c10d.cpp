@@ -59,25 +59,25 @@ std::vector<at::Tensor> tensors(const et_tensor *ts, int64_t n) {
 // torch.distributed.nn.functional.all_reduce is: every rank's output is
 // the sum of the inputs, so the gradient of an input is the sum of the
 // outputs' gradients, which the backward pass all-reduces in turn. The
-// backend and the timeout travel in the context as integers (saved_data
-// holds IValues); the caller keeps the backend alive until the backward
-// pass is done.
+// context keeps a reference to the backend (as a capsule: saved_data holds
+// IValues), so that it outlives the Go group if the graph does.
 struct SumAcrossRanks : torch::autograd::Function<SumAcrossRanks> {
-  static at::Tensor sum(et_backend *pg, at::Tensor t, int64_t timeout_ms) {
+  static at::Tensor sum(const c10::intrusive_ptr<et_backend> &pg, at::Tensor t, int64_t timeout_ms) {
     std::vector<at::Tensor> v{t};
     pg->allreduce(v)->wait(std::chrono::milliseconds(timeout_ms));
     return t;
   }
-  static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &x, int64_t pg,
-                            int64_t timeout_ms) {
-    ctx->saved_data["pg"] = pg;
+  static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &x,
+                            c10::intrusive_ptr<et_backend> pg, int64_t timeout_ms) {
+    ctx->saved_data["pg"] = c10::IValue::make_capsule(pg);
     ctx->saved_data["timeout_ms"] = timeout_ms;
-    return sum(reinterpret_cast<et_backend *>(pg), x.clone(at::MemoryFormat::Contiguous), timeout_ms);
+    return sum(pg, x.clone(at::MemoryFormat::Contiguous), timeout_ms);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
                                                  torch::autograd::variable_list grads) {
-    auto *pg = reinterpret_cast<et_backend *>(ctx->saved_data["pg"].toInt());
-    return {sum(pg, grads[0].clone(at::MemoryFormat::Contiguous), ctx->saved_data["timeout_ms"].toInt()), at::Tensor(), at::Tensor()};
+    auto pg = c10::static_intrusive_pointer_cast<et_backend>(ctx->saved_data["pg"].toCapsule());
+    return {sum(pg, grads[0].clone(at::MemoryFormat::Contiguous), ctx->saved_data["timeout_ms"].toInt()), at::Tensor(),
+            at::Tensor()};
   }
 };
 }  // namespace
@@ -85,7 +85,7 @@ struct SumAcrossRanks : torch::autograd::Function<SumAcrossRanks> {
 extern "C" {
 
 et_error et_pg_sum_autograd(et_pg pg, et_tensor t, int64_t timeout_ms, et_tensor *out) {
-  ET_TRY(*out = et_wrap(SumAcrossRanks::apply(t->t, reinterpret_cast<int64_t>(pg->pg.get()), timeout_ms)))
+  ET_TRY(*out = et_wrap(SumAcrossRanks::apply(t->t, pg->pg, timeout_ms)))
 }
 
 et_error et_store_tcp(const char *host, int port, int is_server, int64_t world, int wait_workers, int64_t timeout_ms,
