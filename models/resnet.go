@@ -116,14 +116,12 @@ func NewResNet18(p nn.Path) *ResNet18 {
 	return r
 }
 
-// maxPool is the stem's 3×3 max pooling, stride 2, padding 1.
-func maxPool(x *torch.Tensor) *torch.Tensor {
-	return torch.MaxPool2d(x, [2]int64{3, 3}, [2]int64{2, 2}, [2]int64{1, 1}, false)
-}
+// stemPool is the stem's 3×3 max pooling, stride 2, padding 1.
+var stemPool = nn.MaxPool2d{Kernel: 3, Stride: 2, Padding: 1}
 
 // Forward returns the detection probabilities N×3 of x (N×3×H×W).
 func (r *ResNet18) Forward(x *torch.Tensor) *torch.Tensor {
-	y := lastUse(r.BN1.Forward(r.Conv1.Forward(x)).ReluInPlace(), maxPool)
+	y := lastUse(r.BN1.Forward(r.Conv1.Forward(x)).ReluInPlace(), stemPool.Forward)
 	for _, stage := range r.Layers {
 		for _, block := range stage {
 			y = lastUse(y, block.Forward)

@@ -51,12 +51,13 @@ func (m *Dropout) Forward(x *torch.Tensor) *torch.Tensor {
 }
 
 // MaxPool2d takes the maximum over Kernel×Kernel windows moved by Stride
-// (zero means Kernel, PyTorch's default).
-type MaxPool2d struct{ Kernel, Stride int64 }
+// (zero means Kernel, PyTorch's default) over x padded by Padding on each
+// side (padding never wins the maximum).
+type MaxPool2d struct{ Kernel, Stride, Padding int64 }
 
 // Forward pools x (N×C×H×W).
 func (m MaxPool2d) Forward(x *torch.Tensor) *torch.Tensor {
-	return torch.MaxPool2d(x, [2]int64{m.Kernel, m.Kernel}, [2]int64{m.Stride, m.Stride}, [2]int64{}, false)
+	return torch.MaxPool2d(x, [2]int64{m.Kernel, m.Kernel}, [2]int64{m.Stride, m.Stride}, [2]int64{m.Padding, m.Padding}, false)
 }
 
 // AdaptiveMaxPool2d takes the maximum over windows that divide every
