@@ -82,7 +82,10 @@ type batcher struct {
 	maxBatch int
 	maxDelay time.Duration
 	observe  func(size int, took time.Duration) // after every pass
-	queued   func(n int)                        // slices waiting, on every change
+	// queued is told the slices waiting on every change, under mu, so
+	// that the last value it sees is the queue's length and not that of
+	// an older change published late.
+	queued func(n int)
 
 	mu      sync.Mutex
 	queue   []slice
@@ -122,9 +125,8 @@ func (b *batcher) submit(bt *batch) bool {
 	for i := range bt.n {
 		b.queue = append(b.queue, slice{bt, i})
 	}
-	n := len(b.queue)
+	b.queued(len(b.queue))
 	b.mu.Unlock()
-	b.queued(n)
 	b.signal()
 	return true
 }
@@ -180,8 +182,8 @@ func (b *batcher) run() {
 		}
 		b.mu.Lock()
 		n := len(b.queue)
-		b.mu.Unlock()
 		b.queued(n)
+		b.mu.Unlock()
 		if n > 0 {
 			b.signal() // another worker may take the rest meanwhile
 		}

@@ -360,6 +360,10 @@ func TestBadRequests(t *testing.T) {
 func TestFullQueueAnswers503(t *testing.T) {
 	gate := make(chan struct{})
 	_, ts := start(t, Config{Deployment: newDeployment(t, gate), MaxQueue: 2, MaxDelay: -1})
+	// Opened before the server closes (cleanups run last first), which
+	// waits for the held requests, should the test stop early.
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open)
 	body := bmpOf(t, scanOf(0))
 	var wg sync.WaitGroup
 	codes := make(chan int, 2)
@@ -383,7 +387,7 @@ func TestFullQueueAnswers503(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
 	assert.Contains(t, string(data), "2 requests are in progress, the most this server takes (--max-queue)")
-	close(gate)
+	open()
 	wg.Wait()
 	close(codes)
 	for c := range codes {
