@@ -2,7 +2,9 @@
 // weighted cross-entropy (WCE) and Dice losses of the segmentation, the
 // binary cross-entropy (BCE) of the detection head, and their sums "mix_3"
 // (WCE + Dice + BCE) and "mix_33" (WCE + exponential-logarithmic Dice + BCE)
-// that the published models were trained with.
+// that the published multi-task models were trained with, "mix_2" (WCE +
+// Dice) of the single-task UNet and "bce" (BCE alone) of the ResNet-18
+// detector.
 //
 // The segmentation losses take the network's log-probabilities L
 // (N×4×H×W, floating point) and the labels T (N×H×W, int64, values 0..3 or
@@ -56,6 +58,7 @@ package losses
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/edema/edema/torch"
@@ -71,28 +74,57 @@ const (
 // ClassWeights returns the WCE weights of the classes 0..3.
 func ClassWeights() [oct.NumClasses]float64 { return [oct.NumClasses]float64{1, 5, 10, 20} }
 
-// The names of the combined losses, as the original's --loss flag spells them.
+// The names of the combined losses, as the original's --loss flag spells
+// them.
 const (
-	Mix3  = "mix_3"  // WCE + Dice + BCE
-	Mix33 = "mix_33" // WCE + exponential-logarithmic Dice + BCE
+	Mix3    = "mix_3"  // WCE + Dice + BCE
+	Mix33   = "mix_33" // WCE + exponential-logarithmic Dice + BCE
+	Mix2    = "mix_2"  // WCE + Dice: segmentation alone
+	BCEOnly = "bce"    // BCE: detection alone
 )
 
+// The combined losses: their names, terms and the tasks they train.
+var kinds = []struct {
+	name, terms string
+	dice        func(logp, target *torch.Tensor) *torch.Tensor // nil without segmentation
+	detection   bool
+}{
+	{Mix3, "WCE + Dice + BCE", diceLoss, true},
+	{Mix33, "WCE + ELDice + BCE", expLogDiceLoss, true},
+	{Mix2, "WCE + Dice", diceLoss, false},
+	{BCEOnly, "BCE", nil, true},
+}
+
 // Names lists the combined losses that New accepts.
-func Names() []string { return []string{Mix3, Mix33} }
+func Names() []string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = k.name
+	}
+	return names
+}
 
 // Loss is one of the combined losses, chosen by name with New.
 type Loss struct {
-	name string
-	dice func(logp, target *torch.Tensor) *torch.Tensor
+	name, terms string
+	dice        func(logp, target *torch.Tensor) *torch.Tensor
+	tasks       oct.Tasks
 }
 
-// New returns the combined loss called name ("mix_3" or "mix_33").
+// New returns the combined loss called name (see Names).
 func New(name string) (Loss, error) {
-	switch name {
-	case Mix3:
-		return Loss{name: name, dice: diceLoss}, nil
-	case Mix33:
-		return Loss{name: name, dice: expLogDiceLoss}, nil
+	for _, k := range kinds {
+		if k.name != name {
+			continue
+		}
+		l := Loss{name: name, terms: k.terms, dice: k.dice}
+		if k.dice != nil {
+			l.tasks |= oct.Segmentation
+		}
+		if k.detection {
+			l.tasks |= oct.Detection
+		}
+		return l, nil
 	}
 	return Loss{}, fmt.Errorf("unknown loss %q: want one of %s", name, strings.Join(Names(), ", "))
 }
@@ -100,39 +132,59 @@ func New(name string) (Loss, error) {
 // Name returns the loss's name, e.g. "mix_33".
 func (l Loss) Name() string { return l.name }
 
+// Tasks returns the tasks the loss trains: segmentation when it has the
+// WCE and Dice terms, detection when it has the BCE.
+func (l Loss) Tasks() oct.Tasks { return l.tasks }
+
 // String returns the name and the terms, e.g. "mix_3 (WCE + Dice + BCE)".
 func (l Loss) String() string {
-	switch l.name {
-	case Mix3:
-		return "mix_3 (WCE + Dice + BCE)"
-	case Mix33:
-		return "mix_33 (WCE + ELDice + BCE)"
+	if l.tasks == 0 {
+		return "invalid loss"
 	}
-	return "invalid loss"
+	return l.name + " (" + l.terms + ")"
 }
 
-// Terms are a combined loss and the three terms it adds up, each a
-// zero-dimensional tensor in the autograd graph of the inputs.
+// Terms are a combined loss and the terms it adds up, each a
+// zero-dimensional tensor in the autograd graph of the inputs; the terms
+// of a task the loss does not train are nil.
 type Terms struct {
 	Total *torch.Tensor
 	WCE   *torch.Tensor // weighted cross-entropy of the segmentation
-	Dice  *torch.Tensor // Dice loss (mix_3) or exponential-logarithmic Dice loss (mix_33)
+	Dice  *torch.Tensor // Dice loss (mix_3, mix_2) or exponential-logarithmic Dice loss (mix_33)
 	BCE   *torch.Tensor // binary cross-entropy of the detection
 }
 
-// Values are Terms copied to the host, for logging.
+// Values are Terms copied to the host, for logging; NaN stands for a term
+// the loss does not have.
 type Values struct {
 	Total, WCE, Dice, BCE float64
 }
 
-// Values copies the four terms to the host with a single transfer.
+// Parts returns the four terms in the order of Values, a term the loss
+// does not have as NaN, of the dtype and device of Total: for one
+// transfer with other figures.
+func (t Terms) Parts() []*torch.Tensor {
+	parts := []*torch.Tensor{t.Total, t.WCE, t.Dice, t.BCE}
+	for i, p := range parts {
+		if p == nil {
+			parts[i] = torch.Full([]int64{}, math.NaN(), torch.Options{DType: t.Total.DType(), Device: t.Total.Device()})
+		}
+	}
+	return parts
+}
+
+// ValuesOf reads Values from the first four of host, laid out as Parts.
+func ValuesOf(host []float64) Values {
+	return Values{Total: host[0], WCE: host[1], Dice: host[2], BCE: host[3]}
+}
+
+// Values copies the terms to the host with a single transfer.
 func (t Terms) Values() (v Values, err error) {
 	defer torch.Recover(&err)
 	torch.Scoped(func(*torch.Scope) {
 		torch.NoGrad(func() {
-			all := torch.Stack([]*torch.Tensor{t.Total, t.WCE, t.Dice, t.BCE}, 0)
-			x := all.ToOptions(torch.Options{DType: torch.Float64, Device: torch.CPU}).Float64s()
-			v = Values{Total: x[0], WCE: x[1], Dice: x[2], BCE: x[3]}
+			all := torch.Stack(t.Parts(), 0)
+			v = ValuesOf(all.ToOptions(torch.Options{DType: torch.Float64, Device: torch.CPU}).Float64s())
 		})
 	})
 	return v, nil
@@ -140,28 +192,50 @@ func (t Terms) Values() (v Values, err error) {
 
 // Compute evaluates the loss on the log-probabilities logp (N×4×H×W) with
 // labels target (N×H×W, int64) and on the detection probabilities detProb
-// with targets detTarget (N×3). Backward on Total trains the network.
+// with targets detTarget (N×3). Backward on Total trains the network. The
+// inputs of a task the loss does not train are not used and may be nil:
+// logp and target for bce, detProb and detTarget for mix_2.
 func (l Loss) Compute(logp, target, detProb, detTarget *torch.Tensor) (terms Terms, err error) {
-	if l.dice == nil {
+	if l.tasks == 0 {
 		return Terms{}, fmt.Errorf("loss: not made by losses.New")
 	}
 	defer wrapError(&err, "loss "+l.name)
 	defer torch.Recover(&err)
 	s := torch.NewScope()
 	defer s.Close()
-	if err := checkSegmentation(logp, target); err != nil {
-		return Terms{}, err
+	segmentation, detection := l.tasks.Has(oct.Segmentation), l.tasks.Has(oct.Detection)
+	if segmentation {
+		if err := checkSegmentation(logp, target); err != nil {
+			return Terms{}, err
+		}
 	}
-	if err := checkDetection(detProb, detTarget, logp.Size(0)); err != nil {
-		return Terms{}, err
+	if detection {
+		n := int64(-1)
+		if segmentation {
+			n = logp.Size(0)
+		}
+		if err := checkDetection(detProb, detTarget, n); err != nil {
+			return Terms{}, err
+		}
 	}
-	if err := sameDevice(logp, "log-probabilities", detProb, "detection probabilities"); err != nil {
-		return Terms{}, err
+	if segmentation && detection {
+		if err := sameDevice(logp, "log-probabilities", detProb, "detection probabilities"); err != nil {
+			return Terms{}, err
+		}
 	}
-	terms.WCE = wce(logp, target)
-	terms.Dice = l.dice(logp, target)
-	terms.BCE = bce(detProb, detTarget)
-	terms.Total = terms.WCE.Add(terms.Dice).Add(terms.BCE)
+	if segmentation {
+		terms.WCE = wce(logp, target)
+		terms.Dice = l.dice(logp, target)
+		terms.Total = terms.WCE.Add(terms.Dice)
+	}
+	if detection {
+		terms.BCE = bce(detProb, detTarget)
+		if terms.Total == nil {
+			terms.Total = terms.BCE
+		} else {
+			terms.Total = terms.Total.Add(terms.BCE)
+		}
+	}
 	s.Keep(terms.Total, terms.WCE, terms.Dice, terms.BCE)
 	return terms, nil
 }

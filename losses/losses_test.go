@@ -20,8 +20,13 @@ func TestNew(t *testing.T) {
 		assert.Equal(t, name, l.Name())
 		assert.Contains(t, l.String(), name)
 	}
+	for name, tasks := range map[string]oct.Tasks{Mix3: oct.BothTasks, Mix33: oct.BothTasks, Mix2: oct.Segmentation, BCEOnly: oct.Detection} {
+		l, err := New(name)
+		require.NoError(t, err)
+		assert.Equal(t, tasks, l.Tasks(), name)
+	}
 	_, err := New("wce")
-	assert.EqualError(t, err, `unknown loss "wce": want one of mix_3, mix_33`)
+	assert.EqualError(t, err, `unknown loss "wce": want one of mix_3, mix_33, mix_2, bce`)
 
 	var zero Loss
 	_, err = zero.Compute(nil, nil, nil, nil)
@@ -67,9 +72,12 @@ func TestHandComputed(t *testing.T) {
 	require.NoError(t, err)
 	assert.InDeltaSlice(t, dice, toFloat64s(got.Float32s()), 1e-6)
 
+	nan := math.NaN()
 	for name, want := range map[string]Values{
-		Mix3:  {Total: wantWCE + wantDice + wantBCE, WCE: wantWCE, Dice: wantDice, BCE: wantBCE},
-		Mix33: {Total: wantWCE + wantELDice + wantBCE, WCE: wantWCE, Dice: wantELDice, BCE: wantBCE},
+		Mix3:    {Total: wantWCE + wantDice + wantBCE, WCE: wantWCE, Dice: wantDice, BCE: wantBCE},
+		Mix33:   {Total: wantWCE + wantELDice + wantBCE, WCE: wantWCE, Dice: wantELDice, BCE: wantBCE},
+		Mix2:    {Total: wantWCE + wantDice, WCE: wantWCE, Dice: wantDice, BCE: nan},
+		BCEOnly: {Total: wantBCE, WCE: nan, Dice: nan, BCE: wantBCE},
 	} {
 		l, err := New(name)
 		require.NoError(t, err)
@@ -77,11 +85,29 @@ func TestHandComputed(t *testing.T) {
 		require.NoError(t, err)
 		v, err := terms.Values()
 		require.NoError(t, err)
-		assert.InDelta(t, want.Total, v.Total, 1e-6, name)
-		assert.InDelta(t, want.WCE, v.WCE, 1e-6, name)
-		assert.InDelta(t, want.Dice, v.Dice, 1e-6, name)
-		assert.InDelta(t, want.BCE, v.BCE, 1e-6, name)
+		got := []float64{v.Total, v.WCE, v.Dice, v.BCE}
+		for i, w := range []float64{want.Total, want.WCE, want.Dice, want.BCE} {
+			if math.IsNaN(w) {
+				assert.True(t, math.IsNaN(got[i]), "%s: term %d is %g, want absent (NaN)", name, i, got[i])
+			} else {
+				assert.InDelta(t, w, got[i], 1e-6, "%s: term %d", name, i)
+			}
+		}
 	}
+	// A task the loss does not train needs no input.
+	seg, err := New(Mix2)
+	require.NoError(t, err)
+	terms, err := seg.Compute(L, T, nil, nil)
+	require.NoError(t, err)
+	assert.InDelta(t, wantWCE+wantDice, terms.Total.Item(), 1e-6)
+	assert.Nil(t, terms.BCE)
+	det, err := New(BCEOnly)
+	require.NoError(t, err)
+	terms, err = det.Compute(nil, nil, D, Y)
+	require.NoError(t, err)
+	assert.InDelta(t, wantBCE, terms.Total.Item(), 1e-6)
+	_, err = det.Compute(L, T, nil, Y)
+	assert.ErrorContains(t, err, "loss bce")
 }
 
 func toFloat64s(xs []float32) []float64 {
@@ -254,8 +280,10 @@ func TestDescent(t *testing.T) {
 					terms.Total.Backward()
 					torch.NoGrad(func() {
 						for _, p := range params {
-							p.SubInPlace(p.Grad(), 0.5)
-							p.ZeroGrad()
+							if g := p.Grad(); g != nil { // none for a task the loss does not train
+								p.SubInPlace(g, 0.5)
+								p.ZeroGrad()
+							}
 						}
 					})
 				})
@@ -266,8 +294,12 @@ func TestDescent(t *testing.T) {
 				require.Less(t, history[i].Total, history[i-1].Total, "step %d did not lower the loss", i)
 			}
 			assert.Less(t, last.Total, 0.7*first.Total)
-			assert.Less(t, last.Dice, first.Dice)
-			assert.Less(t, last.BCE, first.BCE)
+			if loss.Tasks().Has(oct.Segmentation) {
+				assert.Less(t, last.Dice, first.Dice)
+			}
+			if loss.Tasks().Has(oct.Detection) {
+				assert.Less(t, last.BCE, first.BCE)
+			}
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -88,6 +89,7 @@ LOSSES = {
     "bce": lambda L, T, D, Y: bce(D, Y),
     "mix_3": lambda L, T, D, Y: wce(L, T) + dice_loss(L, T) + bce(D, Y),
     "mix_33": lambda L, T, D, Y: wce(L, T) + el_dice_loss(L, T) + bce(D, Y),
+    "mix_2": lambda L, T, D, Y: wce(L, T) + dice_loss(L, T),
     "eldice_literal": lambda L, T, D, Y: el_dice_loss(L, T, literal=True),
 }
 
@@ -224,6 +226,15 @@ func goLoss(t *testing.T, b batch, lossName string) (value float64, gradZ, gradA
 		loss, err = ExpLogDice(logp, labels)
 	case "bce":
 		loss, err = BCE(prob, target)
+	case "loss bce":
+		// The combined loss of the detector: the network has no
+		// segmentation output to give.
+		var l Loss
+		l, err = New(BCEOnly)
+		require.NoError(t, err)
+		var terms Terms
+		terms, err = l.Compute(nil, nil, prob, target)
+		loss = terms.Total
 	default:
 		var l Loss
 		l, err = New(lossName)
@@ -308,9 +319,9 @@ func TestLossesMatchPyTorch(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			ref := reference[b.name]
 			require.NotNil(t, ref)
-			for _, name := range []string{"wce", "dice", "eldice", "bce", "mix_3", "mix_33"} {
+			for _, name := range []string{"wce", "dice", "eldice", "bce", "mix_3", "mix_33", "mix_2", "loss bce"} {
 				var want referenceLoss
-				require.NoError(t, json.Unmarshal(ref[name], &want))
+				require.NoError(t, json.Unmarshal(ref[strings.TrimPrefix(name, "loss ")], &want))
 				require.True(t, want.Finite, "reference %s gradient is not finite", name)
 				value, gradZ, gradA := goLoss(t, b, name)
 				requireClose(t, want.Value, value, name)
