@@ -19,7 +19,7 @@ import (
 func BenchmarkForwardEval(b *testing.B) {
 	defer benchenv.Setup(b)()
 
-	for _, name := range Names() {
+	for _, name := range segmenters() {
 		b.Run(name, func(b *testing.B) {
 			torch.ManualSeed(0)
 			m, err := New(name)
@@ -63,7 +63,7 @@ func BenchmarkForwardEval(b *testing.B) {
 // folding saves.
 func BenchmarkFoldedEval(b *testing.B) {
 	defer benchenv.Setup(b)()
-	for _, name := range Names() {
+	for _, name := range segmenters() {
 		torch.ManualSeed(0)
 		m, err := New(name)
 		if err != nil {
@@ -119,7 +119,7 @@ func BenchmarkLiveness(b *testing.B) {
 		freeEarly = false
 		defer func() { freeEarly = true }()
 	}
-	for _, name := range Names() {
+	for _, name := range segmenters() {
 		for _, step := range []string{"forward", "train"} {
 			b.Run(name+"/"+step, func(b *testing.B) {
 				torch.ManualSeed(0)

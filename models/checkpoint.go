@@ -361,7 +361,63 @@ const (
 	CheckpointArch = "arch" // the network's name, see Names
 	CheckpointMean = "mean" // the normalisation of the training set, as info.json
 	CheckpointStd  = "std"
+	// CheckpointTasks lists the tasks the network was trained for
+	// ("segmentation", "detection"; see Model.Tasks), written when they
+	// are fewer than its outputs: a segmentation network trained without
+	// the detection loss.
+	CheckpointTasks = "tasks"
 )
+
+// SetTasks records in c the tasks its network was trained for, or removes
+// the record when they are all of the network's outputs (name's).
+func SetTasks(c *Checkpoint, name string, tasks oct.Tasks) {
+	if tasks == Outputs(name) {
+		if c.Extra != nil {
+			c.Extra.Delete(CheckpointTasks)
+		}
+		return
+	}
+	if c.Extra == nil {
+		c.Extra = pth.NewDict()
+	}
+	var list []any
+	for _, n := range tasks.Names() {
+		list = append(list, n)
+	}
+	c.Extra.Set(CheckpointTasks, list)
+}
+
+// TasksOf returns the tasks that c records for the network called name,
+// or all of the network's outputs when it records none (the original's
+// checkpoints, and edema's of multi-task training).
+func TasksOf(c *Checkpoint, name string) (oct.Tasks, error) {
+	outputs := Outputs(name)
+	v, ok := c.Extra.Get(CheckpointTasks)
+	if !ok {
+		return outputs, nil
+	}
+	list, isList := v.([]any)
+	names := make([]string, len(list))
+	for i, x := range list {
+		s, isString := x.(string)
+		if !isString {
+			isList = false
+			break
+		}
+		names[i] = s
+	}
+	if !isList {
+		return 0, fmt.Errorf("checkpoint entry %q is not a list of task names", CheckpointTasks)
+	}
+	tasks, err := oct.ParseTasks(names)
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint entry %q: %w", CheckpointTasks, err)
+	}
+	if !outputs.Has(tasks) {
+		return 0, fmt.Errorf("checkpoint entry %q says %s, which %s cannot do", CheckpointTasks, tasks, name)
+	}
+	return tasks, nil
+}
 
 // SetNormalization records in c the normalisation its network was trained
 // with.
@@ -436,12 +492,22 @@ func Load(path, name string, device torch.Device) (*Model, *Checkpoint, error) {
 }
 
 // LoadCheckpoint copies the weights of a checkpoint into the network,
-// strictly (see Load). Nothing changes on error, which is a
-// *CheckpointError.
+// strictly (see Load), and takes the tasks it records (see TasksOf).
+// Nothing changes on error, which is a *CheckpointError when the weights
+// do not fit.
 func (m *Model) LoadCheckpoint(c *Checkpoint) (err error) {
 	if c == nil || c.StateDict == nil {
 		return fmt.Errorf("%s: checkpoint has no state dict", m.name)
 	}
+	tasks, err := TasksOf(c, m.name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.name, err)
+	}
+	defer func() {
+		if err == nil {
+			m.tasks = tasks
+		}
+	}()
 	defer torch.Recover(&err)
 	s := torch.NewScope()
 	defer s.Close()

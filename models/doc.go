@@ -1,6 +1,8 @@
 // Package models holds the networks of the retinal-edema pipeline: UNet,
 // UNet++ and dilated UNet++ (docs/ORIGINAL.md, "Networks"), each segmenting a slice into
-// background, REA, SRF and PED and detecting which lesions it shows.
+// background, REA, SRF and PED and detecting which lesions it shows, and
+// the ResNet-18 detector of the original's results table, which only
+// detects. A Model's Tasks say which of its outputs mean something.
 //
 // The networks are built on package torch/nn with the module tree of the
 // original PyTorch code, so their state dicts have its keys, dtypes, shapes

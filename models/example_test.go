@@ -52,7 +52,7 @@ func ExampleLoadPretrainedResNet18() {
 	}
 	store.Eval()
 	torch.InferenceMode(func() {
-		p := detector.Forward(torch.Zeros([]int64{2, 3, 256, 128}, torch.Float32CPU))
+		p := detector.Detect(torch.Zeros([]int64{2, 3, 256, 128}, torch.Float32CPU))
 		fmt.Println("detection probabilities", p.Shape())
 	})
 	// Output:

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edema/edema/oct"
 )
 
 // specKeys is one list of testdata/keys-NAME.txt: the state dict of the
@@ -64,8 +66,8 @@ func TestStateDictMatchesOriginal(t *testing.T) {
 		NameUNetNested:        {2953027, 140},
 		NameUNetNestedDilated: {5315395, 168},
 	}
-	require.Equal(t, []string{NameUNet, NameUNetNested, NameUNetNestedDilated}, Names())
-	for _, name := range Names() {
+	require.Equal(t, []string{NameUNet, NameUNetNested, NameUNetNestedDilated, NameResNet18}, Names())
+	for _, name := range segmenters() {
 		t.Run(name, func(t *testing.T) {
 			spec := readSpecKeys(t, name)
 			m, err := New(name)
@@ -86,7 +88,19 @@ func TestStateDictMatchesOriginal(t *testing.T) {
 }
 
 func TestNewUnknownName(t *testing.T) {
-	_, err := New("resnet18")
-	require.ErrorContains(t, err, `unknown network "resnet18"`)
-	require.ErrorContains(t, err, "unet_nested_dilated")
+	_, err := New("resnet50")
+	require.ErrorContains(t, err, `unknown network "resnet50"`)
+	require.ErrorContains(t, err, "unet_nested_dilated, resnet18")
+}
+
+// segmenters are the networks that segment, whose keys, shapes and
+// outputs the tests compare with the original's.
+func segmenters() []string {
+	var names []string
+	for _, name := range Names() {
+		if Outputs(name).Has(oct.Segmentation) {
+			names = append(names, name)
+		}
+	}
+	return names
 }

@@ -4,14 +4,15 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/nn"
 )
 
 // Network is a network's forward pass: segmentation log-probabilities
-// N×4×H×W and detection probabilities N×3 of an input N×3×H×W. It panics
-// with a *torch.Error on bad input; Model.Forward checks the input first
-// and returns errors.
+// N×4×H×W and detection probabilities N×3 of an input N×3×H×W, seg nil
+// for a network that only detects. It panics with a *torch.Error on bad
+// input; Model.Forward checks the input first and returns errors.
 type Network interface {
 	Forward(x *torch.Tensor) (seg, det *torch.Tensor)
 }
@@ -24,12 +25,26 @@ const (
 )
 
 var builders = []struct {
-	name  string
-	build func(p nn.Path) Network
+	name    string
+	outputs oct.Tasks
+	build   func(p nn.Path) Network
 }{
-	{NameUNet, func(p nn.Path) Network { return NewUNet(p) }},
-	{NameUNetNested, func(p nn.Path) Network { return NewUNetNested(p, false) }},
-	{NameUNetNestedDilated, func(p nn.Path) Network { return NewUNetNested(p, true) }},
+	{NameUNet, oct.BothTasks, func(p nn.Path) Network { return NewUNet(p) }},
+	{NameUNetNested, oct.BothTasks, func(p nn.Path) Network { return NewUNetNested(p, false) }},
+	{NameUNetNestedDilated, oct.BothTasks, func(p nn.Path) Network { return NewUNetNested(p, true) }},
+	{NameResNet18, oct.Detection, func(p nn.Path) Network { return NewResNet18(p) }},
+}
+
+// Outputs returns the tasks whose outputs the network called name has:
+// both for the segmentation networks, detection for ResNet-18; 0 for an
+// unknown name.
+func Outputs(name string) oct.Tasks {
+	for _, b := range builders {
+		if b.name == name {
+			return b.outputs
+		}
+	}
+	return 0
 }
 
 // Names returns the names of the networks New builds.
@@ -51,6 +66,7 @@ type Model struct {
 	name  string
 	store *nn.Store
 	net   Network
+	tasks oct.Tasks
 }
 
 // New builds the network called name (see Names) on the CPU in float32,
@@ -76,13 +92,30 @@ func New(name string) (m *Model, err error) {
 				seq.FoldBatchNorm()
 			}
 		}
-		return &Model{name: name, store: store, net: net}, nil
+		return &Model{name: name, store: store, net: net, tasks: b.outputs}, nil
 	}
 	return nil, fmt.Errorf("unknown network %q (known: %s)", name, strings.Join(Names(), ", "))
 }
 
 // Name returns the network's name.
 func (m *Model) Name() string { return m.name }
+
+// Tasks returns the tasks the network does: those of its outputs (see
+// Outputs) that it was trained for. A segmentation network trained without
+// the detection loss has a detection output that means nothing; its
+// checkpoint says so (see CheckpointTasks) and prediction leaves it out.
+func (m *Model) Tasks() oct.Tasks { return m.tasks }
+
+// SetTasks restricts the network to tasks, which must be some of its
+// outputs.
+func (m *Model) SetTasks(tasks oct.Tasks) error {
+	outputs := Outputs(m.name)
+	if tasks == 0 || !outputs.Has(tasks) {
+		return fmt.Errorf("%s cannot do %s: its outputs are for %s", m.name, tasks, outputs)
+	}
+	m.tasks = tasks
+	return nil
+}
 
 // Network returns the network itself, whose layers are exported fields.
 func (m *Model) Network() Network { return m.net }
@@ -92,8 +125,9 @@ func (m *Model) Store() *nn.Store { return m.store }
 
 // Forward runs the network on x (N×3×H×W, H and W multiples of 16, on the
 // network's device and dtype) and returns the segmentation
-// log-probabilities N×4×H×W and the detection probabilities N×3. The
-// caller owns both results. In training mode batch normalisation updates
+// log-probabilities N×4×H×W (nil for ResNet-18, which only detects) and
+// the detection probabilities N×3. The caller owns both results. In
+// training mode batch normalisation updates
 // its running statistics and autograd records the pass.
 func (m *Model) Forward(x *torch.Tensor) (seg, det *torch.Tensor, err error) {
 	defer torch.Recover(&err)
@@ -105,7 +139,10 @@ func (m *Model) Forward(x *torch.Tensor) (seg, det *torch.Tensor, err error) {
 	s := torch.NewScope()
 	defer s.Close()
 	seg, det = m.net.Forward(x)
-	s.Keep(seg, det)
+	if seg != nil {
+		s.Keep(seg)
+	}
+	s.Keep(det)
 	return seg, det, nil
 }
 

@@ -55,7 +55,7 @@ func TestForwardRejectsBadInput(t *testing.T) {
 }
 
 func TestOutputShapes(t *testing.T) {
-	for _, name := range Names() {
+	for _, name := range segmenters() {
 		t.Run(name, func(t *testing.T) {
 			m := newModel(t, name)
 			m.Eval()
@@ -171,7 +171,7 @@ func TestBuildRunFreeKeepsMemoryFlat(t *testing.T) {
 	defer x.Free()
 	var at, readings []float64
 	for i := range rounds {
-		for _, name := range Names() {
+		for _, name := range segmenters() {
 			torch.Scoped(func(*torch.Scope) {
 				m, err := New(name)
 				require.NoError(t, err)
@@ -191,7 +191,7 @@ func TestBuildRunFreeKeepsMemoryFlat(t *testing.T) {
 	// five times, while the allocators' drift does not (up to 0.8 MiB a
 	// round with libtorch 2.6 in this test).
 	smallest := math.MaxFloat64
-	for _, name := range Names() {
+	for _, name := range segmenters() {
 		m, err := New(name)
 		require.NoError(t, err)
 		smallest = min(smallest, float64(4*m.NumParameters()))
@@ -264,7 +264,7 @@ func assertLabelsOf(t *testing.T, seg *torch.Tensor, labels []uint8) {
 // with its batch norms folded into the convolutions before them, within
 // 1e-4 of running every layer as it is, and its state dict is the same.
 func TestFoldedEvaluationMatchesPlain(t *testing.T) {
-	for _, name := range Names() {
+	for _, name := range segmenters() {
 		t.Run(name, func(t *testing.T) {
 			torch.ManualSeed(5)
 			m, err := New(name)

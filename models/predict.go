@@ -23,6 +23,9 @@ type Prediction struct {
 	// Probabilities holds S×4×H×W class probabilities (the exp of the
 	// log-probabilities), for fusing networks; nil unless asked for.
 	Probabilities []float32
+	// Absent holds the tasks the network (or fusion) does not do: their
+	// outputs stay zero and mean nothing (see Model.Tasks).
+	Absent oct.Tasks
 }
 
 // NewPrediction allocates the outputs for slices slices of h×w, with room
@@ -41,7 +44,8 @@ func NewPrediction(slices, h, w int, probabilities bool) *Prediction {
 
 // PredictInto runs the n slices of images (n×3×H×W with dst's H and W)
 // through the network in one forward pass, in inference mode, and writes
-// their outputs at slices [at, at+n) of dst: one batch of a prediction.
+// the outputs of its tasks at slices [at, at+n) of dst, adding the others
+// to dst.Absent: one batch of a prediction.
 // Whole cubes, fusions and test-time augmentation are package inference's.
 // The network must be in evaluation mode (Eval): prediction never changes
 // the network's mode or its batch statistics.
@@ -85,10 +89,15 @@ func (m *Model) predictBatch(dst *Prediction, at int, images []float32, n int) (
 		return err
 	}
 	area := h * w
-	torch.CopyInto(dst.Labels[at*area:(at+n)*area], ArgmaxLabels(seg))
-	torch.CopyInto(dst.Detections[at*oct.NumLesions:(at+n)*oct.NumLesions], det.To(torch.Float32))
-	if dst.Probabilities != nil {
-		torch.CopyInto(dst.Probabilities[at*oct.NumClasses*area:(at+n)*oct.NumClasses*area], seg.Exp().To(torch.Float32))
+	dst.Absent |= oct.BothTasks &^ m.tasks
+	if m.tasks.Has(oct.Segmentation) {
+		torch.CopyInto(dst.Labels[at*area:(at+n)*area], ArgmaxLabels(seg))
+		if dst.Probabilities != nil {
+			torch.CopyInto(dst.Probabilities[at*oct.NumClasses*area:(at+n)*oct.NumClasses*area], seg.Exp().To(torch.Float32))
+		}
+	}
+	if m.tasks.Has(oct.Detection) {
+		torch.CopyInto(dst.Detections[at*oct.NumLesions:(at+n)*oct.NumLesions], det.To(torch.Float32))
 	}
 	return nil
 }

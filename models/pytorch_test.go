@@ -47,7 +47,7 @@ func TestMatchesPyTorch(t *testing.T) {
 	root := t.TempDir()
 	var cases []*interopCase
 	var dirs []string
-	for i, name := range Names() {
+	for i, name := range segmenters() {
 		c := &interopCase{name: name, dir: filepath.Join(root, name), seed: uint64(1234 + i), dropoutSeed: uint64(77 + i)}
 		require.NoError(t, os.Mkdir(c.dir, 0o755))
 		prepareInterop(t, c)

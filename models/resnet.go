@@ -119,8 +119,14 @@ func NewResNet18(p nn.Path) *ResNet18 {
 // stemPool is the stem's 3×3 max pooling, stride 2, padding 1.
 var stemPool = nn.MaxPool2d{Kernel: 3, Stride: 2, Padding: 1}
 
-// Forward returns the detection probabilities N×3 of x (N×3×H×W).
-func (r *ResNet18) Forward(x *torch.Tensor) *torch.Tensor {
+// Forward returns no segmentation (nil) and the detection probabilities
+// N×3 of x (N×3×H×W), as a Network.
+func (r *ResNet18) Forward(x *torch.Tensor) (seg, det *torch.Tensor) {
+	return nil, r.Detect(x)
+}
+
+// Detect returns the detection probabilities N×3 of x (N×3×H×W).
+func (r *ResNet18) Detect(x *torch.Tensor) *torch.Tensor {
 	y := lastUse(r.BN1.Forward(r.Conv1.Forward(x)).ReluInPlace(), stemPool.Forward)
 	for _, stage := range r.Layers {
 		for _, block := range stage {

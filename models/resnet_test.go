@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edema/edema/internal/pytorchtest"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/nn"
 )
@@ -159,7 +160,7 @@ func TestResNet18MatchesTorchvision(t *testing.T) {
 	assert.Equal(t, fc.Float32s(), weight.Detach().Float32s(), "the classifier keeps its weights")
 	s.Eval()
 	var y []float32
-	torch.InferenceMode(func() { y = r.Forward(torch.FromSlice(ref.X, 2, 3, 64, 48)).Float32s() })
+	torch.InferenceMode(func() { y = r.Detect(torch.FromSlice(ref.X, 2, 3, 64, 48)).Float32s() })
 	require.Len(t, y, len(ref.Y))
 	for i := range y {
 		assert.InDelta(t, ref.Y[i], y[i], 1e-4, "probability %d", i)
@@ -189,4 +190,45 @@ func TestResNet18MatchesTorchvision(t *testing.T) {
 	}
 	assert.NotContains(t, err.Error(), "fc.", "the classifier is not part of the check")
 	assert.Equal(t, before.Float32s(), stats.Detach().Float32s(), "nothing loaded")
+}
+
+// TestResNet18Model: New builds the detector as a Model that detects
+// only; its prediction marks segmentation absent and leaves the labels
+// alone; the segmentation networks can be restricted to one task.
+func TestResNet18Model(t *testing.T) {
+	torch.ManualSeed(3)
+	m, err := New(NameResNet18)
+	require.NoError(t, err)
+	defer m.Free()
+	assert.EqualValues(t, ResNet18Parameters, m.NumParameters())
+	assert.Equal(t, oct.Detection, m.Tasks())
+	assert.Equal(t, oct.Detection, Outputs(NameResNet18))
+	m.Eval()
+	const n, h, w = 2, 64, 32
+	images := torch.Randn([]int64{n, 3, h, w}, torch.Float32CPU)
+	defer images.Free()
+	seg, det, err := m.Forward(images)
+	require.NoError(t, err)
+	assert.Nil(t, seg)
+	assert.Equal(t, []int64{n, 3}, det.Shape())
+	want := det.Float32s()
+	det.Free()
+
+	p := NewPrediction(n, h, w, true)
+	p.Labels[0] = 9 // left alone
+	require.NoError(t, m.PredictInto(p, 0, images.Float32s(), n))
+	assert.Equal(t, oct.Segmentation, p.Absent)
+	assert.InDeltaSlice(t, want, p.Detections, 1e-6)
+	assert.EqualValues(t, 9, p.Labels[0])
+
+	assert.ErrorContains(t, m.SetTasks(oct.BothTasks), "resnet18 cannot do segmentation and detection: its outputs are for detection")
+	u, err := New(NameUNet)
+	require.NoError(t, err)
+	defer u.Free()
+	require.NoError(t, u.SetTasks(oct.Segmentation))
+	u.Eval()
+	q := NewPrediction(n, h, w, false)
+	require.NoError(t, u.PredictInto(q, 0, images.Float32s(), n))
+	assert.Equal(t, oct.Detection, q.Absent)
+	assert.Equal(t, make([]float32, n*3), q.Detections)
 }
