@@ -80,7 +80,7 @@ func Evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.Cub
 		if err != nil {
 			return nil, err
 		}
-		ev := &metrics.Evaluation{}
+		ev := &metrics.Evaluation{Absent: oct.BothTasks &^ p.Tasks()}
 		for r, data := range parts {
 			var part metrics.Evaluation
 			if err := part.UnmarshalBinary(data); err != nil {
@@ -101,7 +101,7 @@ func Evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.Cub
 // evaluate is Evaluate on one process; the cubes' pictures are numbered
 // from first, their place in the whole list.
 func evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.CubeEntry, norm *oct.Normalizer, opts EvalOptions, first int) (*metrics.Evaluation, error) {
-	ev := &metrics.Evaluation{}
+	ev := &metrics.Evaluation{Absent: oct.BothTasks &^ p.Tasks()}
 	if len(cubes) == 0 {
 		return ev, nil
 	}
@@ -119,7 +119,7 @@ func evaluate(ctx context.Context, p *Predictor, dataDir string, cubes []oct.Cub
 		if err := ev.Add(cube.Name, pred.Labels, cube.Labels, pred.Detections, cube.Targets); err != nil {
 			return nil, err
 		}
-		if opts.Worst != nil {
+		if opts.Worst != nil && !ev.Absent.Has(oct.Segmentation) { // the lowest Dice of no segmentation is no news
 			if err := opts.Worst.add(first+i, cube, pred, opts.Opaque); err != nil {
 				return nil, err
 			}
@@ -168,15 +168,20 @@ func WriteSlicePictures(dir string, cube *oct.Cube, pred *models.Prediction, opa
 // SliceFigure returns the picture of slice s of a predicted cube: the
 // grey slice (the middle channel of its stack) titled with the cube, the
 // slice and its original file, the prediction and, for a labelled cube,
-// the ground truth, with the slice's Dice and detection probabilities.
+// the ground truth, with the slice's Dice and detection probabilities;
+// what the network does not do is left out.
 func SliceFigure(cube *oct.Cube, pred *models.Prediction, s int) picture.SliceFigure {
 	area := cube.H * cube.W
 	fig := picture.SliceFigure{
 		Title:  fmt.Sprintf("cube %s, slice %d (%s)", cube.Name, s, oct.SliceFile(s+1)),
 		Height: cube.H, Width: cube.W,
-		Grey:       cube.Stacks[s].Channel(1),
-		Pred:       pred.Labels[s*area : (s+1)*area],
-		Detections: pred.Detections[s*oct.NumLesions : (s+1)*oct.NumLesions],
+		Grey: cube.Stacks[s].Channel(1),
+	}
+	if !pred.Absent.Has(oct.Segmentation) {
+		fig.Pred = pred.Labels[s*area : (s+1)*area]
+	}
+	if !pred.Absent.Has(oct.Detection) {
+		fig.Detections = pred.Detections[s*oct.NumLesions : (s+1)*oct.NumLesions]
 	}
 	if cube.Labelled() {
 		fig.Truth = cube.Labels[s*area : (s+1)*area]

@@ -75,19 +75,25 @@ func pngURL(b []byte) template.URL {
 
 // WriteHTMLReport writes the report of an evaluation to path: the official
 // figures per class and the score, the pooled ROC picture (the PNG file
-// at rocPath), the figures of every cube in a table sorted by a click on
+// at rocPath, none when it is empty), the figures of every cube in a table sorted by a click on
 // a column, and worst's slices (nil for none). It is replaced atomically.
 func WriteHTMLReport(path, title string, ev *metrics.Evaluation, rocPath string, worst *WorstSlices) error {
-	roc, err := os.ReadFile(rocPath)
-	if err != nil {
-		return err
+	var roc []byte
+	if rocPath != "" {
+		var err error
+		if roc, err = os.ReadFile(rocPath); err != nil {
+			return err
+		}
 	}
 	off := submission.Official(ev)
 	_, slices := ev.PooledTargets()
 	r := htmlReport{
 		Title: title, Cubes: len(off.Cubes), Slices: slices,
 		AvgAUC: fig(off.AvgDetection), AvgDice: fig(off.AvgSegmentation), Mean: fig(off.CubeAUC.Mean()),
-		Score: fig(off.Score), Undefined: off.Undefined, ROC: pngURL(roc),
+		Score: fig(off.Score), Undefined: off.Undefined,
+	}
+	if roc != nil {
+		r.ROC = pngURL(roc)
 	}
 	for c, name := range oct.LesionNames {
 		r.Classes = append(r.Classes, htmlClass{Name: name, AUC: fig(off.Detection[c]), Dice: fig(off.Segmentation[c]), CubeAUC: fig(off.CubeAUC[c])})
@@ -157,8 +163,8 @@ the segmentation Dice of a class is the mean over the cubes whose ground truth h
 <p>score (the mean of the average detection AUC and the average segmentation Dice): <b id="score">{{.Score.Text}}</b></p>
 {{range .Undefined}}<p class="note">note: {{.}}</p>
 {{end}}
-<h2>ROC curves, pooled over all slices</h2>
-<img id="roc" src="{{.ROC}}" alt="ROC curves of the detection of each class, pooled over all slices">
+{{if .ROC}}<h2>ROC curves, pooled over all slices</h2>
+<img id="roc" src="{{.ROC}}" alt="ROC curves of the detection of each class, pooled over all slices">{{end}}
 
 <h2>Cubes</h2>
 <p>Click a column to sort by it.</p>

@@ -37,7 +37,7 @@ func TestParseSpec(t *testing.T) {
 		{"unet=a.pth:", "want NAME=PATH:WEIGHT"},
 		{"unet=:0.5", "want NAME=PATH:WEIGHT"},
 		{"=a.pth:0.5", "want NAME=PATH:WEIGHT"},
-		{"resnet=a.pth:0.5", `unknown network "resnet" (known: unet, unet_nested, unet_nested_dilated)`},
+		{"resnet=a.pth:0.5", `unknown network "resnet" (known: unet, unet_nested, unet_nested_dilated, resnet18)`},
 		{"unet=a.pth:half", `weight "half" is not a number`},
 	}
 	for _, tc := range bad {

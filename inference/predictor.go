@@ -43,12 +43,18 @@ type Network interface {
 	Device() torch.Device
 	// Eval puts the network in evaluation mode.
 	Eval()
-	// Forward returns the segmentation log-probabilities N×4×H×W and the
-	// detection probabilities N×3 of an input N×3×H×W.
+	// Tasks are the tasks whose outputs the predictor uses (see
+	// models.Model.Tasks).
+	Tasks() oct.Tasks
+	// Forward returns the segmentation log-probabilities N×4×H×W (nil
+	// for a network that only detects) and the detection probabilities
+	// N×3 of an input N×3×H×W.
 	Forward(x *torch.Tensor) (seg, det *torch.Tensor, err error)
 }
 
-// Member is one network of a fusion and its weight.
+// Member is one network of a fusion and its weight. A member that does
+// one task only joins the fusion of that task: each task's output is the
+// weighted mean over the members that do it.
 type Member struct {
 	Network Network
 	Weight  float64
@@ -97,6 +103,7 @@ type Predictor struct {
 	device  torch.Device
 	// owned are the networks Load built, freed by Free.
 	owned []*models.Model
+	tasks oct.Tasks
 }
 
 // New returns a predictor of members, whose weights must be positive and
@@ -138,8 +145,16 @@ func New(members []Member, opts Options) (*Predictor, error) {
 	for _, m := range members {
 		m.Network.Eval()
 	}
-	return &Predictor{members: append([]Member(nil), members...), opts: opts, device: device}, nil
+	p := &Predictor{members: append([]Member(nil), members...), opts: opts, device: device}
+	for _, m := range members {
+		p.tasks |= m.Network.Tasks()
+	}
+	return p, nil
 }
+
+// Tasks returns the tasks the predictor does: those that any member does.
+// The outputs of the others are absent from its predictions.
+func (p *Predictor) Tasks() oct.Tasks { return p.tasks }
 
 func weightList(members []Member) string {
 	parts := make([]string, len(members))
@@ -227,6 +242,7 @@ func (p *Predictor) Predict(images []float32, slices, h, w int) (*models.Predict
 // the normalised input of slices [at, at+n), n×3×h×w values.
 func (p *Predictor) predict(ctx context.Context, slices, h, w int, input func(at, n int) []float32) (*models.Prediction, error) {
 	dst := models.NewPrediction(slices, h, w, false)
+	dst.Absent = oct.BothTasks &^ p.tasks
 	for at := 0; at < slices; at += p.opts.BatchSize {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -261,50 +277,86 @@ func (p *Predictor) PredictInto(dst *models.Prediction, at int, images []float32
 			return
 		}
 		area := h * w
-		torch.CopyInto(dst.Labels[at*area:(at+n)*area], models.ArgmaxLabels(scores))
-		torch.CopyInto(dst.Detections[at*oct.NumLesions:(at+n)*oct.NumLesions], det.To(torch.Float32))
+		if scores != nil {
+			torch.CopyInto(dst.Labels[at*area:(at+n)*area], models.ArgmaxLabels(scores))
+		}
+		if det != nil {
+			torch.CopyInto(dst.Detections[at*oct.NumLesions:(at+n)*oct.NumLesions], det.To(torch.Float32))
+		}
+		dst.Absent |= oct.BothTasks &^ p.tasks
 	})
 	return err
 }
 
 // forward returns the class scores whose argmax is the prediction and the
-// detection probabilities of x. One network without augmentation gives its
-// log-probabilities, as the original's single-model scripts take the argmax
-// of; otherwise the scores are the fused probabilities
-// Σ_k w_k·exp(seg_k), summed in member order as the original's fusion
-// does, with the mirrored pass averaged in first under FlipTTA.
+// detection probabilities of x, nil for a task no member does. One network
+// without augmentation gives its log-probabilities, as the original's
+// single-model scripts take the argmax of; otherwise the scores are the
+// fused probabilities Σ_k w_k·exp(seg_k), summed in member order as the
+// original's fusion does, with the mirrored pass averaged in first under
+// FlipTTA. Members that do one task only add to that task's sum, and the
+// detection probabilities are divided by the weight of the members that
+// detect when that is not all of them.
 func (p *Predictor) forward(x *torch.Tensor) (scores, det *torch.Tensor, err error) {
 	if len(p.members) == 1 && p.opts.TTA == NoTTA {
-		return p.members[0].Network.Forward(x)
+		m := p.members[0].Network
+		seg, d, err := m.Forward(x)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !m.Tasks().Has(oct.Segmentation) {
+			seg.Free()
+			seg = nil
+		}
+		if !m.Tasks().Has(oct.Detection) {
+			d.Free()
+			d = nil
+		}
+		return seg, d, nil
 	}
 	var mirrored *torch.Tensor
 	if p.opts.TTA == FlipTTA {
 		mirrored = x.Flip(3)
 	}
+	var total, detecting float64
 	for _, m := range p.members {
+		tasks := m.Network.Tasks()
 		seg, d, err := m.Network.Forward(x)
 		if err != nil {
 			return nil, nil, err
 		}
-		prob := seg.Exp()
-		seg.Free()
+		var segM, dM *torch.Tensor
 		if mirrored != nil {
-			segM, dM, err := m.Network.Forward(mirrored)
-			if err != nil {
+			if segM, dM, err = m.Network.Forward(mirrored); err != nil {
 				return nil, nil, err
 			}
-			probM := segM.Exp().Flip(3)
-			segM.Free()
-			prob = average(prob, probM)
-			d = average(d, dM)
 		}
-		if scores == nil {
-			scores, det = prob.MulScalar(m.Weight), d.MulScalar(m.Weight)
-		} else {
-			scores, det = accumulate(scores, prob, m.Weight), accumulate(det, d, m.Weight)
+		if tasks.Has(oct.Segmentation) {
+			prob := seg.Exp()
+			if segM != nil {
+				prob = average(prob, segM.Exp().Flip(3))
+			}
+			scores = accumulate(scores, prob, m.Weight)
+			prob.Free()
 		}
-		prob.Free()
+		if tasks.Has(oct.Detection) {
+			if dM != nil {
+				d = average(d, dM)
+				dM = nil
+			}
+			det = accumulate(det, d, m.Weight)
+			detecting += m.Weight
+		}
+		total += m.Weight
+		seg.Free() // nil-safe: a detector has none
+		segM.Free()
 		d.Free()
+		dM.Free()
+	}
+	if det != nil && detecting != total {
+		sum := det
+		det = sum.DivScalar(detecting)
+		sum.Free()
 	}
 	return scores, det, nil
 }
@@ -319,8 +371,11 @@ func average(a, b *torch.Tensor) *torch.Tensor {
 	return avg
 }
 
-// accumulate returns acc + w·v and frees acc.
+// accumulate returns acc + w·v and frees acc; a nil acc starts the sum.
 func accumulate(acc, v *torch.Tensor, w float64) *torch.Tensor {
+	if acc == nil {
+		return v.MulScalar(w)
+	}
 	term := v.MulScalar(w)
 	sum := acc.Add(term)
 	acc.Free()

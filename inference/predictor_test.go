@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edema/edema/models"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 )
 
@@ -22,11 +23,20 @@ type stub struct {
 	// detection probabilities 3 of one slice 3×H×W.
 	probs func(x []float32, h, w int) (p, det []float32)
 	evals int
+	// tasks are the stub's tasks, both when 0; a stub that does not
+	// segment has no segmentation output, as a detector.
+	tasks oct.Tasks
 }
 
 func (s *stub) Name() string         { return s.name }
 func (s *stub) Device() torch.Device { return s.device }
 func (s *stub) Eval()                { s.evals++ }
+func (s *stub) Tasks() oct.Tasks {
+	if s.tasks == 0 {
+		return oct.BothTasks
+	}
+	return s.tasks
+}
 
 func (s *stub) Forward(x *torch.Tensor) (seg, det *torch.Tensor, err error) {
 	defer torch.Recover(&err)
@@ -40,6 +50,9 @@ func (s *stub) Forward(x *torch.Tensor) (seg, det *torch.Tensor, err error) {
 			logp = append(logp, float32(math.Log(float64(v))))
 		}
 		dets = append(dets, d...)
+	}
+	if !s.Tasks().Has(oct.Segmentation) {
+		return nil, torch.FromSlice(dets, int64(n), 3), nil
 	}
 	return torch.FromSlice(logp, int64(n), 4, int64(h), int64(w)), torch.FromSlice(dets, int64(n), 3), nil
 }
@@ -113,6 +126,51 @@ func mirror(x []float32, planes, h, w int) []float32 {
 		}
 	}
 	return out
+}
+
+// TestFusionByTask: a member that does one task joins that task's fusion
+// alone, whose output is the weighted mean over the members doing it; a
+// task no member does is absent.
+func TestFusionByTask(t *testing.T) {
+	a := constant("a", [4]float32{0.1, 0.6, 0.2, 0.1}, [3]float32{0.2, 0.4, 0.6})
+	b := constant("b", [4]float32{0.1, 0.1, 0.7, 0.1}, [3]float32{0.6, 0, 1})
+	detector := constant("detector", [4]float32{0.97, 0.01, 0.01, 0.01}, [3]float32{1, 1, 0})
+	detector.tasks = oct.Detection
+	segmenter := constant("segmenter", [4]float32{0.1, 0.1, 0.1, 0.7}, [3]float32{0, 0, 0})
+	segmenter.tasks = oct.Segmentation
+	const n, h, w = 2, 4, 2
+	for _, tc := range []struct {
+		name    string
+		members []Member
+		tta     TTA
+		label   uint8
+		det     [3]float32
+		absent  oct.Tasks
+	}{
+		// Segmentation 0.4·a + 0.4·b: SRF. Detection 0.4·a + 0.4·b + 0.2·detector.
+		{"two networks and a detector", []Member{{a, 0.4}, {b, 0.4}, {detector, 0.2}}, NoTTA, 2, [3]float32{0.52, 0.36, 0.64}, 0},
+		{"the same mirrored", []Member{{a, 0.4}, {b, 0.4}, {detector, 0.2}}, FlipTTA, 2, [3]float32{0.52, 0.36, 0.64}, 0},
+		// Detection (0.3·a + 0.3·b) / 0.6; the segmenter's PED wins.
+		{"a segmenter joins the segmentation", []Member{{a, 0.3}, {b, 0.3}, {segmenter, 0.4}}, NoTTA, 3, [3]float32{0.4, 0.2, 0.8}, 0},
+		{"a detector and a segmenter", []Member{{detector, 0.5}, {segmenter, 0.5}}, NoTTA, 3, [3]float32{1, 1, 0}, 0},
+		{"a detector alone", []Member{{detector, 1}}, NoTTA, 0, [3]float32{1, 1, 0}, oct.Segmentation},
+		{"a segmenter alone, mirrored", []Member{{segmenter, 1}}, FlipTTA, 3, [3]float32{}, oct.Detection},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := New(tc.members, Options{TTA: tc.tta})
+			require.NoError(t, err)
+			assert.Equal(t, oct.BothTasks&^tc.absent, p.Tasks())
+			pred, err := p.Predict(testSlices(n, h, w), n, h, w)
+			require.NoError(t, err)
+			assert.Equal(t, tc.absent, pred.Absent)
+			for i, l := range pred.Labels {
+				require.Equal(t, tc.label, l, "pixel %d", i)
+			}
+			for s := range n {
+				assert.InDeltaSlice(t, tc.det[:], pred.Detections[s*3:(s+1)*3], 1e-6, "slice %d", s)
+			}
+		})
+	}
 }
 
 func TestFusionOfConstantNetworks(t *testing.T) {

@@ -32,8 +32,9 @@ const (
 )
 
 // WriteReport writes the figures of an evaluation into dir: LogName,
-// CubesName, ScoreName, the ROC plot ROCName titled title, and ReportName,
-// which shows them all with worst's slices (nil for none).
+// CubesName, ScoreName, the ROC plot ROCName titled title (unless the
+// network does not detect), and ReportName, which shows them all with
+// worst's slices (nil for none).
 func WriteReport(dir, title string, ev *metrics.Evaluation, worst *WorstSlices) error {
 	if err := WriteLog(filepath.Join(dir, LogName), ev.Summary()); err != nil {
 		return err
@@ -51,10 +52,14 @@ func WriteReport(dir, title string, ev *metrics.Evaluation, worst *WorstSlices) 
 	}); err != nil {
 		return err
 	}
-	if err := picture.WriteROC(filepath.Join(dir, ROCName), title, ev.PooledROC()); err != nil {
-		return err
+	roc := ""
+	if !ev.Absent.Has(oct.Detection) {
+		roc = filepath.Join(dir, ROCName)
+		if err := picture.WriteROC(roc, title, ev.PooledROC()); err != nil {
+			return err
+		}
 	}
-	return WriteHTMLReport(filepath.Join(dir, ReportName), title, ev, filepath.Join(dir, ROCName), worst)
+	return WriteHTMLReport(filepath.Join(dir, ReportName), title, ev, roc, worst)
 }
 
 // WriteLog writes the original eval script's log: a header of the columns
@@ -103,8 +108,16 @@ func WriteSummary(w io.Writer, ev *metrics.Evaluation) error {
 	s := ev.Summary()
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "original eval (%d cubes; Dice per cube, AUC pooled over all slices):\n", s.Cubes)
-	fmt.Fprintf(&b, "  Dice %s  %s\n", Figure(s.MeanDice), PerLesion(s.Dice))
-	fmt.Fprintf(&b, "  AUC  %s  %s\n", Figure(s.MeanPooledAUC), PerLesion(s.PooledAUC))
+	if s.Absent.Has(oct.Segmentation) {
+		b.WriteString("  Dice absent (the network does not segment)\n")
+	} else {
+		fmt.Fprintf(&b, "  Dice %s  %s\n", Figure(s.MeanDice), PerLesion(s.Dice))
+	}
+	if s.Absent.Has(oct.Detection) {
+		b.WriteString("  AUC  absent (the network does not detect)\n")
+	} else {
+		fmt.Fprintf(&b, "  AUC  %s  %s\n", Figure(s.MeanPooledAUC), PerLesion(s.PooledAUC))
+	}
 	b.WriteString("official score (Dice per cube averaged over cubes, AUC pooled over all slices):\n")
 	var table bytes.Buffer
 	if err := submission.Official(ev).WriteTable(&table); err != nil {

@@ -44,6 +44,12 @@ func WriteSubmission(ctx context.Context, p *Predictor, dataDir string, cubes []
 	if len(cubes) == 0 {
 		return "", errors.New("no cube to predict")
 	}
+	if opts.Volumes && !p.Tasks().Has(oct.Segmentation) {
+		return "", fmt.Errorf("%s does not segment: it has no label volumes to write, only detections", p)
+	}
+	if opts.Detections && !p.Tasks().Has(oct.Detection) {
+		return "", fmt.Errorf("%s does not detect (trained without the detection loss): it has no detections to write, only label volumes", p)
+	}
 	entries := make([]oct.CubeEntry, len(cubes))
 	names := make([]string, len(cubes))
 	seen := map[string]bool{}

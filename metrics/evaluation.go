@@ -27,6 +27,11 @@ type CubeScores struct {
 // figures and the per-slice detection probabilities are kept, never the
 // volumes. The zero value is an empty evaluation.
 type Evaluation struct {
+	// Absent holds the tasks the evaluated network or fusion does not do
+	// (models.Prediction.Absent): their figures are NaN everywhere, and
+	// the predictions given for them are not scored.
+	Absent oct.Tasks
+
 	cubes   []CubeScores
 	scores  [oct.NumLesions][]float64
 	targets [oct.NumLesions][]bool
@@ -115,12 +120,27 @@ func positiveColumn[T float32 | float64](rows []T, c int) []bool {
 
 // Cubes returns the figures of every cube added, in order.
 func (e *Evaluation) Cubes() []CubeScores {
-	return slices.Clone(e.cubes)
+	cubes := slices.Clone(e.cubes)
+	for i := range cubes {
+		if e.Absent.Has(oct.Segmentation) {
+			cubes[i].Dice = absent()
+		}
+		if e.Absent.Has(oct.Detection) {
+			cubes[i].AUC = absent()
+		}
+	}
+	return cubes
 }
+
+// absent is the figures of a task that was not done.
+func absent() PerLesion { return PerLesion{math.NaN(), math.NaN(), math.NaN()} }
 
 // Dice returns per lesion class the mean Dice over the cubes where the class
 // is defined.
 func (e *Evaluation) Dice() PerLesion {
+	if e.Absent.Has(oct.Segmentation) {
+		return absent()
+	}
 	dice := make([]PerLesion, len(e.cubes))
 	for i, cube := range e.cubes {
 		dice[i] = cube.Dice
@@ -133,6 +153,9 @@ func (e *Evaluation) Dice() PerLesion {
 // challenge's figure (that is PooledAUC) but shows how well the detection
 // ranks the slices within a cube, whatever its calibration across cubes.
 func (e *Evaluation) CubeAUC() PerLesion {
+	if e.Absent.Has(oct.Detection) {
+		return absent()
+	}
 	auc := make([]PerLesion, len(e.cubes))
 	for i, cube := range e.cubes {
 		auc[i] = cube.AUC
@@ -142,7 +165,8 @@ func (e *Evaluation) CubeAUC() PerLesion {
 
 // PooledROC returns per lesion class the ROC curve of the detection
 // probabilities of all slices of all cubes together, as the original
-// evaluation script and the organisers' scorer compute it.
+// evaluation script and the organisers' scorer compute it; nothing
+// meaningful when detection is Absent.
 func (e *Evaluation) PooledROC() [oct.NumLesions]ROCCurve {
 	var curves [oct.NumLesions]ROCCurve
 	for c := range curves {
@@ -169,6 +193,9 @@ func (e *Evaluation) PooledTargets() (positive [oct.NumLesions]int, slices int) 
 // PooledAUC returns per lesion class the AUC of PooledROC: the challenge's
 // official detection figure.
 func (e *Evaluation) PooledAUC() PerLesion {
+	if e.Absent.Has(oct.Detection) {
+		return absent()
+	}
 	var auc PerLesion
 	for c, curve := range e.PooledROC() {
 		auc[c] = curve.AUC()
@@ -179,7 +206,10 @@ func (e *Evaluation) PooledAUC() PerLesion {
 // Summary gathers the figures of an evaluation. Each mean is over the
 // defined per-class figures (see PerLesion.Mean).
 type Summary struct {
-	Cubes         int
+	Cubes int
+	// Absent holds the tasks whose figures are absent (NaN): see
+	// Evaluation.Absent.
+	Absent        oct.Tasks
 	Dice          PerLesion
 	MeanDice      float64
 	PooledAUC     PerLesion
@@ -192,6 +222,7 @@ type Summary struct {
 func (e *Evaluation) Summary() Summary {
 	s := Summary{
 		Cubes:     len(e.cubes),
+		Absent:    e.Absent,
 		Dice:      e.Dice(),
 		PooledAUC: e.PooledAUC(),
 		CubeAUC:   e.CubeAUC(),
@@ -207,6 +238,7 @@ func (e *Evaluation) Summary() Summary {
 // parts appended in the order of the shards, is the evaluation of one
 // process.
 func (e *Evaluation) Append(other *Evaluation) {
+	e.Absent |= other.Absent
 	e.cubes = append(e.cubes, other.cubes...)
 	for c := range oct.NumLesions {
 		e.scores[c] = append(e.scores[c], other.scores[c]...)
@@ -216,6 +248,7 @@ func (e *Evaluation) Append(other *Evaluation) {
 
 // evaluationWire is an Evaluation's encoding.
 type evaluationWire struct {
+	Absent  oct.Tasks
 	Cubes   []CubeScores
 	Scores  [oct.NumLesions][]float64
 	Targets [oct.NumLesions][]bool
@@ -225,7 +258,7 @@ type evaluationWire struct {
 // processes of a sharded evaluation to send their parts to each other.
 func (e *Evaluation) MarshalBinary() ([]byte, error) {
 	var b bytes.Buffer
-	err := gob.NewEncoder(&b).Encode(evaluationWire{e.cubes, e.scores, e.targets})
+	err := gob.NewEncoder(&b).Encode(evaluationWire{e.Absent, e.cubes, e.scores, e.targets})
 	return b.Bytes(), err
 }
 
@@ -240,6 +273,6 @@ func (e *Evaluation) UnmarshalBinary(data []byte) error {
 			return fmt.Errorf("decoding an evaluation: class %d has %d scores and %d targets", c, len(w.Scores[c]), len(w.Targets[c]))
 		}
 	}
-	e.cubes, e.scores, e.targets = w.Cubes, w.Scores, w.Targets
+	e.Absent, e.cubes, e.scores, e.targets = w.Absent, w.Cubes, w.Scores, w.Targets
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edema/edema/oct"
 )
 
 // Two cubes of two 1×3 slices, scored by hand below.
@@ -125,4 +127,50 @@ func TestEvaluationShards(t *testing.T) {
 	assert.Equal(t, fmt.Sprint(whole.Summary()), fmt.Sprint(merged.Summary()))
 	assert.Equal(t, fmt.Sprint(whole.Cubes()), fmt.Sprint(merged.Cubes()))
 	assert.Error(t, merged.UnmarshalBinary([]byte("not gob")))
+}
+
+// TestEvaluationAbsentTask: the figures of a task the network does not do
+// are NaN in every view, those of the other task unchanged, and the
+// encoding keeps which task is absent.
+func TestEvaluationAbsentTask(t *testing.T) {
+	var full Evaluation
+	require.NoError(t, full.Add("A", predA, truthA, detA, nil))
+	require.NoError(t, full.Add("B", predB, truthB, detB, nil))
+	want := full.Summary()
+	for _, tc := range []struct {
+		absent  oct.Tasks
+		dice    bool // Dice figures kept
+		auc     bool // AUC figures kept
+		summary string
+	}{
+		{oct.Segmentation, false, true, "detection"},
+		{oct.Detection, true, false, "segmentation"},
+	} {
+		t.Run(tc.summary, func(t *testing.T) {
+			e := Evaluation{Absent: tc.absent}
+			require.NoError(t, e.Add("A", predA, truthA, detA, nil))
+			require.NoError(t, e.Add("B", predB, truthB, detB, nil))
+			data, err := e.MarshalBinary()
+			require.NoError(t, err)
+			var back Evaluation
+			require.NoError(t, back.UnmarshalBinary(data))
+			s := back.Summary()
+			assert.Equal(t, tc.absent, s.Absent)
+			pick := func(keep bool, v PerLesion) PerLesion {
+				if keep {
+					return v
+				}
+				return PerLesion{nan, nan, nan}
+			}
+			assertPerLesion(t, pick(tc.dice, want.Dice), s.Dice)
+			assertPerLesion(t, pick(tc.auc, want.PooledAUC), s.PooledAUC)
+			assertPerLesion(t, pick(tc.auc, want.CubeAUC), s.CubeAUC)
+			assert.Equal(t, !tc.dice, math.IsNaN(s.MeanDice))
+			assert.Equal(t, !tc.auc, math.IsNaN(s.MeanPooledAUC))
+			for i, c := range back.Cubes() {
+				assertPerLesion(t, pick(tc.dice, full.Cubes()[i].Dice), c.Dice)
+				assertPerLesion(t, pick(tc.auc, full.Cubes()[i].AUC), c.AUC)
+			}
+		})
+	}
 }

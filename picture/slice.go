@@ -32,7 +32,10 @@ type SliceFigure struct {
 	Title         string
 	Height, Width int
 	Grey          []uint8 // Height×Width grey levels
-	Pred          []uint8 // Height×Width predicted classes 0..3
+	// Pred holds the predicted classes 0..3; nil for a network that does
+	// not segment, and the picture then has no prediction panel and no
+	// Dice.
+	Pred []uint8
 	// Truth holds the true classes; nil when they are unknown (the test
 	// set), and the picture then has two panels and no Dice.
 	Truth []uint8
@@ -73,8 +76,12 @@ func (f *SliceFigure) Draw() (*image.RGBA, error) {
 	if len(f.Grey) != f.Height*f.Width {
 		return nil, fmt.Errorf("grey slice has %d pixels, want %d×%d", len(f.Grey), f.Height, f.Width)
 	}
-	panels := [][]uint8{nil, f.Pred}
-	titles := []string{f.Title, "prediction"}
+	panels := [][]uint8{nil}
+	titles := []string{f.Title}
+	if f.Pred != nil {
+		panels = append(panels, f.Pred)
+		titles = append(titles, "prediction")
+	}
 	if f.Truth != nil {
 		panels = append(panels, f.Truth)
 		titles = append(titles, "ground truth")
@@ -144,7 +151,7 @@ func (f *SliceFigure) Draw() (*image.RGBA, error) {
 func (f *SliceFigure) captions() ([]string, error) {
 	var lines []string
 	var present []float32
-	if f.Truth != nil {
+	if f.Truth != nil && f.Pred != nil {
 		dice, err := metrics.Dice(f.Pred, f.Truth)
 		if err != nil {
 			return nil, err
@@ -154,6 +161,9 @@ func (f *SliceFigure) captions() ([]string, error) {
 			parts[c] = name + " " + formatFigure(dice[c])
 		}
 		lines = append(lines, "Dice: "+strings.Join(parts, " · "))
+	}
+	if f.Truth != nil {
+		var err error
 		if present, err = metrics.SliceTargets(f.Truth, 1); err != nil {
 			return nil, err
 		}

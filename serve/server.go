@@ -102,6 +102,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Deployment == nil {
 		return nil, errors.New("serve: no deployment")
 	}
+	if tasks := cfg.Deployment.Tasks(); tasks != oct.BothTasks {
+		// Every answer has a mask and detections; none may be made up.
+		return nil, fmt.Errorf("serve: %s does %s only; the server answers with both segmentation and detection", cfg.Deployment.Predictor, tasks)
+	}
 	if cfg.MaxBatch < 0 || cfg.MaxQueue < 0 || cfg.MaxBodyBytes < 0 || cfg.Workers < 0 {
 		return nil, fmt.Errorf("serve: max batch %d, max queue %d, max body %d and workers %d must not be negative", cfg.MaxBatch, cfg.MaxQueue, cfg.MaxBodyBytes, cfg.Workers)
 	}

@@ -545,3 +545,16 @@ func testdataSlice(t testing.TB, g *image.Gray) string {
 	require.NoError(t, os.WriteFile(path, bmpOf(t, g), 0o644))
 	return path
 }
+
+func TestRefusesANetworkOfOneTask(t *testing.T) {
+	torch.ManualSeed(7)
+	m, err := models.New(models.NameResNet18)
+	require.NoError(t, err)
+	defer m.Free()
+	p, err := inference.New([]inference.Member{{Network: m, Weight: 1}}, inference.Options{})
+	require.NoError(t, err)
+	norm, err := oct.NewNormalizer(testInfo)
+	require.NoError(t, err)
+	_, err = New(Config{Deployment: &inference.Deployment{Predictor: p, Info: testInfo, Normalizer: norm}})
+	assert.ErrorContains(t, err, "serve: resnet18 does detection only")
+}

@@ -61,16 +61,21 @@ func Official(ev *metrics.Evaluation) Result {
 		CubeAUC:      ev.CubeAUC(),
 		Segmentation: ev.Dice(),
 	}
+	for _, task := range []oct.Tasks{oct.Segmentation, oct.Detection} {
+		if ev.Absent.Has(task) {
+			r.Undefined = append(r.Undefined, fmt.Sprintf("%s is absent: the network does not do it, and there is no score", task))
+		}
+	}
 	positive, slices := ev.PooledTargets()
 	for c, name := range oct.LesionNames {
 		switch {
-		case !math.IsNaN(r.Detection[c]):
+		case ev.Absent.Has(oct.Detection) || !math.IsNaN(r.Detection[c]):
 		case positive[c] == 0:
 			r.Undefined = append(r.Undefined, fmt.Sprintf("detection AUC of %s is undefined: no slice of any reference cube contains %s", name, name))
 		default:
 			r.Undefined = append(r.Undefined, fmt.Sprintf("detection AUC of %s is undefined: all %d slices of the reference cubes contain %s", name, slices, name))
 		}
-		if math.IsNaN(r.Segmentation[c]) {
+		if math.IsNaN(r.Segmentation[c]) && !ev.Absent.Has(oct.Segmentation) {
 			r.Undefined = append(r.Undefined, fmt.Sprintf("segmentation Dice of %s is undefined: no reference cube contains %s", name, name))
 		}
 	}
@@ -88,7 +93,10 @@ func Official(ev *metrics.Evaluation) Result {
 // The submission is a .zip file or a folder; one that holds a single entry,
 // a folder, stands for that folder, as in the organisers' scorer. It must
 // hold for every reference cube its volume (uint8, the reference's shape)
-// and its detection probabilities (float32 or float64, S×3). Each is found
+// and its detection probabilities (float32 or float64, S×3); a submission
+// that holds no volume at all, that of a network that only detects, or no
+// detections at all, is scored on its other task, the figures of the
+// missing one absent. Each is found
 // by the reference file's name, else by that name with _labelMark removed,
 // else with _labelMark added before the suffix, so that both spellings work
 // on either side; other files are ignored. Every malformed or missing file
@@ -107,6 +115,17 @@ func Score(submitted, reference string, progress oct.Progress) (Result, error) {
 	ref := &source{name: reference, fsys: os.DirFS(reference)}
 
 	var eval metrics.Evaluation
+	for _, part := range []struct {
+		suffix string
+		task   oct.Tasks
+	}{{volumesSuffix, oct.Segmentation}, {detectionsSuffix, oct.Detection}} {
+		if !sub.holdsAny(cubes, part.suffix) {
+			eval.Absent |= part.task
+		}
+	}
+	if eval.Absent == oct.BothTasks {
+		return Result{}, fmt.Errorf("%s holds no file of any reference cube (such as %s)", sub.name, VolumesFile(cubes[0]))
+	}
 	for i, cube := range cubes {
 		if err := scoreCube(&eval, cube, sub, ref); err != nil {
 			return Result{}, err
@@ -269,6 +288,16 @@ func submittedNames(cube, suffix string) []string {
 	return names
 }
 
+// holdsAny reports whether s holds the file of suffix of any of cubes.
+func (s *source) holdsAny(cubes []string, suffix string) bool {
+	for _, cube := range cubes {
+		if _, err := s.find(submittedNames(cube, suffix)...); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 func scoreCube(eval *metrics.Evaluation, cube string, sub, ref *source) error {
 	truth, shape, err := read(ref, cube+volumesSuffix, anyInteger, "integer labels", []int{-1, -1, -1}, readLabels)
 	if err != nil {
@@ -285,21 +314,26 @@ func scoreCube(eval *metrics.Evaluation, cube string, sub, ref *source) error {
 		}
 	}
 
-	name, err := sub.find(submittedNames(cube, volumesSuffix)...)
-	if err != nil {
-		return err
+	// The files of an absent task are not read: its figures are NaN,
+	// whatever stands in for them.
+	var name string
+	pred := make([]uint8, len(truth))
+	if !eval.Absent.Has(oct.Segmentation) {
+		if name, err = sub.find(submittedNames(cube, volumesSuffix)...); err != nil {
+			return err
+		}
+		if pred, _, err = read(sub, name, onlyUint8, "uint8", shape, readLabels); err != nil {
+			return err
+		}
 	}
-	pred, _, err := read(sub, name, onlyUint8, "uint8", shape, readLabels)
-	if err != nil {
-		return err
-	}
-	name, err = sub.find(submittedNames(cube, detectionsSuffix)...)
-	if err != nil {
-		return err
-	}
-	detections, _, err := read(sub, name, anyFloat, "float32 or float64", []int{nslices, oct.NumLesions}, readNumbers)
-	if err != nil {
-		return err
+	detections := make([]float64, nslices*oct.NumLesions)
+	if !eval.Absent.Has(oct.Detection) {
+		if name, err = sub.find(submittedNames(cube, detectionsSuffix)...); err != nil {
+			return err
+		}
+		if detections, _, err = read(sub, name, anyFloat, "float32 or float64", []int{nslices, oct.NumLesions}, readNumbers); err != nil {
+			return err
+		}
 	}
 	for i, p := range detections {
 		if math.IsNaN(p) || math.IsInf(p, 0) {

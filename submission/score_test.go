@@ -16,6 +16,7 @@ import (
 
 	"github.com/edema/edema/internal/pytorchtest"
 	"github.com/edema/edema/metrics"
+	"github.com/edema/edema/oct"
 )
 
 // writeNPY writes value (nested slices give the shape) with npyio.
@@ -103,6 +104,40 @@ func TestScoreHandMade(t *testing.T) {
 		assert.InDelta(t, 13.25/18, r.Score, 1e-12)
 		assert.Empty(t, r.Undefined)
 	}
+}
+
+// TestScoreOneTask: a submission of detections alone (a detector's) is
+// scored on detection, its segmentation absent, and one of volumes alone
+// on segmentation; with neither, there is nothing to score.
+func TestScoreOneTask(t *testing.T) {
+	for _, tc := range []struct {
+		remove func(string) string
+		absent oct.Tasks
+	}{{VolumesFile, oct.Segmentation}, {DetectionsFile, oct.Detection}} {
+		ref, sub := writeHandMade(t)
+		for _, c := range handMade {
+			require.NoError(t, os.Remove(filepath.Join(sub, tc.remove(c.name))))
+		}
+		r, err := Score(sub, ref, nil)
+		require.NoError(t, err)
+		nan := math.NaN()
+		if tc.absent == oct.Segmentation {
+			assertFigures(t, []float64{0.75, 1, 1}, r.Detection[:], "detection")
+			assertFigures(t, []float64{nan, nan, nan}, r.Segmentation[:], "segmentation")
+		} else {
+			assertFigures(t, []float64{nan, nan, nan}, r.Detection[:], "detection")
+			assertFigures(t, []float64{1.0 / 3, 2.0 / 3, 2.0 / 3}, r.Segmentation[:], "segmentation")
+		}
+		assert.True(t, math.IsNaN(r.Score))
+		assert.Equal(t, []string{tc.absent.String() + " is absent: the network does not do it, and there is no score"}, r.Undefined)
+	}
+	ref, sub := writeHandMade(t)
+	for _, c := range handMade {
+		require.NoError(t, os.Remove(filepath.Join(sub, VolumesFile(c.name))))
+		require.NoError(t, os.Remove(filepath.Join(sub, DetectionsFile(c.name))))
+	}
+	_, err := Score(sub, ref, nil)
+	assert.ErrorContains(t, err, "holds no file of any reference cube")
 }
 
 // The organisers' scorer descends into a submission holding one folder,
