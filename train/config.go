@@ -27,7 +27,7 @@ const (
 // Config is a training run's settings. Errors about them are FieldErrors,
 // which name the fields, so that a command can name its own flags.
 type Config struct {
-	Name    string // the network: unet, unet_nested or unet_nested_dilated
+	Name    string // the network: unet, unet_nested, unet_nested_dilated or resnet18
 	DataDir string // DATA_DIR, the data layout of docs/ORIGINAL.md, "Data"
 	ListDir string // LIST_DIR, with the list files and info.json
 	// OutDir receives checkpoint/, dice_epoch.txt and curves.png; empty
@@ -48,7 +48,10 @@ type Config struct {
 	Step            int // step mode: the LR drops tenfold every Step epochs
 	Momentum        float64
 	WeightDecay     float64
-	Loss            string // mix_3 or mix_33
+	// Loss is mix_3, mix_33, mix_2 (segmentation alone) or bce (detection
+	// alone, the only one for resnet18); the network is trained for, and
+	// scored on, the tasks of its loss.
+	Loss string
 
 	// Augment is the original's optional geometry augmentation of the
 	// training slices (--resize, --random-rotate, --random-scale,
@@ -59,6 +62,10 @@ type Config struct {
 	Resume string
 	// ModelPath gives the initial weights of a new run.
 	ModelPath string
+	// Pretrained gives resnet18 torchvision's ImageNet weights
+	// (resnet18-f37072fd.pth) to start from, all but the classifier's (see
+	// models.LoadPretrainedResNet18).
+	Pretrained string
 	// SaveEveryCheckpoint also keeps checkpoint_EEE.pth.tar of every epoch.
 	SaveEveryCheckpoint bool
 	// Overwrite lets a new run start in an output folder that holds
@@ -152,12 +159,20 @@ func (c Config) Validate() error {
 		return fieldErrorf("{Threads} must not be negative, got %d", c.Threads)
 	case c.Resume != "" && c.ModelPath != "":
 		return fieldErrorf("{Resume} and {ModelPath} exclude each other: {Resume} continues a run, {ModelPath} starts one from given weights")
+	case c.Pretrained != "" && c.Name != models.NameResNet18:
+		return fieldErrorf("{Pretrained} is for %s (torchvision's ImageNet weights), not %s", models.NameResNet18, c.Name)
+	case c.Pretrained != "" && (c.Resume != "" || c.ModelPath != ""):
+		return fieldErrorf("{Pretrained} starts a run from ImageNet weights: it excludes {Resume} and {ModelPath}")
 	}
 	if _, _, err := c.Augment.OutputSize(16, 16); err != nil {
 		return augmentError(err)
 	}
-	if _, err := losses.New(c.Loss); err != nil {
+	loss, err := losses.New(c.Loss)
+	if err != nil {
 		return fieldErrorf("{Loss}: %w", err)
+	}
+	if outputs := models.Outputs(c.Name); !outputs.Has(loss.Tasks()) {
+		return fieldErrorf("{Loss} %s trains %s, but %s has outputs for %s only: use {Loss} %s", loss, loss.Tasks(), c.Name, outputs, losses.BCEOnly)
 	}
 	if err := c.schedule().Validate(); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edema/edema/losses"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
@@ -75,9 +76,17 @@ func TestRunRejects(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{"no network", func(c *Config) { c.Name = "" }, "Name is required (one of unet, unet_nested, unet_nested_dilated)"},
+		{"no network", func(c *Config) { c.Name = "" }, "Name is required (one of unet, unet_nested, unet_nested_dilated, resnet18)"},
 		{"unknown network", func(c *Config) { c.Name = "resnet" }, `unknown Name "resnet"`},
 		{"unknown loss", func(c *Config) { c.Loss = "wce" }, `Loss: unknown loss "wce"`},
+		{"a detector with a segmentation loss", func(c *Config) { c.Name = models.NameResNet18 }, "Loss mix_3 (WCE + Dice + BCE) trains segmentation and detection, but resnet18 has outputs for detection only: use Loss bce"},
+		{"ImageNet weights for UNet", func(c *Config) { c.Pretrained = barePath }, "Pretrained is for resnet18 (torchvision's ImageNet weights), not unet"},
+		{"ImageNet weights and a resumed run", func(c *Config) {
+			c.Name, c.Loss, c.Pretrained, c.Resume = models.NameResNet18, losses.BCEOnly, barePath, latest
+		}, "Pretrained starts a run from ImageNet weights: it excludes Resume and ModelPath"},
+		{"missing ImageNet weights", func(c *Config) {
+			c.Name, c.Loss, c.Pretrained = models.NameResNet18, losses.BCEOnly, filepath.Join(dir, "resnet18.pth")
+		}, "Pretrained: open " + filepath.Join(dir, "resnet18.pth")},
 		{"unknown optimizer", func(c *Config) { c.Optimizer = "RMSprop" }, `unknown Optimizer "RMSprop": want Adam or SGD`},
 		{"unknown optimizer layout", func(c *Config) { c.OptimizerLayout = 7 }, "unknown OptimizerLayout Layout(7)"},
 		{"no epochs", func(c *Config) { c.Epochs = 0 }, "Epochs must be at least 1"},

@@ -80,8 +80,12 @@ var AdamBetas = [2]float64{0.9, 0.99}
 type Summary struct {
 	// Rows is the log: every epoch done so far, this run's and, for a
 	// resumed run, the earlier ones that dice_epoch.txt held.
-	Rows     []Row
+	Rows []Row
+	// BestDice is the best validation Dice, or for a network trained to
+	// detect only the best validation AUC (see Selection).
 	BestDice float64
+	// Selection names the figure of BestDice, "Dice" or "AUC".
+	Selection string
 	// Epoch and Step are where a --resume from Checkpoint continues:
 	// Epoch = Config.Epochs and Step = 0 when the run is complete.
 	Epoch, Step int
@@ -255,6 +259,11 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 			return nil, pos, fieldErrorf("{ModelPath} %s: %w", cfg.ModelPath, err)
 		}
 	}
+	if cfg.Pretrained != "" {
+		if err := t.loadPretrained(); err != nil {
+			return nil, pos, err
+		}
+	}
 	if err := t.model.To(cfg.Device); err != nil {
 		return nil, pos, fieldErrorf("{Device}: %w", err)
 	}
@@ -272,6 +281,11 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 		if pos, err = t.resume(); err != nil {
 			return nil, pos, err
 		}
+	}
+	// Whatever the weights were trained for before, the network does the
+	// tasks of this run's loss.
+	if err := t.model.SetTasks(t.loss.Tasks()); err != nil {
+		return nil, pos, fieldErrorf("{Loss}: %w", err)
 	}
 	if !t.writes() {
 		return t, pos, nil
@@ -299,6 +313,23 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 		return nil, pos, err
 	}
 	return t, pos, nil
+}
+
+// loadPretrained starts resnet18 from torchvision's ImageNet weights.
+func (t *trainer) loadPretrained() error {
+	path := t.cfg.Pretrained
+	f, err := pth.Load(path)
+	if err != nil {
+		return fieldErrorf("{Pretrained}: %w", err)
+	}
+	named, err := nn.NamedFromHost(f.StateDict)
+	if err != nil {
+		return fieldErrorf("{Pretrained} %s: %w", path, err)
+	}
+	if err := models.LoadPretrainedResNet18(t.model.Store(), named); err != nil {
+		return fieldErrorf("{Pretrained} %s: %w", path, err)
+	}
+	return nil
 }
 
 func (t *trainer) free() {
@@ -546,7 +577,11 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 	if err != nil {
 		// A diverged network's detection probabilities are NaN, which the
 		// BCE refuses as out of range: say what happened instead.
-		if sum := seg.Sum().Add(det.Sum()).Item(); math.IsNaN(sum) || math.IsInf(sum, 0) {
+		sum := det.Sum()
+		if seg != nil {
+			sum = sum.Add(seg.Sum())
+		}
+		if x := sum.Item(); math.IsNaN(x) || math.IsInf(x, 0) {
 			return v, c, errDiverged
 		}
 		return v, c, err
@@ -565,19 +600,26 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 	// One transfer brings the loss terms and the counts to the host.
 	var host []float64
 	torch.NoGrad(func() {
-		parts := []*torch.Tensor{terms.Total, terms.WCE, terms.Dice, terms.BCE}
-		pred := seg.Argmax(1, false)
-		for class := 1; class <= oct.NumLesions; class++ {
-			p, g := pred.EqScalar(float64(class)), y.EqScalar(float64(class))
-			parts = append(parts, p.LogicalAnd(g).Sum(), p.Sum(), g.Sum())
+		parts := terms.Parts()
+		segmented := t.loss.Tasks().Has(oct.Segmentation)
+		if segmented {
+			pred := seg.Argmax(1, false)
+			for class := 1; class <= oct.NumLesions; class++ {
+				p, g := pred.EqScalar(float64(class)), y.EqScalar(float64(class))
+				parts = append(parts, p.LogicalAnd(g).Sum(), p.Sum(), g.Sum())
+			}
 		}
 		for i, p := range parts {
 			parts[i] = p.To(torch.Float64)
 		}
 		host = torch.Stack(parts, 0).ToDevice(torch.CPU).Float64s()
 	})
-	v = losses.Values{Total: host[0], WCE: host[1], Dice: host[2], BCE: host[3]}
+	v = losses.ValuesOf(host)
 	for k := range oct.NumLesions {
+		if len(host) == 4 { // no segmentation: its figures are absent
+			c.Inter[k], c.Pred[k], c.Truth[k] = math.NaN(), math.NaN(), math.NaN()
+			continue
+		}
 		c.Inter[k], c.Pred[k], c.Truth[k] = host[4+3*k], host[5+3*k], host[6+3*k]
 	}
 	return v, c, nil
@@ -624,11 +666,12 @@ func (t *trainer) endEpoch(epoch int, lr float64, tot totals, val metrics.Summar
 		TrainClassDice: trainDice, ValClassDice: val.Dice, ClassAUC: val.PooledAUC,
 		TrainLoss: tot.meanLoss(), LR: lr, TrainPooledDice: tot.pooledDice().Mean(),
 	}
-	isBest := row.ValDice > t.best
+	figure := t.selection(row)
+	isBest := figure > t.best
 	if isBest {
-		t.best = row.ValDice
+		t.best = figure
 	}
-	t.lastDice = row.ValDice
+	t.lastDice = figure
 	t.rows = append(t.rows, row)
 	latest := t.path(LatestName)
 	if !t.writes() {
@@ -671,6 +714,24 @@ func (t *trainer) endEpoch(epoch int, lr float64, tot totals, val metrics.Summar
 	return EpochEnd{Row: row, Best: isBest, Checkpoint: latest}, nil
 }
 
+// selection is the figure of an epoch that picks model_best: the
+// validation Dice, as the original, or for a network that only detects
+// the validation AUC. The checkpoints' best_dice and dice_epoch hold it.
+func (t *trainer) selection(r Row) float64 {
+	if t.loss.Tasks().Has(oct.Segmentation) {
+		return r.ValDice
+	}
+	return r.AUC
+}
+
+// selectionName names the figure of selection.
+func (t *trainer) selectionName() string {
+	if t.loss.Tasks().Has(oct.Segmentation) {
+		return "Dice"
+	}
+	return "AUC"
+}
+
 // epochWrite is one file that endEpoch writes, named for crashAfter.
 type epochWrite struct {
 	point string
@@ -696,8 +757,8 @@ func (t *trainer) plot() error {
 			"val AUC":       r.AUC,
 			"learning rate": r.LR,
 		}
-		if r.ValDice > bestDice { // the first epoch of the best Dice, as model_best.pth.tar holds
-			best, bestDice = r.Epoch, r.ValDice
+		if figure := t.selection(r); figure > bestDice { // the first epoch of the best figure, as model_best.pth.tar holds
+			best, bestDice = r.Epoch, figure
 		}
 		for c, name := range oct.LesionNames {
 			v["val Dice "+name] = r.ValClassDice[c]
@@ -728,7 +789,7 @@ func (t *trainer) interrupted(pos position) (*Summary, error) {
 
 func (t *trainer) summary(pos position, interrupted bool) *Summary {
 	s := &Summary{
-		Rows: t.rows, BestDice: t.best, Epoch: pos.epoch, Step: pos.totals.Steps,
+		Rows: t.rows, BestDice: t.best, Selection: t.selectionName(), Epoch: pos.epoch, Step: pos.totals.Steps,
 		Interrupted: interrupted, Checkpoint: t.path(LatestName),
 	}
 	if _, err := os.Stat(t.path(BestName)); err == nil {
@@ -752,6 +813,7 @@ func (t *trainer) save(path string, pos position) error {
 	}
 	c.Extra = pth.NewDict()
 	c.Extra.Set(models.CheckpointArch, t.cfg.Name)
+	models.SetTasks(c, t.cfg.Name, t.loss.Tasks())
 	c.Extra.Set(checkpointSeed, int64(t.cfg.Seed))
 	models.SetNormalization(c, t.info)
 	if t.world() > 1 {

@@ -14,13 +14,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edema/edema/inference"
 	"github.com/edema/edema/internal/outdir"
 	"github.com/edema/edema/internal/pytorchtest"
+	"github.com/edema/edema/losses"
 	"github.com/edema/edema/metrics"
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
 	"github.com/edema/edema/oct/synth"
 	"github.com/edema/edema/torch"
+	"github.com/edema/edema/torch/nn"
 	"github.com/edema/edema/torch/optim"
 	"github.com/edema/edema/torch/pth"
 )
@@ -473,6 +476,9 @@ func TestRunsAreFunctionsOfTheirSettings(t *testing.T) {
 				for range 2 {
 					cfg := tinyConfig(t)
 					cfg.Name = name
+					if name == models.NameResNet18 {
+						cfg.Loss = losses.BCEOnly
+					}
 					cfg.Threads = setting.threads
 					cfg.MaxStepsPerEpoch = 3
 					_, err := Run(context.Background(), cfg, nil)
@@ -683,4 +689,112 @@ func TestOptimizerLayout(t *testing.T) {
 		_, err = Run(context.Background(), cfg, nil)
 		require.NoError(t, err, "resuming from the layout of %s", layout)
 	}
+}
+
+// TestSingleTaskRuns trains the rows of the original's table that do one
+// task: the ResNet-18 detector with BCE, started from torchvision-layout
+// weights, and UNet with WCE + Dice. The figures of the other task are
+// absent (NaN) in the log, model_best follows the AUC of the detector,
+// and the checkpoint says what the network was trained for.
+func TestSingleTaskRuns(t *testing.T) {
+	for _, tc := range []struct {
+		name, loss string
+		tasks      oct.Tasks
+	}{
+		{models.NameResNet18, losses.BCEOnly, oct.Detection},
+		{models.NameUNet, losses.Mix2, oct.Segmentation},
+	} {
+		t.Run(tc.name+" "+tc.loss, func(t *testing.T) {
+			cfg := tinyConfig(t)
+			cfg.Name, cfg.Loss, cfg.Epochs, cfg.MaxStepsPerEpoch = tc.name, tc.loss, 2, 2
+			var imagenet *pth.StateDict
+			if tc.name == models.NameResNet18 {
+				cfg.Pretrained, imagenet = writeImageNetResNet18(t)
+			}
+			sum, err := Run(context.Background(), cfg, nil)
+			require.NoError(t, err)
+			require.Len(t, sum.Rows, 2)
+			for _, r := range sum.Rows {
+				assert.Equal(t, tc.tasks.Has(oct.Segmentation), !math.IsNaN(r.ValDice), "validation Dice of epoch %d", r.Epoch)
+				assert.Equal(t, tc.tasks.Has(oct.Segmentation), !math.IsNaN(r.TrainDice), "training Dice of epoch %d", r.Epoch)
+				assert.Equal(t, tc.tasks.Has(oct.Detection), !math.IsNaN(r.AUC), "AUC of epoch %d", r.Epoch)
+				assert.False(t, math.IsNaN(r.TrainLoss))
+			}
+			rows, err := ReadLog(filepath.Join(cfg.Out(), LogName))
+			require.NoError(t, err)
+			require.Len(t, rows, len(sum.Rows))
+			for i, r := range rows {
+				assert.Equal(t, math.IsNaN(sum.Rows[i].ValDice), math.IsNaN(r.ValDice), "dice_epoch.txt keeps the absent figures")
+				assert.Equal(t, math.IsNaN(sum.Rows[i].AUC), math.IsNaN(r.AUC), "dice_epoch.txt keeps the absent figures")
+			}
+
+			best := sum.Best
+			if best == "" { // no epoch beat a Dice of 0, as two steps of UNet may not
+				best = sum.Checkpoint
+			}
+			m, err := inference.LoadNetwork(tc.name, best, torch.CPU)
+			require.NoError(t, err, "the best checkpoint of a run whose figures are %v", sum.Rows)
+			defer m.Free()
+			assert.Equal(t, tc.tasks, m.Tasks())
+			c, err := models.ReadCheckpoint(best)
+			require.NoError(t, err)
+			if tc.name == models.NameResNet18 {
+				assert.Equal(t, filepath.Join(cfg.Out(), CheckpointDir, BestName), sum.Best, "the AUC exceeds 0")
+				assert.Equal(t, "AUC", sum.Selection)
+				assert.Equal(t, math.Max(sum.Rows[0].AUC, sum.Rows[1].AUC), sum.BestDice)
+				assert.EqualValues(t, models.ResNet18Parameters, m.NumParameters())
+				// The two steps of training moved the ImageNet weights,
+				// but not far: the run started from them.
+				start, _ := imagenet.Get("layer4.1.conv2.weight")
+				got, _ := c.StateDict.Get("layer4.1.conv2.weight")
+				assert.InDelta(t, 0, maxAbsDiff(t, start, got), 0.05)
+			} else {
+				assert.Equal(t, "Dice", sum.Selection)
+				tasks, ok := c.Extra.Get(models.CheckpointTasks)
+				require.True(t, ok)
+				assert.Equal(t, []any{"segmentation"}, tasks)
+			}
+		})
+	}
+}
+
+// writeImageNetResNet18 writes a state dict of torchvision's ResNet-18 as
+// ImageNet training leaves it (a 512→1000 classifier), and returns its
+// path and its tensors.
+func writeImageNetResNet18(t *testing.T) (string, *pth.StateDict) {
+	t.Helper()
+	torch.ManualSeed(99)
+	m, err := models.New(models.NameResNet18)
+	require.NoError(t, err)
+	defer m.Free()
+	sd, err := nn.HostStateDict(m.StateDict())
+	require.NoError(t, err)
+	out := pth.NewStateDict()
+	for _, k := range sd.Keys() {
+		v, _ := sd.Get(k)
+		switch k {
+		case "fc.weight":
+			v = &pth.Tensor{DType: v.DType, Shape: []int64{1000, 512}, Data: make([]byte, 1000*512*4)}
+		case "fc.bias":
+			v = &pth.Tensor{DType: v.DType, Shape: []int64{1000}, Data: make([]byte, 1000*4)}
+		}
+		out.Set(k, v)
+	}
+	path := filepath.Join(t.TempDir(), "resnet18-f37072fd.pth")
+	require.NoError(t, pth.Save(path, &pth.Checkpoint{StateDict: out}))
+	return path, out
+}
+
+func maxAbsDiff(t *testing.T, a, b *pth.Tensor) float64 {
+	t.Helper()
+	x, err := a.Float32s()
+	require.NoError(t, err)
+	y, err := b.Float32s()
+	require.NoError(t, err)
+	require.Equal(t, len(x), len(y))
+	worst := 0.0
+	for i := range x {
+		worst = math.Max(worst, math.Abs(float64(x[i]-y[i])))
+	}
+	return worst
 }

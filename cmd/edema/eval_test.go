@@ -325,7 +325,7 @@ func TestEvalAndTestErrors(t *testing.T) {
 	}{
 		{nil, "choose a network with --seg-name and --seg-path, or --fusion"},
 		{[]string{"--seg-name", "unet"}, "--seg-name needs --seg-path"},
-		{[]string{"--seg-path", f.unet}, "--seg-path needs --seg-name (one of unet, unet_nested, unet_nested_dilated)"},
+		{[]string{"--seg-path", f.unet}, "--seg-path needs --seg-name (one of unet, unet_nested, unet_nested_dilated, resnet18)"},
 		{[]string{"--seg-name", "unet", "--seg-path", missing}, "checkpoint " + missing + " does not exist"},
 		{[]string{"--seg-name", "unet_nested", "--seg-path", f.unet}, f.unet + " holds the weights of unet, not of unet_nested"},
 		{[]string{"--seg-name", "resnet", "--seg-path", f.unet}, `unknown network "resnet"`},

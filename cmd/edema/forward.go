@@ -100,6 +100,9 @@ func runForward(c *cli.Context) error {
 		return forwardTorchScript(c, script, device, batch, x, shape)
 	}
 	n, h, w := shape[0], shape[2], shape[3]
+	if name := c.String("model"); !models.Outputs(name).Has(oct.Segmentation) && models.Outputs(name) != 0 {
+		return fmt.Errorf("--model %s has no segmentation output for --seg-out: it only detects (evaluate it with edema eval)", name)
+	}
 	m, err := inference.LoadNetwork(c.String("model"), c.String("checkpoint"), device)
 	if err != nil {
 		return err

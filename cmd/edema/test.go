@@ -54,8 +54,8 @@ func runTest(c *cli.Context) error {
 	defer job.close()
 	cubes, norm, p, out := job.cubes, job.norm, job.p, job.out
 	seg, det := c.Bool("seg"), c.Bool("det")
-	if !seg && !det {
-		seg, det = true, true
+	if !seg && !det { // what the network does
+		seg, det = p.Tasks().Has(oct.Segmentation), p.Tasks().Has(oct.Detection)
 	}
 	// The files written on stdout; what test says while it works on stderr.
 	w, status := job.dist.output(c.App.Writer), job.dist.output(c.App.ErrWriter)

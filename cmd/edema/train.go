@@ -58,9 +58,10 @@ func trainCommand() *cli.Command {
 			&cli.IntFlag{Name: "step", Value: def.Step, Usage: "epochs between tenfold drops of the learning rate (--lr-mode step)"},
 			&cli.Float64Flag{Name: "momentum", Value: def.Momentum, Usage: "SGD momentum"},
 			&cli.Float64Flag{Name: "weight-decay", Aliases: []string{"wd"}, Value: def.WeightDecay, Usage: "L2 weight decay"},
-			&cli.StringFlag{Name: "loss", Value: def.Loss, Usage: "mix_3 (WCE + Dice + BCE) | mix_33 (WCE + exp-log Dice + BCE); the original's default, wce, has no detection term, hence mix_3"},
+			&cli.StringFlag{Name: "loss", Value: def.Loss, Usage: "mix_3 (WCE + Dice + BCE) | mix_33 (WCE + exp-log Dice + BCE) | mix_2 (WCE + Dice: segmentation alone) | bce (detection alone, for resnet18); the original's default, wce, has no detection term, hence mix_3"},
 			&cli.StringFlag{Name: "resume", Usage: "continue the run of this checkpoint (checkpoint_latest.pth.tar)"},
 			&cli.StringFlag{Name: "model-path", Usage: "initial weights (a checkpoint of the same network)"},
+			&cli.StringFlag{Name: "pretrained", Usage: "resnet18: start from torchvision's ImageNet weights (resnet18-f37072fd.pth), all but the classifier"},
 			&cli.BoolFlag{Name: "save-every-checkpoint", Usage: "also keep checkpoint/checkpoint_EEE.pth.tar of every epoch"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "start a new run in an --out that holds another run's log or checkpoints, removing them"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu | cuda | cuda:N"},
@@ -91,7 +92,7 @@ func trainCommand() *cli.Command {
 				BatchSize: c.Int("batch-size"), Workers: c.Int("workers"), Epochs: c.Int("epochs"),
 				Optimizer: train.Optimizer(c.String("optimizer")), LR: c.Float64("lr"), LRMode: train.LRMode(c.String("lr-mode")), Step: c.Int("step"),
 				Momentum: c.Float64("momentum"), WeightDecay: c.Float64("weight-decay"), Loss: c.String("loss"),
-				Resume: c.String("resume"), ModelPath: c.String("model-path"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"), Overwrite: c.Bool("overwrite"),
+				Resume: c.String("resume"), ModelPath: c.String("model-path"), Pretrained: c.String("pretrained"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"), Overwrite: c.Bool("overwrite"),
 				Device: device, Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
 				SyncBN: c.Bool("sync-bn"),
 				Augment: oct.Augment{
@@ -139,7 +140,7 @@ var trainFlags = map[string]string{
 	"BatchSize": "--batch-size", "Workers": "--workers", "Epochs": "--epochs",
 	"Optimizer": "--optimizer", "OptimizerLayout": "--optimizer-layout", "LR": "--lr", "LRMode": "--lr-mode", "Step": "--step",
 	"Momentum": "--momentum", "WeightDecay": "--weight-decay", "Loss": "--loss",
-	"Resume": "--resume", "ModelPath": "--model-path", "SaveEveryCheckpoint": "--save-every-checkpoint",
+	"Resume": "--resume", "ModelPath": "--model-path", "Pretrained": "--pretrained", "SaveEveryCheckpoint": "--save-every-checkpoint",
 	"Overwrite": "--overwrite", "Device": "--device", "Seed": "--seed",
 	"MaxStepsPerEpoch": "--max-steps-per-epoch", "Threads": "--threads",
 	"Augment.Resize": "--resize", "Augment.Rotate": "--random-rotate",
@@ -180,7 +181,7 @@ func runTraining(ctx context.Context, cfg train.Config, w io.Writer, terminal bo
 			sum.Epoch+1, sum.Step, r.start.StepsPerEpoch, sum.Checkpoint, sum.Checkpoint)
 		return errInterrupted // exit status 130, the message said above
 	}
-	fmt.Fprintf(w, "done: %d epochs; best validation Dice %s", len(sum.Rows), figure(sum.BestDice))
+	fmt.Fprintf(w, "done: %d epochs; best validation %s %s", len(sum.Rows), sum.Selection, figure(sum.BestDice))
 	if sum.Best != "" {
 		fmt.Fprintf(w, " (%s)", sum.Best)
 	}
