@@ -64,6 +64,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			// In the order of the workflow; each lives in its own file.
 			demoCommand(),
+			reproduceCommand(),
 			synthCommand(),
 			prepCommand(),
 			listsCommand(),

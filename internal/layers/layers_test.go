@@ -34,6 +34,7 @@ var layer = map[string]int{
 	"train":             5,
 	"serve":             5,
 	"demo":              6,
+	"reproduce":         6,
 	"cmd/edema":         7,
 }
 
