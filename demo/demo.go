@@ -89,11 +89,7 @@ func (o Options) pass(stage string) oct.Progress {
 
 // cubePass returns the report of a pass of inference over cubes.
 func (o Options) cubePass(stage string) func(inference.CubeDone) {
-	report := o.pass(stage)
-	if report == nil {
-		return nil
-	}
-	return func(d inference.CubeDone) { report("cubes", d.Index+1, d.Total) }
+	return inference.CountCubes(o.pass(stage))
 }
 
 // DefaultOptions is the built-in demo: 6 training, 2 validation and 2 test
@@ -233,7 +229,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	norm, err := normalizer(filepath.Join(r.Lists, oct.InfoFile))
+	norm, err := oct.ReadNormalizer(filepath.Join(r.Lists, oct.InfoFile))
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +323,7 @@ func trainNetwork(ctx context.Context, o Options, r *Report, recipe Recipe, log 
 	}
 	cfg.Device, cfg.Seed, cfg.MaxStepsPerEpoch, cfg.Threads = o.Device, o.Seed, o.MaxStepsPerEpoch, o.Threads
 	fmt.Fprintf(log, "training %s: %d epochs, batch %d, Adam lr %g (%s), into %s\n", label(recipe), cfg.Epochs, cfg.BatchSize, cfg.LR, cfg.LRMode, cfg.OutDir)
-	sum, err := train.Run(ctx, cfg, &epochLog{w: log, name: recipe.Name, steps: o.pass("training " + label(recipe)), epochs: cfg.Epochs})
+	sum, err := train.Run(ctx, cfg, &train.EpochLines{W: log, Label: recipe.Name, Steps: o.pass("training " + label(recipe)), Epochs: cfg.Epochs})
 	if err != nil {
 		return "", fmt.Errorf("training %s: %w", recipe.Name, err)
 	}
@@ -339,28 +335,6 @@ func trainNetwork(ctx context.Context, o Options, r *Report, recipe Recipe, log 
 	}
 	// No epoch improved on a Dice of 0: the last weights are all there is.
 	return sum.Checkpoint, nil
-}
-
-// epochLog prints one line per epoch and reports the steps of each.
-type epochLog struct {
-	train.NopObserver
-	w      io.Writer
-	name   string
-	steps  oct.Progress
-	epochs int
-}
-
-func (l *epochLog) Step(s train.Step) {
-	if l.steps != nil {
-		l.steps(fmt.Sprintf("epoch %d/%d, steps", s.Epoch+1, l.epochs), s.Step, s.Steps)
-	}
-}
-
-func (l *epochLog) EpochEnd(e train.EpochEnd) {
-	row := e.Row
-	fmt.Fprintf(l.w, "  %s epoch %d: train loss %.4f, validation Dice %s (%s), AUC %s, %s\n", l.name, row.Epoch+1, row.TrainLoss,
-		inference.Figure(row.ValDice), inference.PerLesion(row.ValClassDice), inference.Figure(row.AUC),
-		(e.Train + e.Validated).Round(time.Second))
 }
 
 // saveUntrained writes the weights of a UNet as initialised before
@@ -389,7 +363,7 @@ func writeTestSubmission(ctx context.Context, o Options, r *Report, fusion []inf
 	if err != nil {
 		return err
 	}
-	norm, err := normalizer(filepath.Join(r.Lists, oct.TestInfoFile))
+	norm, err := oct.ReadNormalizer(filepath.Join(r.Lists, oct.TestInfoFile))
 	if err != nil {
 		return err
 	}
@@ -407,14 +381,6 @@ func writeTestSubmission(ctx context.Context, o Options, r *Report, fusion []inf
 	}
 	r.Test, err = submission.Score(r.Submission, filepath.Join(r.Data, synth.TestGroundTruth), o.pass("scoring the submission"))
 	return err
-}
-
-func normalizer(path string) (*oct.Normalizer, error) {
-	info, err := oct.ReadInfo(path)
-	if err != nil {
-		return nil, err
-	}
-	return oct.NewNormalizer(info)
 }
 
 // requireEmpty refuses an output folder that holds anything, so that a

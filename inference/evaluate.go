@@ -26,6 +26,15 @@ type CubeDone struct {
 	Took time.Duration
 }
 
+// CountCubes returns a CubeDone callback that reports each cube to
+// report as a pass over "cubes"; nil when report is nil.
+func CountCubes(report oct.Progress) func(CubeDone) {
+	if report == nil {
+		return nil
+	}
+	return func(d CubeDone) { report("cubes", d.Index+1, d.Total) }
+}
+
 // EvalOptions tune Evaluate.
 type EvalOptions struct {
 	// Workers bounds the files read at once; all CPUs when ≤ 0.

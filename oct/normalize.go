@@ -125,3 +125,12 @@ func (n *Normalizer) Fill(dst []float32, s *Stack, flip bool) {
 		}
 	}
 }
+
+// ReadNormalizer returns the normaliser of the info.json at path.
+func ReadNormalizer(path string) (*Normalizer, error) {
+	info, err := ReadInfo(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewNormalizer(info)
+}

@@ -144,6 +144,9 @@ type Result struct {
 	// Dir holds the row's training run (train/) and evaluations (val/,
 	// test/).
 	Dir string
+	// Start says what the weights started from, when not the network's
+	// own initialisation: the detector's ImageNet weights.
+	Start string
 }
 
 // Run reproduces every row and writes the table into Out (see TableName).
@@ -179,7 +182,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	valNorm, err := normalizer(filepath.Join(o.ListDir, oct.InfoFile))
+	valNorm, err := oct.ReadNormalizer(filepath.Join(o.ListDir, oct.InfoFile))
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +191,9 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	checkpoints := map[string]string{}
 	for _, row := range Rows() {
 		res := Result{Row: row, Recipe: o.recipe(row.Recipe), Dir: filepath.Join(o.Out, row.Key)}
+		if row.Name == models.NameResNet18 && o.Pretrained != "" {
+			res.Start = "torchvision's ImageNet weights " + o.Pretrained
+		}
 		var specs []inference.Spec
 		if row.Key == fusionKey {
 			for _, key := range fusionMembers {
@@ -306,7 +312,7 @@ func trainRow(ctx context.Context, o Options, res Result) (string, error) {
 	}
 	fmt.Fprintf(o.Log, "training %s (%s, %s): %s, into %s\n", res.Key, res.Model, res.Terms, r, cfg.OutDir)
 	began := time.Now()
-	sum, err := train.Run(ctx, cfg, &epochLog{w: o.Log, key: res.Key, steps: o.pass("training " + res.Key), epochs: cfg.Epochs})
+	sum, err := train.Run(ctx, cfg, &train.EpochLines{W: o.Log, Label: res.Key, Steps: o.pass("training " + res.Key), Epochs: cfg.Epochs})
 	if err != nil {
 		return "", fmt.Errorf("training %s: %w", res.Key, err)
 	}
@@ -318,27 +324,6 @@ func trainRow(ctx context.Context, o Options, res Result) (string, error) {
 		return sum.Best, nil
 	}
 	return sum.Checkpoint, nil
-}
-
-// epochLog prints one line per epoch and reports the steps of each.
-type epochLog struct {
-	train.NopObserver
-	w      io.Writer
-	key    string
-	steps  oct.Progress
-	epochs int
-}
-
-func (l *epochLog) Step(s train.Step) {
-	if l.steps != nil {
-		l.steps(fmt.Sprintf("epoch %d/%d, steps", s.Epoch+1, l.epochs), s.Step, s.Steps)
-	}
-}
-
-func (l *epochLog) EpochEnd(e train.EpochEnd) {
-	row := e.Row
-	fmt.Fprintf(l.w, "  %s epoch %d/%d: train loss %.4f, validation Dice %s, AUC %s, %s\n", l.key, row.Epoch+1, l.epochs,
-		row.TrainLoss, inference.Figure(row.ValDice), inference.Figure(row.AUC), (e.Train + e.Validated).Round(time.Second))
 }
 
 // score evaluates the predictor of specs on the validation cubes and, when
@@ -354,7 +339,7 @@ func score(ctx context.Context, o Options, res *Result, specs []inference.Spec, 
 
 	fmt.Fprintf(o.Log, "evaluating %s on %d validation cubes\n", res.Key, len(val))
 	ev, err := inference.Evaluate(ctx, p, o.DataDir, val, norm, inference.EvalOptions{Workers: o.Workers,
-		Progress: cubePass(o.pass("evaluating " + res.Key))})
+		Progress: inference.CountCubes(o.pass("evaluating " + res.Key))})
 	if err != nil {
 		return err
 	}
@@ -376,7 +361,7 @@ func score(ctx context.Context, o Options, res *Result, specs []inference.Spec, 
 	if err != nil {
 		return err
 	}
-	testNorm, err := normalizer(filepath.Join(o.ListDir, oct.TestInfoFile))
+	testNorm, err := oct.ReadNormalizer(filepath.Join(o.ListDir, oct.TestInfoFile))
 	if err != nil {
 		return err
 	}
@@ -385,7 +370,7 @@ func score(ctx context.Context, o Options, res *Result, specs []inference.Spec, 
 	fmt.Fprintf(o.Log, "writing the %s submission of %s for %d test cubes into %s\n", tasks, res.Key, len(test), dir)
 	if _, err := inference.WriteSubmission(ctx, p, o.DataDir, test, testNorm, dir, inference.SubmitOptions{
 		Workers: o.Workers, Volumes: tasks.Has(oct.Segmentation), Detections: tasks.Has(oct.Detection),
-		Progress: cubePass(o.pass("testing " + res.Key)),
+		Progress: inference.CountCubes(o.pass("testing " + res.Key)),
 	}); err != nil {
 		return err
 	}
@@ -395,19 +380,4 @@ func score(ctx context.Context, o Options, res *Result, specs []inference.Spec, 
 	}
 	res.Got.TestDice, res.Got.TestAUC = r.AvgSegmentation, r.AvgDetection
 	return nil
-}
-
-func cubePass(report oct.Progress) func(inference.CubeDone) {
-	if report == nil {
-		return nil
-	}
-	return func(d inference.CubeDone) { report("cubes", d.Index+1, d.Total) }
-}
-
-func normalizer(path string) (*oct.Normalizer, error) {
-	info, err := oct.ReadInfo(path)
-	if err != nil {
-		return nil, err
-	}
-	return oct.NewNormalizer(info)
 }

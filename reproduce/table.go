@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/edema/edema/internal/atomicfile"
+	"github.com/edema/edema/models"
 )
 
 // TableName is the file, in the output folder, of the table in Markdown.
@@ -72,6 +73,12 @@ func writeTables(dir string, results []Result) error {
 		recipe := "the fusion of " + strings.Join(fusionMembers, " and ") + ", 0.5 each"
 		if r.Key != fusionKey {
 			recipe = r.Recipe.String()
+		}
+		switch {
+		case r.Start != "":
+			recipe += ", from " + r.Start
+		case r.Name == models.NameResNet18:
+			recipe += ", from scratch (the original started from ImageNet weights: --pretrained)"
 		}
 		fmt.Fprintf(&b, "- `%s` (%s, %s): %s; in `%s`\n", r.Key, r.Model, r.Terms, recipe, r.Dir)
 	}

@@ -1,10 +1,14 @@
 package train
 
 import (
+	"fmt"
+	"io"
 	"time"
 
+	"github.com/edema/edema/inference"
 	"github.com/edema/edema/losses"
 	"github.com/edema/edema/metrics"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 )
 
@@ -101,4 +105,28 @@ type EpochEnd struct {
 	// collectives (the gradients' all-reduce, the buffers' broadcast, the
 	// agreement to go on), waiting for its peers included; 0 alone.
 	Communication time.Duration
+}
+
+// EpochLines is an Observer for a pipeline that trains several networks in
+// turn: it reports every step to Steps (a pass "epoch E/N, steps"; nil for
+// none) and writes a line per epoch, starting with Label, to W.
+type EpochLines struct {
+	NopObserver
+	W      io.Writer
+	Label  string
+	Steps  oct.Progress
+	Epochs int
+}
+
+func (l *EpochLines) Step(s Step) {
+	if l.Steps != nil {
+		l.Steps(fmt.Sprintf("epoch %d/%d, steps", s.Epoch+1, l.Epochs), s.Step, s.Steps)
+	}
+}
+
+func (l *EpochLines) EpochEnd(e EpochEnd) {
+	row := e.Row
+	fmt.Fprintf(l.W, "  %s epoch %d/%d: train loss %.4f, validation Dice %s (%s), AUC %s, %s\n", l.Label, row.Epoch+1, l.Epochs,
+		row.TrainLoss, inference.Figure(row.ValDice), inference.PerLesion(row.ValClassDice), inference.Figure(row.AUC),
+		(e.Train + e.Validated).Round(time.Second))
 }

@@ -45,7 +45,7 @@ func evalCommand() *cli.Command {
 			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Required: true, Usage: "DATA_DIR, the data folder"},
 			&cli.StringFlag{Name: "list-dir", Aliases: []string{"l"}, Required: true, Usage: "LIST_DIR, with val_images.txt, val_labels.txt and info.json"},
 			&cli.StringFlag{Name: "out", Usage: "output folder (default: result/eval/NAME or result/eval/fusion)"},
-			&cli.BoolFlag{Name: "vis", Usage: "also write a picture of every slice (roc.png is always written)"},
+			&cli.BoolFlag{Name: "vis", Usage: "also write a picture of every slice (roc.png is always written for a network that detects)"},
 			&cli.BoolFlag{Name: "opaque", Usage: "paint the lesions of the slice pictures in full colour, as the original did (default: half transparent)"},
 			jsonFlag(),
 			workersFlag(),
@@ -101,7 +101,11 @@ func runEval(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(status, "wrote %s, %s, %s, %s and %s", filepath.Join(out, inference.LogName), inference.CubesName, inference.ScoreName, inference.ROCName, inference.ReportName)
+	files := []string{filepath.Join(out, inference.LogName), inference.CubesName, inference.ScoreName}
+	if !ev.Absent.Has(oct.Detection) { // no ROC of no detection
+		files = append(files, inference.ROCName)
+	}
+	fmt.Fprintf(status, "wrote %s and %s", strings.Join(files, ", "), inference.ReportName)
 	if opts.VisDir != "" {
 		fmt.Fprintf(status, "; slice pictures in %s", opts.VisDir)
 	}
@@ -231,7 +235,7 @@ func newPredictionJob(c *cli.Context, command string, readList func(string) ([]o
 	if err != nil {
 		return nil, err
 	}
-	norm, err := readNormalizer(filepath.Join(listDir, infoFile))
+	norm, err := oct.ReadNormalizer(filepath.Join(listDir, infoFile))
 	if err != nil {
 		return nil, err
 	}
@@ -293,12 +297,4 @@ func (j *predictionJob) share(n int) int {
 	}
 	lo, hi := j.dist.group.Shard(n)
 	return hi - lo
-}
-
-func readNormalizer(path string) (*oct.Normalizer, error) {
-	info, err := oct.ReadInfo(path)
-	if err != nil {
-		return nil, err
-	}
-	return oct.NewNormalizer(info)
 }

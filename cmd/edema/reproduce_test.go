@@ -57,10 +57,26 @@ func TestReproduceQuick(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(md), "| Fusion (UNet++ & UNet) | yes |")
 	assert.Contains(t, string(md), "(UNet++'s: none published)")
+	assert.Contains(t, string(md), "from scratch (the original started from ImageNet weights: --pretrained)")
 	for _, row := range rows[:len(rows)-1] {
 		assert.FileExists(t, filepath.Join(out, row.Key, "train", "checkpoint", "checkpoint_latest.pth.tar"))
 		assert.FileExists(t, filepath.Join(out, row.Key, "val", "score.txt"))
 	}
+
+	// The detector's checkpoint, by edema eval and test: its segmentation
+	// is absent, and test writes its detections alone.
+	data := filepath.Join(out, "data")
+	detector := filepath.Join(out, "resnet18_bce", "train", "checkpoint", "model_best.pth.tar")
+	ev, err := runCommand(t, evalCommand(), "-d", data, "-l", filepath.Join(data, "data_path"), "--seg-name", "resnet18", "--seg-path", detector, "--out", filepath.Join(t.TempDir(), "eval"))
+	require.NoError(t, err)
+	assert.Contains(t, ev, "Dice absent (the network does not segment)")
+	assert.Contains(t, ev, "note: segmentation is absent")
+	testOut := filepath.Join(t.TempDir(), "test")
+	written, err := runCommand(t, testCommand(), "-d", data, "-l", filepath.Join(data, "data_path"), "--seg-name", "resnet18", "--seg-path", detector, "--out", testOut)
+	require.NoError(t, err)
+	assert.Contains(t, written, "wrote <CUBE>_labelMark_detections.npy for 1 cubes")
+	_, err = runCommand(t, testCommand(), "-d", data, "-l", filepath.Join(data, "data_path"), "--seg-name", "resnet18", "--seg-path", detector, "--seg", "--out", testOut)
+	assert.ErrorContains(t, err, "resnet18 does not segment: it has no label volumes to write")
 
 	// Again: nothing is trained anew, the table is the same.
 	again, err := runCommand(t, reproduceCommand(), "--quick", "--out", out, "--threads", "2")
