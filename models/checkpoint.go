@@ -361,10 +361,11 @@ const (
 	CheckpointArch = "arch" // the network's name, see Names
 	CheckpointMean = "mean" // the normalisation of the training set, as info.json
 	CheckpointStd  = "std"
-	// CheckpointTasks lists the tasks the network was trained for
-	// ("segmentation", "detection"; see Model.Tasks), written when they
-	// are fewer than its outputs: a segmentation network trained without
-	// the detection loss.
+	// CheckpointTasks names the tasks the network was trained for,
+	// separated by commas ("segmentation", "detection"; see Model.Tasks),
+	// written when they are fewer than its outputs: a segmentation network
+	// trained without the detection loss. A string, so that safetensors
+	// metadata keeps it too.
 	CheckpointTasks = "tasks"
 )
 
@@ -380,11 +381,7 @@ func SetTasks(c *Checkpoint, name string, tasks oct.Tasks) {
 	if c.Extra == nil {
 		c.Extra = pth.NewDict()
 	}
-	var list []any
-	for _, n := range tasks.Names() {
-		list = append(list, n)
-	}
-	c.Extra.Set(CheckpointTasks, list)
+	c.Extra.Set(CheckpointTasks, strings.Join(tasks.Names(), ","))
 }
 
 // TasksOf returns the tasks that c records for the network called name,
@@ -396,20 +393,11 @@ func TasksOf(c *Checkpoint, name string) (oct.Tasks, error) {
 	if !ok {
 		return outputs, nil
 	}
-	list, isList := v.([]any)
-	names := make([]string, len(list))
-	for i, x := range list {
-		s, isString := x.(string)
-		if !isString {
-			isList = false
-			break
-		}
-		names[i] = s
+	list, isString := v.(string)
+	if !isString {
+		return 0, fmt.Errorf("checkpoint entry %q is not a string of task names", CheckpointTasks)
 	}
-	if !isList {
-		return 0, fmt.Errorf("checkpoint entry %q is not a list of task names", CheckpointTasks)
-	}
-	tasks, err := oct.ParseTasks(names)
+	tasks, err := oct.ParseTasks(strings.Split(list, ","))
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint entry %q: %w", CheckpointTasks, err)
 	}

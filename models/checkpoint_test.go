@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edema/edema/internal/pytorchtest"
+	"github.com/edema/edema/oct"
 	"github.com/edema/edema/torch"
 	"github.com/edema/edema/torch/nn"
 	"github.com/edema/edema/torch/optim"
@@ -333,4 +334,59 @@ func TestIdentify(t *testing.T) {
 	}
 	assert.Empty(t, Identify(nil))
 	assert.Empty(t, Identify(pth.NewStateDict()))
+}
+
+// TestCheckpointTasks: the tasks a checkpoint records come back from every
+// format (safetensors' metadata included) and restrict the network that
+// loads it; a bad record is refused and changes nothing.
+func TestCheckpointTasks(t *testing.T) {
+	m, err := New(NameUNet)
+	require.NoError(t, err)
+	defer m.Free()
+	dir := t.TempDir()
+	for _, format := range []pth.Format{pth.FormatZip, pth.FormatLegacy, pth.FormatSafetensors} {
+		c, err := NewCheckpoint(m, &CheckpointMeta{Epoch: 1}, nil)
+		require.NoError(t, err)
+		SetTasks(c, NameUNet, oct.Segmentation)
+		path := filepath.Join(dir, fmt.Sprintf("unet-%d.pth", format))
+		require.NoError(t, c.Save(path, SaveOptions{Format: format}))
+		back, err := ReadCheckpoint(path)
+		require.NoError(t, err)
+		tasks, err := TasksOf(back, NameUNet)
+		require.NoError(t, err)
+		assert.Equal(t, oct.Segmentation, tasks, "format %v", format)
+
+		u, err := New(NameUNet)
+		require.NoError(t, err)
+		require.NoError(t, u.LoadCheckpoint(back))
+		assert.Equal(t, oct.Segmentation, u.Tasks())
+		u.Free()
+	}
+	c, err := NewCheckpoint(m, nil, nil)
+	require.NoError(t, err)
+	tasks, err := TasksOf(c, NameUNet)
+	require.NoError(t, err)
+	assert.Equal(t, oct.BothTasks, tasks, "no record: every output")
+	SetTasks(c, NameUNet, oct.Detection)
+	SetTasks(c, NameUNet, oct.BothTasks)
+	_, recorded := c.Extra.Get(CheckpointTasks)
+	assert.False(t, recorded, "all of the outputs need no record")
+
+	for _, tc := range []struct {
+		value any
+		want  string
+	}{
+		{int64(3), `checkpoint entry "tasks" is not a string of task names`},
+		{"segmentation,counting", `unknown task "counting"`},
+		{"", `unknown task ""`},
+	} {
+		c.Extra.Set(CheckpointTasks, tc.value)
+		_, err := TasksOf(c, NameUNet)
+		assert.ErrorContains(t, err, tc.want)
+		assert.ErrorContains(t, m.LoadCheckpoint(c), tc.want)
+		assert.Equal(t, oct.BothTasks, m.Tasks(), "unchanged")
+	}
+	c.Extra.Set(CheckpointTasks, "segmentation")
+	_, err = TasksOf(c, NameResNet18)
+	assert.ErrorContains(t, err, `says segmentation, which resnet18 cannot do`)
 }

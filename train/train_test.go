@@ -752,7 +752,7 @@ func TestSingleTaskRuns(t *testing.T) {
 				assert.Equal(t, "Dice", sum.Selection)
 				tasks, ok := c.Extra.Get(models.CheckpointTasks)
 				require.True(t, ok)
-				assert.Equal(t, []any{"segmentation"}, tasks)
+				assert.Equal(t, "segmentation", tasks)
 			}
 		})
 	}
