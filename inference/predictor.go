@@ -28,6 +28,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
@@ -90,6 +92,12 @@ type Options struct {
 	BatchSize int
 	// TTA is the test-time augmentation; empty means none.
 	TTA TTA
+	// InFlight is the number of batches of a cube predicted at once, each
+	// on its own goroutine; 0 means 1. With libtorch's threads set to
+	// one, two batches in flight keep two cores busy through the parts of
+	// a pass that do not parallelise (see docs/BENCHMARKS.md, "Threads").
+	// Each batch in flight holds its own input and activations.
+	InFlight int
 }
 
 // weightTolerance is how far from 1 the sum of fusion weights may be: room
@@ -117,6 +125,12 @@ func New(members []Member, opts Options) (*Predictor, error) {
 	}
 	if opts.BatchSize == 0 {
 		opts.BatchSize = models.DefaultBatchSize
+	}
+	if opts.InFlight < 0 {
+		return nil, fmt.Errorf("batches in flight %d is negative", opts.InFlight)
+	}
+	if opts.InFlight == 0 {
+		opts.InFlight = 1
 	}
 	tta, err := ParseTTA(string(opts.TTA))
 	if err != nil {
@@ -209,8 +223,7 @@ func (p *Predictor) PredictCube(ctx context.Context, c *oct.Cube, norm *oct.Norm
 		return nil, fmt.Errorf("cube %s has no slice", c.Name)
 	}
 	size := 3 * c.H * c.W
-	batch := make([]float32, min(p.opts.BatchSize, c.Slices())*size)
-	pred, err := p.predict(ctx, c.Slices(), c.H, c.W, func(at, n int) []float32 {
+	pred, err := p.predict(ctx, c.Slices(), c.H, c.W, func(batch []float32, at, n int) []float32 {
 		for k := range n {
 			norm.Fill(batch[k*size:(k+1)*size], c.Stacks[at+k], false)
 		}
@@ -233,24 +246,44 @@ func (p *Predictor) Predict(images []float32, slices, h, w int) (*models.Predict
 		return nil, fmt.Errorf("%d values for %d slices of 3×%d×%d, want %d", len(images), slices, h, w, want)
 	}
 	size := 3 * h * w
-	return p.predict(context.Background(), slices, h, w, func(at, n int) []float32 {
+	return p.predict(context.Background(), slices, h, w, func(_ []float32, at, n int) []float32 {
 		return images[at*size : (at+n)*size]
 	})
 }
 
-// predict is the one loop over the batches of a prediction: input returns
-// the normalised input of slices [at, at+n), n×3×h×w values.
-func (p *Predictor) predict(ctx context.Context, slices, h, w int, input func(at, n int) []float32) (*models.Prediction, error) {
+// predict is the one loop over the batches of a prediction, InFlight
+// batches at a time: input returns the normalised input of slices
+// [at, at+n), n×3×h×w values, in its own buf of room for a batch or
+// elsewhere. Each batch writes its own slices of the prediction.
+func (p *Predictor) predict(ctx context.Context, slices, h, w int, input func(buf []float32, at, n int) []float32) (*models.Prediction, error) {
 	dst := models.NewPrediction(slices, h, w, false)
 	dst.Absent = oct.BothTasks &^ p.tasks
-	for at := 0; at < slices; at += p.opts.BatchSize {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		n := min(p.opts.BatchSize, slices-at)
-		if err := p.PredictInto(dst, at, input(at, n), n); err != nil {
-			return nil, err
-		}
+	batch := p.opts.BatchSize
+	batches := (slices + batch - 1) / batch
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(p.opts.InFlight, batches) {
+		wg.Go(func() {
+			buf := make([]float32, min(batch, slices)*3*h*w)
+			for {
+				b := int(next.Add(1)) - 1
+				if b >= batches || ctx.Err() != nil {
+					return
+				}
+				at := b * batch
+				n := min(batch, slices-at)
+				if err := p.PredictInto(dst, at, input(buf, at, n), n); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
 	}
 	return dst, nil
 }

@@ -503,3 +503,46 @@ func TestConcurrentPredictions(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchesInFlight: predicting several batches at once gives what one
+// at a time gives, bit for bit, and an error in any batch is the
+// prediction's.
+func TestBatchesInFlight(t *testing.T) {
+	torch.ManualSeed(11)
+	m, err := models.New(models.NameUNet)
+	require.NoError(t, err)
+	defer m.Free()
+	const n, h, w = 7, 32, 16
+	images := testSlices(n, h, w)
+	var want *models.Prediction
+	for _, inFlight := range []int{1, 2, 3, 8} {
+		p, err := New([]Member{{m, 1}}, Options{BatchSize: 2, InFlight: inFlight})
+		require.NoError(t, err)
+		got, err := p.Predict(images, n, h, w)
+		require.NoError(t, err)
+		if want == nil {
+			want = got
+			continue
+		}
+		assert.Equal(t, want.Labels, got.Labels, "%d in flight", inFlight)
+		assert.Equal(t, want.Detections, got.Detections, "%d in flight", inFlight)
+	}
+	_, err = New([]Member{{m, 1}}, Options{InFlight: -1})
+	assert.ErrorContains(t, err, "batches in flight -1 is negative")
+
+	// The third batch fails: its network refuses slices of that content.
+	failing := &stub{name: "failing", probs: func(x []float32, h, w int) ([]float32, []float32) {
+		if x[0] == images[4*3*h*w] {
+			panic(&torch.Error{Op: "forward", Msg: "refused"})
+		}
+		p, d := make([]float32, 4*h*w), []float32{0, 0, 0}
+		for i := range h * w {
+			p[i] = 1
+		}
+		return p, d
+	}}
+	p, err := New([]Member{{failing, 1}}, Options{BatchSize: 2, InFlight: 2})
+	require.NoError(t, err)
+	_, err = p.Predict(images, n, h, w)
+	assert.ErrorContains(t, err, "refused")
+}

@@ -123,6 +123,7 @@ func predictorFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tta", Value: string(inference.NoTTA), Usage: "test-time augmentation: none | flip (average with the mirrored slice)"},
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu | cuda | cuda:N"},
 		&cli.IntFlag{Name: "batch-size", Value: models.DefaultBatchSize, Usage: "slices per forward pass"},
+		&cli.IntFlag{Name: "in-flight", Value: 1, Usage: "batches of a cube predicted at once, each on its own goroutine (with --threads 1 and as many batches as cores, see docs/BENCHMARKS.md)"},
 	}
 }
 
@@ -148,7 +149,10 @@ func predictorFromFlags(c *cli.Context) (*inference.Predictor, string, error) {
 	if c.Int("batch-size") < 1 {
 		return nil, "", fmt.Errorf("--batch-size must be at least 1, got %d", c.Int("batch-size"))
 	}
-	p, err := inference.Load(specs, device, inference.Options{BatchSize: c.Int("batch-size"), TTA: tta})
+	if c.Int("in-flight") < 1 {
+		return nil, "", fmt.Errorf("--in-flight must be at least 1, got %d", c.Int("in-flight"))
+	}
+	p, err := inference.Load(specs, device, inference.Options{BatchSize: c.Int("batch-size"), TTA: tta, InFlight: c.Int("in-flight")})
 	if err != nil {
 		return nil, "", err
 	}

@@ -338,6 +338,7 @@ func TestEvalAndTestErrors(t *testing.T) {
 		{[]string{"--seg-name", "unet", "--seg-path", f.unet, "--tta", "rotate"}, `--tta: unknown test-time augmentation "rotate" (want none or flip)`},
 		{[]string{"--seg-name", "unet", "--seg-path", f.unet, "--device", "tpu"}, "--device"},
 		{[]string{"--seg-name", "unet", "--seg-path", f.unet, "--batch-size", "0"}, "--batch-size must be at least 1, got 0"},
+		{[]string{"--seg-name", "unet", "--seg-path", f.unet, "--in-flight", "0"}, "--in-flight must be at least 1, got 0"},
 	}
 	for _, cmd := range []struct {
 		name string
