@@ -330,11 +330,7 @@ func trainNetwork(ctx context.Context, o Options, r *Report, recipe Recipe, log 
 	if sum.Interrupted {
 		return "", fmt.Errorf("training %s: %w", recipe.Name, context.Cause(ctx))
 	}
-	if sum.Best != "" {
-		return sum.Best, nil
-	}
-	// No epoch improved on a Dice of 0: the last weights are all there is.
-	return sum.Checkpoint, nil
+	return sum.Weights(), nil
 }
 
 // saveUntrained writes the weights of a UNet as initialised before

@@ -274,7 +274,7 @@ func (p *Predictor) predict(ctx context.Context, slices, h, w int, input func(bu
 				}
 				at := b * batch
 				n := min(batch, slices-at)
-				if err := p.PredictInto(dst, at, input(buf, at, n), n); err != nil {
+				if err := p.predictInto(dst, at, input(buf, at, n), n); err != nil {
 					cancel(err)
 					return
 				}
@@ -290,9 +290,21 @@ func (p *Predictor) predict(ctx context.Context, slices, h, w int, input func(bu
 
 // PredictInto runs the n slices of images (n×3×H×W with dst's H and W) in
 // one pass per network (two with FlipTTA) and writes their labels and
-// detection probabilities at slices [at, at+n) of dst. Every tensor of the
+// detection probabilities at slices [at, at+n) of dst, marking in
+// dst.Absent the tasks the predictor does not do. Every tensor of the
 // pass is released before it returns.
-func (p *Predictor) PredictInto(dst *models.Prediction, at int, images []float32, n int) (err error) {
+func (p *Predictor) PredictInto(dst *models.Prediction, at int, images []float32, n int) error {
+	if err := p.predictInto(dst, at, images, n); err != nil {
+		return err
+	}
+	dst.Absent |= oct.BothTasks &^ p.tasks
+	return nil
+}
+
+// predictInto is PredictInto without marking dst's absent tasks: the
+// batches of one prediction run it concurrently, and predict marks them
+// once before.
+func (p *Predictor) predictInto(dst *models.Prediction, at int, images []float32, n int) (err error) {
 	h, w := dst.H, dst.W
 	if n < 1 || at < 0 || at+n > dst.Slices {
 		return fmt.Errorf("slices %d..%d do not fit a prediction of %d slices", at, at+n-1, dst.Slices)
@@ -316,7 +328,6 @@ func (p *Predictor) PredictInto(dst *models.Prediction, at int, images []float32
 		if det != nil {
 			torch.CopyInto(dst.Detections[at*oct.NumLesions:(at+n)*oct.NumLesions], det.To(torch.Float32))
 		}
-		dst.Absent |= oct.BothTasks &^ p.tasks
 	})
 	return err
 }

@@ -320,10 +320,7 @@ func trainRow(ctx context.Context, o Options, res Result) (string, error) {
 		return "", fmt.Errorf("training %s: interrupted; run again to continue: %w", res.Key, context.Cause(ctx))
 	}
 	fmt.Fprintf(o.Log, "%s: trained in %s, best validation %s %s\n", res.Key, time.Since(began).Round(time.Second), sum.Selection, inference.Figure(sum.BestDice))
-	if sum.Best != "" {
-		return sum.Best, nil
-	}
-	return sum.Checkpoint, nil
+	return sum.Weights(), nil
 }
 
 // score evaluates the predictor of specs on the validation cubes and, when

@@ -96,6 +96,16 @@ type Summary struct {
 	Checkpoint, Best string
 }
 
+// Weights returns the checkpoint to evaluate or deploy from the run:
+// model_best.pth.tar, or checkpoint_latest.pth.tar while no epoch has
+// improved on the start (a Dice of 0, as in the original).
+func (s *Summary) Weights() string {
+	if s.Best != "" {
+		return s.Best
+	}
+	return s.Checkpoint
+}
+
 // Run trains as cfg says and reports progress to obs (nil for none).
 //
 // Cancelling ctx interrupts the run cleanly: the step in progress
@@ -599,9 +609,9 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 
 	// One transfer brings the loss terms and the counts to the host.
 	var host []float64
+	segmented := t.loss.Tasks().Has(oct.Segmentation)
 	torch.NoGrad(func() {
 		parts := terms.Parts()
-		segmented := t.loss.Tasks().Has(oct.Segmentation)
 		if segmented {
 			pred := seg.Argmax(1, false)
 			for class := 1; class <= oct.NumLesions; class++ {
@@ -616,7 +626,7 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 	})
 	v = losses.ValuesOf(host)
 	for k := range oct.NumLesions {
-		if len(host) == 4 { // no segmentation: its figures are absent
+		if !segmented { // its figures are absent
 			c.Inter[k], c.Pred[k], c.Truth[k] = math.NaN(), math.NaN(), math.NaN()
 			continue
 		}

@@ -728,10 +728,7 @@ func TestSingleTaskRuns(t *testing.T) {
 				assert.Equal(t, math.IsNaN(sum.Rows[i].AUC), math.IsNaN(r.AUC), "dice_epoch.txt keeps the absent figures")
 			}
 
-			best := sum.Best
-			if best == "" { // no epoch beat a Dice of 0, as two steps of UNet may not
-				best = sum.Checkpoint
-			}
+			best := sum.Weights() // no epoch may beat a Dice of 0 in two steps of UNet
 			m, err := inference.LoadNetwork(tc.name, best, torch.CPU)
 			require.NoError(t, err, "the best checkpoint of a run whose figures are %v", sum.Rows)
 			defer m.Free()
