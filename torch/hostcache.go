@@ -14,35 +14,40 @@ import "syscall"
 // history, many smaller ones) freshly from the kernel and unmaps it when it
 // is freed, so each forward or backward pass of a network page-faults its
 // activations in again, and the kernel zeroes every page. On the virtual
-// machines of docs/BENCHMARKS.md that was about half of a UNet++ pass's
-// CPU time. Tuning glibc does not cure it: with large aligned blocks its
-// heap can grow without bound instead.
+// machines of docs/BENCHMARKS.md that was a third to a half of a UNet++
+// pass's CPU time. Tuning glibc does not cure it: with large aligned blocks
+// its heap can grow without bound instead.
 //
-// With the cache enabled, a freed tensor of 1 MiB or more keeps its block
-// (up to a limit on the bytes kept) and the next tensor of about its size
-// (no more than an eighth smaller) takes it, as PyTorch's CUDA caching
-// allocator does on the GPU; smaller tensors go to malloc and back as
-// before. The price is memory: the cache holds up to its limit of blocks
-// that no tensor uses. The edema command enables it with
-// DefaultHostCacheLimit. The cache is safe to use from any goroutine;
-// tensors may be freed on any of them.
+// With the cache enabled, tensors of 1 MiB or more take blocks of memory
+// segments that the cache maps from the kernel and keeps, as PyTorch's CUDA
+// caching allocator does on the GPU: a tensor takes the smallest free block
+// that holds it and splits off the rest, and a freed block merges with its
+// free neighbours. So the next pass runs in the memory the last one left,
+// whatever its tensors' sizes, without a page fault, and the memory held
+// stays close to the most that the tensors ever used at once. Segments are
+// backed by transparent huge pages where the kernel allows it. Smaller
+// tensors go to malloc and back as before. The limit is on free memory:
+// beyond it the cache unmaps wholly free segments, largest first; the free
+// part of a segment in use stays until the rest of it is free. The edema
+// command enables the cache with DefaultHostCacheLimit. The cache is safe
+// to use from any goroutine; tensors may be freed on any of them.
 
 // EnableHostCache makes the host cache libtorch's CPU allocator, keeping
-// at most limit bytes of freed blocks, or changes the limit of an enabled
-// cache (freeing blocks beyond the new limit). Tensors made before keep
+// at most limit bytes of free memory, or changes the limit of an enabled
+// cache (unmapping free segments beyond the new limit). Tensors made before keep
 // the allocator that made them.
 func EnableHostCache(limit int64) {
 	check("host_cache_enable", C.et_host_cache_enable(C.int64_t(limit)))
 }
 
-// DisableHostCache gives libtorch its own CPU allocator back and frees the
-// cached blocks. Tensors the cache made hand their blocks to malloc when
-// they are freed.
+// DisableHostCache gives libtorch its own CPU allocator back and unmaps
+// the free segments. Tensors the cache made keep their blocks; a segment
+// is unmapped when its last tensor is freed.
 func DisableHostCache() {
 	check("host_cache_disable", C.et_host_cache_disable())
 }
 
-// EmptyHostCache frees the cached blocks and keeps the cache enabled, as
+// EmptyHostCache unmaps the wholly free segments and keeps the cache enabled, as
 // torch.cuda.empty_cache() does for the GPU's.
 func EmptyHostCache() {
 	check("host_cache_empty", C.et_host_cache_empty())
@@ -50,19 +55,21 @@ func EmptyHostCache() {
 
 // HostCacheStats describes the host cache.
 type HostCacheStats struct {
-	Cached int64 // bytes in cached blocks that no tensor uses
-	Limit  int64 // the most bytes the cache keeps (0: disabled)
-	Blocks int64 // cached blocks
-	Hits   int64 // tensors of 1 MiB or more served from the cache
-	Misses int64 // tensors of 1 MiB or more that needed fresh memory
+	Cached   int64 // bytes of the segments that no tensor uses
+	Reserved int64 // bytes of all segments, in use or not
+	Limit    int64 // the most free bytes the cache keeps (0: disabled)
+	Blocks   int64 // free blocks
+	Hits     int64 // tensors of 1 MiB or more served from free blocks
+	Misses   int64 // tensors of 1 MiB or more that needed a new segment
 }
 
 // HostCacheStatistics returns the host cache's figures so far.
 func HostCacheStatistics() HostCacheStats {
-	var out [5]C.int64_t
+	var out [6]C.int64_t
 	check("host_cache_stats", C.et_host_cache_stats(&out[0]))
 	return HostCacheStats{Cached: int64(out[0]), Limit: int64(out[1]),
-		Hits: int64(out[2]), Misses: int64(out[3]), Blocks: int64(out[4])}
+		Hits: int64(out[2]), Misses: int64(out[3]), Blocks: int64(out[4]),
+		Reserved: int64(out[5])}
 }
 
 // DefaultHostCacheLimit is the limit the edema command gives the host

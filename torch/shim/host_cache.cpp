@@ -2,13 +2,31 @@
 // default CPU allocator hands every tensor to malloc and back, and glibc
 // maps large blocks freshly from the kernel and unmaps them when they are
 // freed, so every pass of a network page-faults all of its activations in
-// again. This allocator keeps freed blocks of kMinCached bytes or more (up
-// to a byte limit) and serves later tensors of about the same size from
-// them, as PyTorch's CUDA caching allocator does on the GPU. Smaller blocks
-// go to malloc and back at once. The policy (when to enable it, the limit)
-// is Go's: see torch/hostcache.go.
-#include <map>
+// again and the kernel zeroes each page.
+//
+// Tensors of kMinCached bytes or more take blocks of one arena: a range of
+// address space reserved once and made usable from its start as the
+// tensors need it, as PyTorch's CUDA allocator does with expandable
+// segments. A request takes the smallest free block that holds it (best
+// fit) and splits off the rest when the rest is worth keeping; a freed
+// block merges with its free neighbours; when no free block holds a
+// request, the arena grows at its end by what its free last block lacks.
+// So a pass runs in the memory the last pass left, whatever its tensors'
+// sizes, without page faults, and the memory used stays close to the most
+// the tensors ever held at once. The arena asks for transparent huge
+// pages, so even the first pass faults its memory in 2 MiB at a time where
+// the kernel allows. Free memory beyond the limit goes back to the kernel
+// (MADV_DONTNEED), largest free block first; the address space stays.
+// Smaller tensors go to malloc and back at once.
+//
+// The policy (when to enable the cache, its limit) is Go's: see
+// torch/hostcache.go.
+#include <set>
 #include <mutex>
+#include <utility>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <c10/core/CPUAllocator.h>
 
@@ -16,19 +34,27 @@
 
 namespace {
 
-constexpr size_t kAlignment = 64;        // c10's alignment of tensor data
-constexpr size_t kHeader = kAlignment;   // block header, before the data
-constexpr size_t kMinCached = 1 << 20;   // smaller blocks are not cached
-constexpr size_t kGranule = 1 << 16;     // cached capacities are multiples
-// A cached block serves a request only if it is at most this much larger,
-// so that small tensors do not tie up big blocks.
-constexpr size_t kSlack = 8;             // capacity <= request + request/8
+constexpr size_t kAlignment = 64;      // c10's alignment of tensor data
+constexpr size_t kHeader = kAlignment; // block header, before the data
+constexpr size_t kMinCached = 1 << 20; // smaller tensors are not cached
+constexpr size_t kRound = 512;         // cached sizes are multiples
+constexpr size_t kMinSplit = 1 << 20;  // smaller remainders stay with the block
+constexpr size_t kHugePage = 2 << 20;  // the arena grows by multiples, aligned
 
-// The header of a block records its capacity (the bytes after the header),
-// so the deleter needs only the data pointer.
+// Every block starts with a header, so the deleter needs only the data
+// pointer. The arena's blocks are a list in address order.
 struct Header {
-  size_t capacity;
+  size_t size;    // bytes of data after the header
+  Header *prev;   // the block before, in the arena
+  Header *next;   // the block after, in the arena
+  bool cached;    // from the arena, else from malloc
+  bool free;
+  bool released;  // free, and its pages given back to the kernel
 };
+static_assert(sizeof(Header) <= kHeader, "the header must fit before the data");
+
+inline char *data_of(Header *h) { return reinterpret_cast<char *>(h) + kHeader; }
+inline size_t round_up(size_t n, size_t unit) { return (n + unit - 1) / unit * unit; }
 
 class HostCache final : public c10::Allocator {
  public:
@@ -44,83 +70,185 @@ class HostCache final : public c10::Allocator {
   void set_limit(size_t limit) {
     std::lock_guard<std::mutex> lock(mu_);
     limit_ = limit;
-    trim_locked();
+    trim_locked(limit_);
   }
   void empty() {
     std::lock_guard<std::mutex> lock(mu_);
-    size_t keep = limit_;
-    limit_ = 0;
-    trim_locked();
-    limit_ = keep;
+    trim_locked(0);
   }
-  void stats(int64_t out[5]) {
+  void stats(int64_t out[6]) {
     std::lock_guard<std::mutex> lock(mu_);
-    out[0] = static_cast<int64_t>(cached_);
+    out[0] = static_cast<int64_t>(idle_locked());
     out[1] = static_cast<int64_t>(limit_);
     out[2] = hits_;
     out[3] = misses_;
     out[4] = static_cast<int64_t>(free_.size());
+    out[5] = static_cast<int64_t>(committed_ - released_);
   }
 
  private:
   c10::DataPtr take(size_t n) {
-    size_t capacity = n < kMinCached ? n : (n + kGranule - 1) / kGranule * kGranule;
-    char *base = nullptr;
-    if (capacity >= kMinCached) base = reuse(capacity);
-    if (base == nullptr) base = fresh(capacity);
-    char *data = base + kHeader;
+    TORCH_CHECK(n <= SIZE_MAX / 4, "not enough host memory: tried to allocate ", n, " bytes");
+    Header *h = n < kMinCached ? from_malloc(n) : from_arena(round_up(n, kRound));
+    char *data = data_of(h);
     return {data, data, &give_back, c10::Device(c10::DeviceType::CPU)};
   }
 
-  char *reuse(size_t capacity) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.lower_bound(capacity);
-    if (it == free_.end() || it->first > capacity + capacity / kSlack) {
-      misses_++;
-      return nullptr;
-    }
-    char *base = it->second;
-    cached_ -= it->first;
-    free_.erase(it);
-    hits_++;
-    return base;
+  static Header *from_malloc(size_t n) {
+    void *base = nullptr;
+    TORCH_CHECK(posix_memalign(&base, kAlignment, kHeader + n) == 0, "not enough host memory: tried to allocate ",
+                n, " bytes");
+    auto *h = static_cast<Header *>(base);
+    *h = Header{n, nullptr, nullptr, false, false, false};
+    return h;
   }
 
-  char *fresh(size_t capacity) {
-    void *base = nullptr;
-    if (posix_memalign(&base, kAlignment, kHeader + capacity) != 0) {
-      // Out of memory: what the cache holds may be enough.
-      empty();
-      TORCH_CHECK(posix_memalign(&base, kAlignment, kHeader + capacity) == 0,
-                  "not enough host memory: tried to allocate ", capacity, " bytes");
+  Header *from_arena(size_t size) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Header *h = nullptr;
+    auto it = free_.lower_bound({size, nullptr});
+    if (it != free_.end()) {
+      h = it->second;
+      hits_++;
+    } else {
+      h = grow_locked(size);
+      misses_++;
     }
-    static_cast<Header *>(base)->capacity = capacity;
-    return static_cast<char *>(base);
+    unlist_locked(h);
+    split_locked(h, size);
+    h->free = false;
+    h->released = false;
+    in_use_ += kHeader + h->size;
+    return h;
+  }
+
+  // grow_locked makes the arena's last block free and at least size bytes
+  // long, growing the arena, and returns it.
+  Header *grow_locked(size_t size) {
+    if (base_ == nullptr) reserve_locked();
+    bool extend = last_ != nullptr && last_->free;
+    size_t bytes = round_up(extend ? size - last_->size : kHeader + size, kHugePage);
+    TORCH_CHECK(bytes <= reserved_ - committed_, "not enough host memory: tried to allocate ", size,
+                " bytes, and the host cache's ", reserved_ >> 30, " GiB of address space hold ", committed_ >> 20,
+                " MiB already");
+    char *end = base_ + committed_;
+    if (mprotect(end, bytes, PROT_READ | PROT_WRITE) != 0) {
+      // Out of memory: what the cache holds may be enough.
+      trim_locked(0);
+      TORCH_CHECK(mprotect(end, bytes, PROT_READ | PROT_WRITE) == 0, "not enough host memory: tried to allocate ",
+                  size, " bytes");
+    }
+    committed_ += bytes;
+    if (extend) {
+      unlist_locked(last_);
+      last_->size += bytes;
+      list_locked(last_);
+      return last_;
+    }
+    auto *h = reinterpret_cast<Header *>(end);
+    *h = Header{bytes - kHeader, last_, nullptr, true, true, false};
+    if (last_ != nullptr) last_->next = h;
+    last_ = h;
+    list_locked(h);
+    return h;
+  }
+
+  // reserve_locked reserves the arena's address space: inaccessible, so
+  // that it counts against no memory until grow_locked makes it usable.
+  // Four times the machine's memory, or less where the process may not
+  // have that much address space.
+  void reserve_locked() {
+    size_t ram = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    for (size_t want = round_up(4 * std::max(ram, size_t(1) << 30), 1 << 30); want >= (size_t(1) << 30);
+         want /= 2) {
+      void *p = mmap(nullptr, want + kHugePage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p == MAP_FAILED) continue;
+      // Aligned to a huge page, so that the kernel can back all of it with
+      // them; advice only, where huge pages are off the arena has small ones.
+      auto addr = reinterpret_cast<uintptr_t>(p);
+      base_ = reinterpret_cast<char *>(round_up(addr, kHugePage));
+      reserved_ = want;
+      madvise(base_, reserved_, MADV_HUGEPAGE);
+      return;
+    }
+    TORCH_CHECK(false, "the host cache could not reserve address space for its arena");
+  }
+
+  // split_locked keeps size bytes in h, which is in no list, and makes the
+  // rest a free block of its own when the rest is worth it.
+  void split_locked(Header *h, size_t size) {
+    if (h->size < size + kHeader + kMinSplit) return;
+    auto *rest = reinterpret_cast<Header *>(data_of(h) + size);
+    *rest = Header{h->size - size - kHeader, h, h->next, true, true, h->released};
+    if (h->next != nullptr) h->next->prev = rest;
+    if (last_ == h) last_ = rest;
+    h->next = rest;
+    h->size = size;
+    list_locked(rest);
   }
 
   static void give_back(void *data) {
     if (data == nullptr) return;
-    char *base = static_cast<char *>(data) - kHeader;
-    size_t capacity = reinterpret_cast<Header *>(base)->capacity;
-    if (capacity < kMinCached || !instance().keep(base, capacity)) std::free(base);
+    auto *h = reinterpret_cast<Header *>(static_cast<char *>(data) - kHeader);
+    if (h->cached) {
+      instance().release(h);
+    } else {
+      std::free(h);
+    }
   }
 
-  bool keep(char *base, size_t capacity) {
+  void release(Header *h) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (cached_ + capacity > limit_) return false;
-    free_.emplace(capacity, base);
-    cached_ += capacity;
-    return true;
+    in_use_ -= kHeader + h->size;
+    h->free = true;
+    if (Header *next = h->next; next != nullptr && next->free) merge_locked(h, next);
+    if (Header *prev = h->prev; prev != nullptr && prev->free) {
+      unlist_locked(prev);
+      merge_locked(prev, h);
+      h = prev;
+    }
+    list_locked(h);
+    if (idle_locked() > limit_) trim_locked(limit_);
   }
 
-  // trim_locked frees cached blocks, largest first, until the cache fits
-  // its limit.
-  void trim_locked() {
-    while (cached_ > limit_ && !free_.empty()) {
-      auto it = std::prev(free_.end());
-      cached_ -= it->first;
-      std::free(it->second);
-      free_.erase(it);
+  // merge_locked makes b, the listed free block after a, part of a, which
+  // is in no list. The merged block counts as resident unless both were
+  // released.
+  void merge_locked(Header *a, Header *b) {
+    unlist_locked(b);
+    a->size += kHeader + b->size;
+    a->released = a->released && b->released;
+    a->next = b->next;
+    if (b->next != nullptr) b->next->prev = a;
+    if (last_ == b) last_ = a;
+  }
+
+  // list_locked and unlist_locked add a free block to the free set and
+  // take it out, keeping count of the released bytes.
+  void list_locked(Header *h) {
+    free_.insert({h->size, h});
+    if (h->released) released_ += kHeader + h->size;
+  }
+  void unlist_locked(Header *h) {
+    if (free_.erase({h->size, h}) != 0 && h->released) released_ -= kHeader + h->size;
+  }
+
+  // idle_locked is the resident memory of the arena that no tensor holds.
+  size_t idle_locked() const { return committed_ - released_ - in_use_; }
+
+  // trim_locked gives the pages of free blocks back to the kernel, largest
+  // block first, until the idle memory is at most limit. A block keeps its
+  // header's page, and the next block's.
+  void trim_locked(size_t limit) {
+    static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    for (auto it = free_.end(); it != free_.begin() && idle_locked() > limit;) {
+      Header *h = (--it)->second;
+      if (h->released) continue;
+      auto from = round_up(reinterpret_cast<uintptr_t>(data_of(h)), page);
+      auto to = (reinterpret_cast<uintptr_t>(data_of(h)) + h->size) / page * page;
+      if (to > from) madvise(reinterpret_cast<void *>(from), to - from, MADV_DONTNEED);
+      h->released = true;
+      released_ += kHeader + h->size;
     }
   }
 
@@ -134,8 +262,13 @@ class HostCache final : public c10::Allocator {
 
  private:
   std::mutex mu_;
-  std::multimap<size_t, char *> free_;  // capacity -> block
-  size_t cached_ = 0;
+  std::set<std::pair<size_t, Header *>> free_;  // (size, block) of free blocks
+  char *base_ = nullptr;  // the arena
+  size_t reserved_ = 0;   // bytes of address space reserved for it
+  size_t committed_ = 0;  // bytes of it made usable, from base_
+  Header *last_ = nullptr;  // the block that ends at base_ + committed_
+  size_t released_ = 0;   // bytes of free blocks given back to the kernel
+  size_t in_use_ = 0;     // bytes of blocks that tensors hold, headers included
   size_t limit_ = 0;
   int64_t hits_ = 0, misses_ = 0;
 };
