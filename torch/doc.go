@@ -51,16 +51,17 @@
 //     per tensor and frees memory only when the collector runs.
 //
 // What a freed tensor releases goes back to libtorch's CPU allocator, which
-// hands it to malloc; [EnableHostCache] keeps large blocks for reuse instead
-// (the edema command does), which spares each pass of a network the page
-// faults of its activations. The cache is the shim's one piece of policy in
+// hands it to malloc; [EnableHostCache] makes a caching allocator serve
+// large tensors instead (the edema command does): an arena that the next
+// pass of a network reuses, which spares it the page faults of its
+// activations and keeps the memory held close to the most in use at once. The cache is the shim's one piece of policy in
 // C++, because libtorch calls its allocator from C++.
 //
 // # Threads and goroutines
 //
-// libtorch keeps its grad mode and inference mode per OS thread, and Go moves
-// goroutines between OS threads between cgo calls. [NoGrad], [InferenceMode]
-// and [WithGradEnabled] therefore lock the goroutine to its OS thread for the
+// libtorch keeps its grad mode, inference mode and autocast per OS thread,
+// and Go moves goroutines between OS threads between cgo calls. [NoGrad],
+// [InferenceMode], [WithGradEnabled] and [Autocast] therefore lock the goroutine to its OS thread for the
 // duration of the function they run, set the mode there and restore the
 // previous mode before unlocking (also when the function panics), so the
 // mode holds for every operation the function performs and never leaks to

@@ -61,6 +61,10 @@ et_error et_item(et_tensor t, double *out);
 /* Conversion and copies. */
 et_error et_to(et_tensor t, int dtype, int dev_type, int dev_index, et_tensor *out);
 et_error et_contiguous(et_tensor t, et_tensor *out);
+/* t in a memory format (a c10::MemoryFormat code: 0 contiguous, 2 channels
+ * last), and whether it is laid out so. */
+et_error et_contiguous_as(et_tensor t, int format, et_tensor *out);
+et_error et_is_contiguous_as(et_tensor t, int format, int *out);
 et_error et_clone(et_tensor t, et_tensor *out);
 et_error et_detach(et_tensor t, et_tensor *out);
 et_error et_copy_(et_tensor dst, et_tensor src);
@@ -192,6 +196,17 @@ et_error et_grad_enabled(int *out);
 et_error et_set_grad_enabled(int enabled);
 et_error et_inference_mode_enter(void **guard);
 et_error et_inference_mode_exit(void *guard);
+/* Autocast (automatic mixed precision), per OS thread: whether it is on for
+ * a device type (0 CPU, 1 CUDA) and in which dtype (a ScalarType code); its
+ * nesting depth and its cache of casted weights, which torch.autocast clears
+ * when its outermost region ends. */
+et_error et_autocast_enabled(int device_type, int *out);
+et_error et_set_autocast_enabled(int device_type, int enabled);
+et_error et_autocast_dtype(int device_type, int *out);
+et_error et_set_autocast_dtype(int device_type, int dtype);
+et_error et_autocast_increment_nesting(int *out);
+et_error et_autocast_decrement_nesting(int *out);
+et_error et_autocast_clear_cache(void);
 
 /* In-place initialisation and random numbers. */
 et_error et_manual_seed(uint64_t seed);
@@ -209,12 +224,13 @@ et_error et_cuda_device_count(int *out);
 et_error et_cuda_synchronize(int device_index);
 et_error et_version(char **out);
 
-/* The host cache (host_cache.cpp): CPU tensors of 1 MiB or more keep their
- * memory when freed, up to limit bytes, for later tensors of about their
- * size. enable installs it as libtorch's CPU allocator (or changes the
- * limit), disable restores the previous allocator and frees what is cached,
- * empty frees what is cached. stats fills out[0..4] with the bytes cached,
- * the limit, hits, misses and the blocks cached. */
+/* The host cache (host_cache.cpp): CPU tensors of 1 MiB or more take
+ * blocks of memory segments that the cache keeps when the tensors are freed,
+ * up to limit bytes of free memory, for later tensors. enable installs it as
+ * libtorch's CPU allocator (or changes the limit), disable restores the
+ * previous allocator and frees what is cached, empty frees what is cached.
+ * stats fills out[0..5] with the bytes free, the limit, hits, misses, the
+ * free blocks and the bytes of all segments. */
 et_error et_host_cache_enable(int64_t limit);
 et_error et_host_cache_disable(void);
 et_error et_host_cache_empty(void);

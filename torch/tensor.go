@@ -383,6 +383,38 @@ func (t *Tensor) Contiguous() *Tensor {
 	return result("contiguous", err, out)
 }
 
+// MemoryFormat is the order of a 4-D tensor's elements in memory.
+type MemoryFormat int
+
+const (
+	// ContiguousFormat is N×C×H×W order, PyTorch's default.
+	ContiguousFormat MemoryFormat = 0
+	// ChannelsLast is N×H×W×C order, torch.channels_last: the channels
+	// of a pixel side by side, which oneDNN's and cuDNN's fastest
+	// convolutions (tensor cores among them) read directly. The shape
+	// stays N×C×H×W.
+	ChannelsLast MemoryFormat = 2
+)
+
+// ContiguousAs returns t laid out in format f (t itself, another handle
+// to it, when it already is), as t.contiguous(memory_format=f) does.
+// ChannelsLast needs a 4-D tensor.
+func (t *Tensor) ContiguousAs(f MemoryFormat) *Tensor {
+	var out C.et_tensor
+	err := C.et_contiguous_as(t.handle("contiguous"), C.int(f), &out)
+	runtime.KeepAlive(t)
+	return result("contiguous", err, out)
+}
+
+// IsContiguousAs reports whether t is laid out in format f.
+func (t *Tensor) IsContiguousAs(f MemoryFormat) bool {
+	var out C.int
+	err := C.et_is_contiguous_as(t.handle("is_contiguous"), C.int(f), &out)
+	runtime.KeepAlive(t)
+	check("is_contiguous", err)
+	return out != 0
+}
+
 // Clone returns a copy with its own memory (recorded by autograd).
 func (t *Tensor) Clone() *Tensor {
 	var out C.et_tensor

@@ -308,6 +308,18 @@ func (s *Store) ToDType(dtype torch.DType) (err error) {
 	return nil
 }
 
+// SetMemoryFormat lays out every 4-D parameter and buffer (and gradient)
+// in format f in place, as module.to(memory_format=f) does: with
+// torch.ChannelsLast weights and inputs, convolutions run on channels-last
+// data throughout. The values, the shapes and the state dict stay the same.
+func (s *Store) SetMemoryFormat(f torch.MemoryFormat) (err error) {
+	defer torch.Recover(&err)
+	s.convert(func(t *torch.Tensor) bool { return t.Dim() == 4 && !t.IsContiguousAs(f) },
+		func(t *torch.Tensor) *torch.Tensor { return t.ContiguousAs(f) })
+	s.refold()
+	return nil
+}
+
 func (s *Store) convert(needed func(*torch.Tensor) bool, to func(*torch.Tensor) *torch.Tensor) {
 	if s.freed {
 		panic(&torch.Error{Op: "nn", Msg: "use of a freed store"})

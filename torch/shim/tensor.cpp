@@ -1,4 +1,5 @@
 // Tensor lifecycle, creation, properties, autograd and runtime settings.
+#include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/cuda.h>
@@ -90,6 +91,12 @@ et_error et_to(et_tensor t, int dtype, int dev_type, int dev_index, et_tensor *o
 }
 
 et_error et_contiguous(et_tensor t, et_tensor *out) { ET_TRY(*out = et_wrap(t->t.contiguous())) }
+et_error et_contiguous_as(et_tensor t, int format, et_tensor *out) {
+  ET_TRY(*out = et_wrap(t->t.contiguous(static_cast<at::MemoryFormat>(format))))
+}
+et_error et_is_contiguous_as(et_tensor t, int format, int *out) {
+  ET_TRY(*out = t->t.is_contiguous(static_cast<at::MemoryFormat>(format)) ? 1 : 0)
+}
 et_error et_clone(et_tensor t, et_tensor *out) { ET_TRY(*out = et_wrap(t->t.clone())) }
 et_error et_detach(et_tensor t, et_tensor *out) { ET_TRY(*out = et_wrap(t->t.detach())) }
 et_error et_copy_(et_tensor dst, et_tensor src) { ET_TRY(dst->t.copy_(src->t)) }
@@ -117,6 +124,61 @@ et_error et_set_grad_enabled(int enabled) { ET_TRY(c10::GradMode::set_enabled(en
 et_error et_inference_mode_enter(void **guard) { ET_TRY(*guard = new c10::InferenceMode(true)) }
 
 et_error et_inference_mode_exit(void *guard) { ET_TRY(delete static_cast<c10::InferenceMode *>(guard)) }
+
+// Autocast, per device type. libtorch 2.4 takes the device type as an
+// argument; earlier versions have one function per device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define ET_AUTOCAST_BY_DEVICE 1
+#endif
+
+et_error et_autocast_enabled(int device_type, int *out) {
+  ET_TRY(auto type = static_cast<c10::DeviceType>(device_type);
+#ifdef ET_AUTOCAST_BY_DEVICE
+         *out = at::autocast::is_autocast_enabled(type);
+#else
+         *out = type == c10::DeviceType::CPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+#endif
+  )
+}
+
+et_error et_set_autocast_enabled(int device_type, int enabled) {
+  ET_TRY(auto type = static_cast<c10::DeviceType>(device_type);
+#ifdef ET_AUTOCAST_BY_DEVICE
+         at::autocast::set_autocast_enabled(type, enabled != 0);
+#else
+         if (type == c10::DeviceType::CPU) at::autocast::set_cpu_enabled(enabled != 0);
+         else at::autocast::set_enabled(enabled != 0);
+#endif
+  )
+}
+
+et_error et_autocast_dtype(int device_type, int *out) {
+  ET_TRY(auto type = static_cast<c10::DeviceType>(device_type);
+#ifdef ET_AUTOCAST_BY_DEVICE
+         *out = static_cast<int>(at::autocast::get_autocast_dtype(type));
+#else
+         *out = static_cast<int>(type == c10::DeviceType::CPU ? at::autocast::get_autocast_cpu_dtype()
+                                                              : at::autocast::get_autocast_gpu_dtype());
+#endif
+  )
+}
+
+et_error et_set_autocast_dtype(int device_type, int dtype) {
+  ET_TRY(auto type = static_cast<c10::DeviceType>(device_type); auto st = static_cast<at::ScalarType>(dtype);
+#ifdef ET_AUTOCAST_BY_DEVICE
+         at::autocast::set_autocast_dtype(type, st);
+#else
+         if (type == c10::DeviceType::CPU) at::autocast::set_autocast_cpu_dtype(st);
+         else at::autocast::set_autocast_gpu_dtype(st);
+#endif
+  )
+}
+
+et_error et_autocast_increment_nesting(int *out) { ET_TRY(*out = at::autocast::increment_nesting()) }
+
+et_error et_autocast_decrement_nesting(int *out) { ET_TRY(*out = at::autocast::decrement_nesting()) }
+
+et_error et_autocast_clear_cache(void) { ET_TRY(at::autocast::clear_cache()) }
 
 et_error et_manual_seed(uint64_t seed) { ET_TRY(at::manual_seed(seed)) }
 
