@@ -1,6 +1,7 @@
 // Package optim holds the optimizers that train the edema networks: Adam
 // (with L2 weight decay and optional AMSGrad) and SGD (with momentum,
-// dampening, Nesterov momentum and L2 weight decay).
+// dampening, Nesterov momentum and L2 weight decay), and the gradient
+// scaler of float16 training (GradScaler, torch.amp.GradScaler's rule).
 //
 // Each optimizer is the single-tensor implementation of torch.optim in
 // PyTorch 1.13, the project's reference, written in Go on top of the torch
