@@ -67,6 +67,9 @@ type Model struct {
 	store *nn.Store
 	net   Network
 	tasks oct.Tasks
+	// format is the memory format of the weights and of each pass's input
+	// (SetMemoryFormat).
+	format torch.MemoryFormat
 }
 
 // New builds the network called name (see Names) on the CPU in float32,
@@ -138,6 +141,9 @@ func (m *Model) Forward(x *torch.Tensor) (seg, det *torch.Tensor, err error) {
 	// keeps what the backward pass needs.
 	s := torch.NewScope()
 	defer s.Close()
+	if m.format != torch.ContiguousFormat {
+		x = x.ContiguousAs(m.format)
+	}
 	seg, det = m.net.Forward(x)
 	if seg != nil {
 		s.Keep(seg)
@@ -209,6 +215,22 @@ func (m *Model) To(d torch.Device) error { return m.store.To(d) }
 // ToDType converts the network's floating-point tensors to dtype, keeping
 // their identities; inputs must then have that dtype.
 func (m *Model) ToDType(dtype torch.DType) error { return m.store.ToDType(dtype) }
+
+// SetMemoryFormat lays the network's weights out in format f and runs
+// every later pass on its input laid out so (torch.ChannelsLast: N×H×W×C
+// in memory, which oneDNN's and cuDNN's convolutions read directly; see
+// docs/BENCHMARKS.md for when it pays). Outputs keep their shapes; the
+// state dict and checkpoints are unchanged.
+func (m *Model) SetMemoryFormat(f torch.MemoryFormat) error {
+	if err := m.store.SetMemoryFormat(f); err != nil {
+		return err
+	}
+	m.format = f
+	return nil
+}
+
+// MemoryFormat returns the format SetMemoryFormat set.
+func (m *Model) MemoryFormat() torch.MemoryFormat { return m.format }
 
 // Device returns the device the network is on.
 func (m *Model) Device() torch.Device { return m.store.Device() }

@@ -298,3 +298,65 @@ func TestFoldedEvaluationMatchesPlain(t *testing.T) {
 		})
 	}
 }
+
+// TestChannelsLastMatchesContiguous runs each network twice from the
+// same weights, as it is and with its weights and input channels last, in
+// training and then in evaluation mode: the same outputs within 1e-4, and
+// the weights laid out channels last with the same values.
+func TestChannelsLastMatchesContiguous(t *testing.T) {
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			x := torch.Randn([]int64{2, 3, 64, 32}, torch.Float32CPU)
+			build := func() *Model {
+				torch.ManualSeed(6)
+				m, err := New(name)
+				require.NoError(t, err)
+				t.Cleanup(m.Free)
+				return m
+			}
+			outputs := func(m *Model) (out [2][2][]float32) {
+				for i, train := range []bool{true, false} {
+					pass := func() {
+						s, d, err := m.Forward(x)
+						require.NoError(t, err)
+						out[i][1] = d.Float32s()
+						if s != nil {
+							out[i][0] = s.Float32s()
+						}
+					}
+					if train {
+						m.Train()
+						torch.ManualSeed(9) // the same dropout
+						pass()
+					} else {
+						m.Eval()
+						torch.InferenceMode(pass)
+					}
+				}
+				return out
+			}
+			plain, last := build(), build()
+			want := outputs(plain)
+			require.NoError(t, last.SetMemoryFormat(torch.ChannelsLast))
+			assert.Equal(t, torch.ChannelsLast, last.MemoryFormat())
+			weights := plain.StateDict()
+			for _, e := range last.StateDict() {
+				if e.Tensor.Dim() == 4 {
+					assert.True(t, e.Tensor.IsContiguousAs(torch.ChannelsLast), e.Name)
+				}
+			}
+			got := outputs(last)
+			for i, mode := range []string{"training", "evaluation"} {
+				assert.InDeltaSlice(t, want[i][1], got[i][1], 1e-4, "detection, %s", mode)
+				if want[i][0] != nil {
+					assert.InDeltaSlice(t, want[i][0], got[i][0], 1e-4, "segmentation, %s", mode)
+				}
+			}
+			for i, e := range last.StateDict() {
+				if e.Tensor.DType() == torch.Float32 {
+					assert.InDeltaSlice(t, weights[i].Tensor.Float32s(), e.Tensor.Float32s(), 1e-5, "%s", e.Name)
+				}
+			}
+		})
+	}
+}
