@@ -74,7 +74,16 @@ type Config struct {
 	Overwrite bool
 
 	Device torch.Device
-	Seed   uint64
+	// Precision is the forward pass's arithmetic: float32 (the zero value,
+	// as the original) or mixed precision (models.Precision). Under fp16
+	// a gradient scaler with torch.amp.GradScaler's defaults scales the
+	// loss and skips the steps whose gradients overflow; its state is in
+	// the checkpoints, so that a resumed run goes on exactly.
+	Precision models.Precision
+	// ChannelsLast trains on channels-last weights and batches
+	// (models.Model.SetMemoryFormat).
+	ChannelsLast bool
+	Seed         uint64
 	// MaxStepsPerEpoch caps the training steps of an epoch; 0 runs all.
 	MaxStepsPerEpoch int
 	// Threads is the number of libtorch threads inside one operation; 0
@@ -157,6 +166,10 @@ func (c Config) Validate() error {
 		return fieldErrorf("{MaxStepsPerEpoch} must not be negative, got %d", c.MaxStepsPerEpoch)
 	case c.Threads < 0:
 		return fieldErrorf("{Threads} must not be negative, got %d", c.Threads)
+	case c.Precision != models.Float32 && c.Precision != models.BF16 && c.Precision != models.FP16:
+		return fieldErrorf("{Precision} %q: want bf16, fp16 or none", string(c.Precision))
+	case c.Precision.Check(c.Device) != nil:
+		return fieldErrorf("{Precision}: %v", c.Precision.Check(c.Device))
 	case c.Resume != "" && c.ModelPath != "":
 		return fieldErrorf("{Resume} and {ModelPath} exclude each other: {Resume} continues a run, {ModelPath} starts one from given weights")
 	case c.Pretrained != "" && c.Name != models.NameResNet18:

@@ -71,7 +71,15 @@ const (
 	// epoch, keeps every rank's totals.
 	checkpointWorldSize  = "world_size"
 	checkpointRankTotals = "epoch_totals_ranks"
+	// The gradient scaler of an fp16 run, as GradScaler.state_dict()
+	// names its state.
+	checkpointScalerScale   = "grad_scaler_scale"
+	checkpointScalerTracker = "grad_scaler_growth_tracker"
 )
+
+// gradScaling gives every run a gradient scaler, as fp16 runs have: the
+// tests train with one on the CPU, where fp16 does not run.
+var gradScaling = false
 
 // AdamBetas are the original's Adam betas.
 var AdamBetas = [2]float64{0.9, 0.99}
@@ -208,6 +216,7 @@ type trainer struct {
 	out    string
 	model  *models.Model
 	opt    optim.Optimizer
+	scaler *optim.GradScaler // under fp16 only
 	loss   losses.Loss
 	loader *oct.TrainLoader
 	val    []oct.CubeEntry
@@ -280,6 +289,11 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 	if t.opt, err = newOptimizer(cfg, t.model.Parameters()); err != nil {
 		return nil, pos, err
 	}
+	if cfg.Precision == models.FP16 || gradScaling {
+		if t.scaler, err = optim.NewGradScaler(optim.DefaultGradScalerOptions()); err != nil {
+			return nil, pos, err
+		}
+	}
 	t.start = Start{
 		Network: cfg.Name, Parameters: t.model.NumParameters(), Device: cfg.Device,
 		Loss: t.loss.String(), Optimizer: cfg.Optimizer,
@@ -290,6 +304,11 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 	if cfg.Resume != "" {
 		if pos, err = t.resume(); err != nil {
 			return nil, pos, err
+		}
+	}
+	if cfg.ChannelsLast {
+		if err := t.model.SetMemoryFormat(torch.ChannelsLast); err != nil {
+			return nil, pos, fieldErrorf("{ChannelsLast}: %w", err)
 		}
 	}
 	// Whatever the weights were trained for before, the network does the
@@ -579,7 +598,7 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 			return v, c, err
 		}
 	}
-	seg, det, err := t.model.Forward(x)
+	seg, det, err := t.cfg.Precision.Forward(dev, func() (seg, det *torch.Tensor, err error) { return t.model.Forward(x) })
 	if err != nil {
 		return v, c, err
 	}
@@ -597,13 +616,24 @@ func (t *trainer) trainStep(b *oct.Batch) (v losses.Values, c counts, err error)
 		return v, c, err
 	}
 	t.opt.ZeroGrad()
-	terms.Total.Backward()
+	if t.scaler != nil {
+		t.scaler.Scale(terms.Total).Backward()
+	} else {
+		terms.Total.Backward()
+	}
 	if t.dp != nil {
 		if err := t.timed(t.dp.SyncGradients); err != nil {
 			return v, c, err
 		}
 	}
-	if err := t.opt.Step(); err != nil {
+	if t.scaler != nil {
+		// Every rank sees the same averaged gradients, so all of them
+		// skip a step or none does.
+		if _, err := t.scaler.Step(t.opt, t.model.Parameters()); err != nil {
+			return v, c, err
+		}
+		t.scaler.Update()
+	} else if err := t.opt.Step(); err != nil {
 		return v, c, err
 	}
 
@@ -648,7 +678,7 @@ func (t *trainer) validate(ctx context.Context) (metrics.Summary, error) {
 			return metrics.Summary{}, err
 		}
 	}
-	p, err := inference.New([]inference.Member{{Network: t.model, Weight: 1}}, inference.Options{BatchSize: ValBatchSize})
+	p, err := inference.New([]inference.Member{{Network: t.model, Weight: 1}}, inference.Options{BatchSize: ValBatchSize, Precision: t.cfg.Precision, ChannelsLast: t.cfg.ChannelsLast})
 	if err != nil {
 		return metrics.Summary{}, err
 	}
@@ -829,6 +859,11 @@ func (t *trainer) save(path string, pos position) error {
 	if t.world() > 1 {
 		c.Extra.Set(checkpointWorldSize, int64(t.world()))
 	}
+	if t.scaler != nil {
+		st := t.scaler.State()
+		c.Extra.Set(checkpointScalerScale, st.Scale)
+		c.Extra.Set(checkpointScalerTracker, st.GrowthTracker)
+	}
 	if pos.totals.Steps > 0 {
 		c.Extra.Set(checkpointEpochStep, int64(pos.totals.Steps))
 		c.Extra.Set(checkpointEpochTotals, pos.totals.encode())
@@ -917,6 +952,9 @@ func (t *trainer) resume() (pos position, err error) {
 	} else if err := t.loadOptimizer(c.Optimizer); err != nil {
 		return pos, bad("%v", err)
 	}
+	if err := t.resumeScaler(c); err != nil {
+		return pos, bad("%v", err)
+	}
 	rows, err := ReadLog(filepath.Join(t.out, LogName))
 	if err != nil {
 		return pos, err
@@ -928,6 +966,43 @@ func (t *trainer) resume() (pos position, err error) {
 	}
 	t.start.Resumed = path
 	return pos, nil
+}
+
+// resumeScaler restores the gradient scaler's state from checkpoint c. A
+// run that had none (it trained in another precision) starts a fresh one,
+// and says so; a scaler's state without a scaler now is left alone.
+func (t *trainer) resumeScaler(c *models.Checkpoint) error {
+	if t.scaler == nil {
+		return nil
+	}
+	scale, okScale := c.Extra.Get(checkpointScalerScale)
+	tracker, okTracker := c.Extra.Get(checkpointScalerTracker)
+	if !okScale && !okTracker {
+		t.start.Notes = append(t.start.Notes, fmt.Sprintf(
+			"{Resume}: the run had no gradient scaler; {Precision} %s starts one at scale %g", t.cfg.Precision, t.scaler.ScaleValue()))
+		return nil
+	}
+	s, okScale := floatEntry(scale)
+	n, okTracker := intEntry(tracker)
+	if !okScale || !okTracker {
+		return fmt.Errorf("its gradient scaler's state (scale %v, growth tracker %v) is damaged", scale, tracker)
+	}
+	if err := t.scaler.SetState(optim.GradScalerState{Scale: s, GrowthTracker: n}); err != nil {
+		return fmt.Errorf("its %v", err)
+	}
+	return nil
+}
+
+// floatEntry reads a number entry of a checkpoint, as intEntry does.
+func floatEntry(v any) (float64, bool) {
+	switch v := v.(type) {
+	case float64:
+		return v, true
+	case string:
+		f, err := strconv.ParseFloat(v, 64)
+		return f, err == nil
+	}
+	return 0, false
 }
 
 // intEntry reads an integer entry of a checkpoint: an int, or its decimal
