@@ -98,6 +98,13 @@ type Options struct {
 	// a pass that do not parallelise (see docs/BENCHMARKS.md, "Threads").
 	// Each batch in flight holds its own input and activations.
 	InFlight int
+	// Precision is the forward passes' arithmetic (models.Precision); the
+	// zero value is float32.
+	Precision models.Precision
+	// ChannelsLast lays every network's weights and inputs out channels
+	// last (models.Model.SetMemoryFormat); the networks must be
+	// models.Model's.
+	ChannelsLast bool
 }
 
 // weightTolerance is how far from 1 the sum of fusion weights may be: room
@@ -154,6 +161,23 @@ func New(members []Member, opts Options) (*Predictor, error) {
 	for _, m := range members[1:] {
 		if d := m.Network.Device(); d != device {
 			return nil, fmt.Errorf("%s is on %s but %s on %s: fused networks share a device", members[0].Network.Name(), device, m.Network.Name(), d)
+		}
+	}
+	if opts.Precision, err = models.ParsePrecision(string(opts.Precision)); err != nil {
+		return nil, err
+	}
+	if err := opts.Precision.Check(device); err != nil {
+		return nil, err
+	}
+	if opts.ChannelsLast {
+		for _, m := range members {
+			mm, ok := m.Network.(*models.Model)
+			if !ok {
+				return nil, fmt.Errorf("%s cannot run channels last: only the networks of package models can", m.Network.Name())
+			}
+			if err := mm.SetMemoryFormat(torch.ChannelsLast); err != nil {
+				return nil, fmt.Errorf("%s: channels last: %w", mm.Name(), err)
+			}
 		}
 	}
 	for _, m := range members {
@@ -344,7 +368,7 @@ func (p *Predictor) predictInto(dst *models.Prediction, at int, images []float32
 func (p *Predictor) forward(x *torch.Tensor) (scores, det *torch.Tensor, err error) {
 	if len(p.members) == 1 && p.opts.TTA == NoTTA {
 		m := p.members[0].Network
-		seg, d, err := m.Forward(x)
+		seg, d, err := p.run(m, x)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -365,13 +389,13 @@ func (p *Predictor) forward(x *torch.Tensor) (scores, det *torch.Tensor, err err
 	var total, detecting float64
 	for _, m := range p.members {
 		tasks := m.Network.Tasks()
-		seg, d, err := m.Network.Forward(x)
+		seg, d, err := p.run(m.Network, x)
 		if err != nil {
 			return nil, nil, err
 		}
 		var segM, dM *torch.Tensor
 		if mirrored != nil {
-			if segM, dM, err = m.Network.Forward(mirrored); err != nil {
+			if segM, dM, err = p.run(m.Network, mirrored); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -403,6 +427,11 @@ func (p *Predictor) forward(x *torch.Tensor) (scores, det *torch.Tensor, err err
 		sum.Free()
 	}
 	return scores, det, nil
+}
+
+// run is net's forward pass of x in the predictor's precision.
+func (p *Predictor) run(net Network, x *torch.Tensor) (seg, det *torch.Tensor, err error) {
+	return p.opts.Precision.Forward(p.device, func() (*torch.Tensor, *torch.Tensor, error) { return net.Forward(x) })
 }
 
 // average returns (a + b) / 2 and frees a and b.

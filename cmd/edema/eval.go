@@ -124,7 +124,31 @@ func predictorFlags() []cli.Flag {
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu | cuda | cuda:N"},
 		&cli.IntFlag{Name: "batch-size", Value: models.DefaultBatchSize, Usage: "slices per forward pass"},
 		&cli.IntFlag{Name: "in-flight", Value: 1, Usage: "batches of a cube predicted at once, each on its own goroutine (with --threads 1 and as many batches as cores, see docs/BENCHMARKS.md)"},
+		ampFlag(),
+		channelsLastFlag(),
 	}
+}
+
+// channelsLastFlag lays the networks out channels last.
+func channelsLastFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "channels-last", Usage: "run the convolutions on channels-last (N×H×W×C) data: faster on GPUs' tensor cores, not always on a CPU (see docs/BENCHMARKS.md)"}
+}
+
+// ampFlag chooses the forward pass's precision (models.Precision).
+func ampFlag() cli.Flag {
+	return &cli.StringFlag{Name: "amp", Value: "fp32", Usage: "precision of the forward passes: fp32 | bf16 | fp16 (automatic mixed precision, torch.autocast's; fp16 on CUDA only)"}
+}
+
+// precisionFromFlags reads --amp for a run on device.
+func precisionFromFlags(c *cli.Context, device torch.Device) (models.Precision, error) {
+	p, err := models.ParsePrecision(c.String("amp"))
+	if err == nil {
+		err = p.Check(device)
+	}
+	if err != nil {
+		return "", fmt.Errorf("--amp: %w", err)
+	}
+	return p, nil
 }
 
 // predictorFromFlags loads what predictorFlags chose and returns it with a
@@ -152,7 +176,11 @@ func predictorFromFlags(c *cli.Context) (*inference.Predictor, string, error) {
 	if c.Int("in-flight") < 1 {
 		return nil, "", fmt.Errorf("--in-flight must be at least 1, got %d", c.Int("in-flight"))
 	}
-	p, err := inference.Load(specs, device, inference.Options{BatchSize: c.Int("batch-size"), TTA: tta, InFlight: c.Int("in-flight")})
+	precision, err := precisionFromFlags(c, device)
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := inference.Load(specs, device, inference.Options{BatchSize: c.Int("batch-size"), TTA: tta, InFlight: c.Int("in-flight"), Precision: precision, ChannelsLast: c.Bool("channels-last")})
 	if err != nil {
 		return nil, "", err
 	}

@@ -339,6 +339,8 @@ func TestEvalAndTestErrors(t *testing.T) {
 		{[]string{"--seg-name", "unet", "--seg-path", f.unet, "--device", "tpu"}, "--device"},
 		{[]string{"--seg-name", "unet", "--seg-path", f.unet, "--batch-size", "0"}, "--batch-size must be at least 1, got 0"},
 		{[]string{"--seg-name", "unet", "--seg-path", f.unet, "--in-flight", "0"}, "--in-flight must be at least 1, got 0"},
+		{[]string{"--seg-name", "unet", "--seg-path", f.unet, "--amp", "fp16"}, "--amp: precision fp16 runs on CUDA only, not on the cpu; use bf16 there"},
+		{[]string{"--seg-name", "unet", "--seg-path", f.unet, "--amp", "fp8"}, `--amp: precision "fp8": want bf16, fp16 or fp32`},
 	}
 	for _, cmd := range []struct {
 		name string
@@ -387,6 +389,32 @@ func runCommandSplit(t *testing.T, cmd *cli.Command, args ...string) (stdout, st
 
 // TestEvalJSON: with --json, stdout holds the official figures as JSON and
 // nothing else; the progress goes to stderr.
+// TestEvalInMixedPrecisionChannelsLast evaluates one network in float32
+// and in bfloat16 mixed precision with channels-last weights: the same
+// cubes, Dice within bfloat16's rounding of the float32 figures.
+func TestEvalInMixedPrecisionChannelsLast(t *testing.T) {
+	f := newEvalFixture(t)
+	dice := func(extra ...string) map[string]*float64 {
+		args := append([]string{"-d", f.data, "-l", f.lists, "--out", t.TempDir(), "-j", "2", "--seg-name", "unet", "--seg-path", f.unet, "--json"}, extra...)
+		out, status, err := runCommandSplit(t, evalCommand(), args...)
+		require.NoError(t, err, status)
+		var got struct {
+			Segmentation map[string]*float64 `json:"segmentation_dice"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &got), "stdout:\n%s", out)
+		return got.Segmentation
+	}
+	want, got := dice(), dice("--amp", "bf16", "--channels-last")
+	require.NotEmpty(t, want)
+	for class, w := range want {
+		require.NotNil(t, got[class], class)
+		if w == nil {
+			continue
+		}
+		assert.InDelta(t, *w, *got[class], 0.02, class)
+	}
+}
+
 func TestEvalJSON(t *testing.T) {
 	f := newEvalFixture(t)
 	out, status, err := runCommandSplit(t, evalCommand(), "-d", f.data, "-l", f.lists, "--out", t.TempDir(), "-j", "2",

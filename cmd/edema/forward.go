@@ -46,6 +46,8 @@ func forwardCommand() *cli.Command {
 			&cli.StringFlag{Name: "cls-out", Usage: "where to write the float32 N×3 detection probabilities (a TorchScript module's second output; required without --torchscript)"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu | cuda | cuda:N"},
 			&cli.IntFlag{Name: "batch-size", Value: models.DefaultBatchSize, Usage: "slices per forward pass"},
+			ampFlag(),
+			channelsLastFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if err := runForward(c); err != nil {
@@ -68,9 +70,13 @@ func runForward(c *cli.Context) error {
 	if batch < 1 {
 		return fmt.Errorf("--batch-size must be at least 1, got %d", batch)
 	}
+	precision, err := precisionFromFlags(c, device)
+	if err != nil {
+		return err
+	}
 	script := c.String("torchscript")
 	if script != "" {
-		for _, flag := range []string{"model", "checkpoint"} {
+		for _, flag := range []string{"model", "checkpoint", "channels-last"} {
 			if c.IsSet(flag) {
 				return &usageErr{fmt.Errorf("--%s does not apply to --torchscript, which holds its own code and weights", flag)}
 			}
@@ -97,7 +103,7 @@ func runForward(c *cli.Context) error {
 		return err
 	}
 	if script != "" {
-		return forwardTorchScript(c, script, device, batch, x, shape)
+		return forwardTorchScript(c, script, device, precision, batch, x, shape)
 	}
 	n, h, w := shape[0], shape[2], shape[3]
 	if name := c.String("model"); !models.Outputs(name).Has(oct.Segmentation) && models.Outputs(name) != 0 {
@@ -108,13 +114,18 @@ func runForward(c *cli.Context) error {
 		return err
 	}
 	defer m.Free()
+	if c.Bool("channels-last") {
+		if err := m.SetMemoryFormat(torch.ChannelsLast); err != nil {
+			return fmt.Errorf("--channels-last: %w", err)
+		}
+	}
 
 	seg := make([]float32, n*4*h*w)
 	det := make([]float32, n*oct.NumLesions)
 	in, out := 3*h*w, 4*h*w
 	for at := 0; at < n; at += batch {
 		k := min(batch, n-at)
-		if err := forwardBatch(m, x[at*in:(at+k)*in], k, h, w, seg[at*out:(at+k)*out], det[at*oct.NumLesions:(at+k)*oct.NumLesions]); err != nil {
+		if err := forwardBatch(m, precision, x[at*in:(at+k)*in], k, h, w, seg[at*out:(at+k)*out], det[at*oct.NumLesions:(at+k)*oct.NumLesions]); err != nil {
 			return err
 		}
 	}
@@ -144,14 +155,14 @@ func samePath(a, b string) bool {
 
 // forwardBatch runs k slices through the network and copies its outputs
 // into seg and det.
-func forwardBatch(m *models.Model, images []float32, k, h, w int, seg, det []float32) (err error) {
+func forwardBatch(m *models.Model, precision models.Precision, images []float32, k, h, w int, seg, det []float32) (err error) {
 	defer torch.Recover(&err)
 	torch.InferenceMode(func() {
 		s := torch.NewScope()
 		defer s.Close()
 		x := torch.FromSlice(images, int64(k), 3, int64(h), int64(w)).ToDevice(m.Device())
 		var sg, dt *torch.Tensor
-		if sg, dt, err = m.Forward(x); err != nil {
+		if sg, dt, err = precision.Forward(m.Device(), func() (*torch.Tensor, *torch.Tensor, error) { return m.Forward(x) }); err != nil {
 			return
 		}
 		torch.CopyInto(seg, sg.To(torch.Float32))
@@ -290,7 +301,7 @@ func dtypeName(descr string) string {
 // forwardTorchScript runs the TorchScript module at path in evaluation
 // mode on x, batch by batch along its first axis, and writes its one or
 // two outputs to --seg-out and --cls-out.
-func forwardTorchScript(c *cli.Context, path string, device torch.Device, batch int, x []float32, shape []int) error {
+func forwardTorchScript(c *cli.Context, path string, device torch.Device, precision models.Precision, batch int, x []float32, shape []int) error {
 	m, err := jit.Load(path, device)
 	if err != nil {
 		return fmt.Errorf("--torchscript: %w", err)
@@ -309,7 +320,7 @@ func forwardTorchScript(c *cli.Context, path string, device torch.Device, batch 
 	for at := 0; at < n; at += batch {
 		k := min(batch, n-at)
 		dims[0] = int64(k)
-		got, err := forwardModuleBatch(m, x[at*per:(at+k)*per], dims, device)
+		got, err := forwardModuleBatch(m, x[at*per:(at+k)*per], dims, device, precision)
 		if err != nil {
 			return fmt.Errorf("--torchscript %s: %w", path, err)
 		}
@@ -355,15 +366,22 @@ type moduleOutput struct {
 	shape []int
 }
 
-// forwardModuleBatch runs one batch through m: its forward returns a
-// tensor, or a tuple or list of one or two.
-func forwardModuleBatch(m *jit.Module, images []float32, dims []int64, device torch.Device) (outs []moduleOutput, err error) {
+// forwardModuleBatch runs one batch through m, under autocast in a mixed
+// precision: its forward returns a tensor, or a tuple or list of one or
+// two.
+func forwardModuleBatch(m *jit.Module, images []float32, dims []int64, device torch.Device, precision models.Precision) (outs []moduleOutput, err error) {
 	defer torch.Recover(&err)
 	torch.InferenceMode(func() {
 		s := torch.NewScope()
 		defer s.Close()
 		var result any
-		if result, err = m.Forward(torch.FromSlice(images, dims...).ToDevice(device)); err != nil {
+		x := torch.FromSlice(images, dims...).ToDevice(device)
+		if precision == models.Float32 {
+			result, err = m.Forward(x)
+		} else if aerr := torch.Autocast(device, precision.DType(), func() { result, err = m.Forward(x) }); aerr != nil {
+			err = aerr
+		}
+		if err != nil {
 			return
 		}
 		var tensors []any

@@ -286,12 +286,23 @@ func TestForwardTorchScript(t *testing.T) {
 		assert.InDelta(t, want, got[i], 1e-6)
 	}
 
+	// Under bfloat16 autocast the linear layer runs in bfloat16 (about
+	// three significant digits) and its output is written as float32.
+	_, err = runCommand(t, forwardCommand(), "--torchscript", module("linear"), "--input", input, "--seg-out", seg, "--amp", "bf16")
+	require.NoError(t, err)
+	mixed := readNPYFloat32s(t, seg)
+	require.Len(t, mixed, len(got))
+	assert.InDeltaSlice(t, got, mixed, 0.02)
+	assert.NotEqual(t, got, mixed, "the layer ran in bfloat16")
+
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
 		{"with --model", []string{"--torchscript", module("linear"), "--model", "unet"}, "forward: --model does not apply to --torchscript"},
+		{"channels last", []string{"--torchscript", module("linear"), "--channels-last"}, "forward: --channels-last does not apply to --torchscript"},
+		{"fp16 on the CPU", []string{"--torchscript", module("linear"), "--amp", "fp16"}, "forward: --amp: precision fp16 runs on CUDA only"},
 		{"not TorchScript", []string{"--torchscript", filepath.Join(dir, "checkpoint.pth")}, "not a TorchScript file: a PyTorch archive of torch.save"},
 		{"missing", []string{"--torchscript", module("missing")}, "no such file or directory"},
 		{"two outputs, one file", []string{"--torchscript", module("pair")}, "returns two tensors: --cls-out must say where the second goes"},
@@ -332,4 +343,14 @@ func FuzzReadInputNPY(f *testing.F) {
 		readInputNPY(path, true)
 		readInputNPY(path, false)
 	})
+}
+
+func readNPYFloat32s(t *testing.T, path string) []float32 {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var out []float32
+	require.NoError(t, npyio.Read(f, &out))
+	return out
 }

@@ -159,6 +159,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--checkpoint", "a.pth", "--fusion-model", "unet=b.pth:1"}, "not both"},
 		{[]string{"--checkpoint", "missing.pth", "--addr", "127.0.0.1:0"}, "missing.pth"},
 		{[]string{"--max-batch", "0"}, "--max-batch must be at least 1"},
+		{[]string{"--checkpoint", "missing.pth", "--addr", "127.0.0.1:0", "--amp", "fp16"}, "--amp: precision fp16 runs on CUDA only"},
 		{[]string{"--log-format", "xml"}, `--log-format "xml": want text or json`},
 		{[]string{"--checkpoint", "a.pth", "--addr", "nowhere:http:80"}, "--addr:"},
 		{[]string{"--fusion-model", "unet"}, "--fusion-model: fusion model \"unet\": want NAME=PATH:WEIGHT"},

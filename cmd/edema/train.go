@@ -73,6 +73,8 @@ func trainCommand() *cli.Command {
 			&cli.Float64Flag{Name: "random-scale", Usage: "scale every training slice by a random ratio in [1/S, S] (0: off; needs --crop-size)"},
 			&cli.IntFlag{Name: "crop-size", Aliases: []string{"s"}, Usage: "train on random C×C crops, padding smaller slices (0: off)"},
 			&cli.BoolFlag{Name: "sync-bn", Usage: "in a job of several processes, normalise batches with the statistics of all the ranks' batches together (SyncBatchNorm)"},
+			ampFlag(),
+			channelsLastFlag(),
 		}, jobFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -81,6 +83,10 @@ func trainCommand() *cli.Command {
 			device, err := torch.ParseDevice(c.String("device"))
 			if err != nil {
 				return fmt.Errorf("train: --device: %w", err)
+			}
+			precision, err := models.ParsePrecision(c.String("amp"))
+			if err != nil {
+				return &usageErr{fmt.Errorf("train: --amp: %w", err)}
 			}
 			layout, ok := optimizerLayouts[c.String("optimizer-layout")]
 			if !ok {
@@ -93,7 +99,7 @@ func trainCommand() *cli.Command {
 				Optimizer: train.Optimizer(c.String("optimizer")), LR: c.Float64("lr"), LRMode: train.LRMode(c.String("lr-mode")), Step: c.Int("step"),
 				Momentum: c.Float64("momentum"), WeightDecay: c.Float64("weight-decay"), Loss: c.String("loss"),
 				Resume: c.String("resume"), ModelPath: c.String("model-path"), Pretrained: c.String("pretrained"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"), Overwrite: c.Bool("overwrite"),
-				Device: device, Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
+				Device: device, Precision: precision, ChannelsLast: c.Bool("channels-last"), Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
 				SyncBN: c.Bool("sync-bn"),
 				Augment: oct.Augment{
 					Resize: c.Int("resize"), Rotate: c.Int("random-rotate"), Scale: c.Float64("random-scale"), Crop: c.Int("crop-size"),
@@ -141,7 +147,7 @@ var trainFlags = map[string]string{
 	"Optimizer": "--optimizer", "OptimizerLayout": "--optimizer-layout", "LR": "--lr", "LRMode": "--lr-mode", "Step": "--step",
 	"Momentum": "--momentum", "WeightDecay": "--weight-decay", "Loss": "--loss",
 	"Resume": "--resume", "ModelPath": "--model-path", "Pretrained": "--pretrained", "SaveEveryCheckpoint": "--save-every-checkpoint",
-	"Overwrite": "--overwrite", "Device": "--device", "Seed": "--seed",
+	"Overwrite": "--overwrite", "Device": "--device", "Precision": "--amp", "ChannelsLast": "--channels-last", "Seed": "--seed",
 	"MaxStepsPerEpoch": "--max-steps-per-epoch", "Threads": "--threads",
 	"Augment.Resize": "--resize", "Augment.Rotate": "--random-rotate",
 	"Augment.Scale": "--random-scale", "Augment.Crop": "--crop-size",

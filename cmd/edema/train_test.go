@@ -84,6 +84,8 @@ func TestTrainCommandErrors(t *testing.T) {
 		{base("extra"), `train: unexpected argument "extra"`},
 		{base("--random-scale", "1.5"), "train: --random-scale and --crop-size: a random scale without a crop gives slices of different sizes"},
 		{base("-s", "24"), "train: augmented slices are 24×24 (width×height); the networks need multiples of 16"},
+		{base("--amp", "fp16"), "train: --amp: precision fp16 runs on CUDA only, not on the cpu; use bf16 there"},
+		{base("--amp", "half"), `train: --amp: precision "half": want bf16, fp16 or fp32`},
 	} {
 		_, err := runCommand(t, trainCommand(), c.args...)
 		require.Error(t, err, "%v", c.args)
