@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -188,4 +189,48 @@ func TestChannelsLastRunResumesExactly(t *testing.T) {
 	_, err = Run(context.Background(), cfg, nil)
 	require.NoError(t, err)
 	requireSameState(t, want, finalState(t, cfg))
+}
+
+// TestMixedPrecisionOnCUDA trains UNet on one batch in fp16 (with the
+// gradient scaler that Run gives fp16 runs) and in bf16 on a GPU, when
+// there is one: the loss falls in both. scripts/gpu-check.sh runs it.
+func TestMixedPrecisionOnCUDA(t *testing.T) {
+	if !torch.CUDAIsAvailable() {
+		if os.Getenv("EDEMA_EXPECT_CUDA") == "1" {
+			t.Fatal("EDEMA_EXPECT_CUDA=1 but libtorch sees no CUDA device")
+		}
+		t.Skip("no CUDA device")
+	}
+	batch := smallBatch()
+	for _, p := range []models.Precision{models.FP16, models.BF16} {
+		t.Run(p.String(), func(t *testing.T) {
+			torch.ManualSeed(7)
+			m, err := models.New(models.NameUNet)
+			require.NoError(t, err)
+			defer m.Free()
+			require.NoError(t, m.To(torch.CUDA(0)))
+			loss, err := losses.New(losses.Mix3)
+			require.NoError(t, err)
+			opt, err := optim.NewAdam(m.Parameters(), optim.AdamOptions{LR: 1e-3, Betas: AdamBetas, Eps: adamEps})
+			require.NoError(t, err)
+			tr := &trainer{cfg: Config{Device: torch.CUDA(0), Precision: p}, model: m, opt: opt, loss: loss}
+			if p == models.FP16 {
+				tr.scaler, err = optim.NewGradScaler(optim.DefaultGradScalerOptions())
+				require.NoError(t, err)
+			}
+			m.Train()
+			var totals []float64
+			for range 12 {
+				v, _, err := tr.trainStep(batch)
+				require.NoError(t, err)
+				totals = append(totals, v.Total)
+			}
+			t.Logf("%s losses %.4f", p, totals)
+			assert.Less(t, totals[len(totals)-1], 0.8*totals[0])
+			if tr.scaler != nil {
+				t.Logf("scale after 12 steps: %g", tr.scaler.ScaleValue())
+				assert.Positive(t, tr.scaler.ScaleValue())
+			}
+		})
+	}
 }
