@@ -12,10 +12,14 @@ import (
 )
 
 // BenchmarkForwardEval times one evaluation-mode forward pass of each
-// network on a batch of 8×3×256×128 on the CPU, under inference mode, as
-// scripts/bench_models.py does in PyTorch, with the settings of package
-// benchenv (threads, host cache). EDEMA_BENCH_FOLD=0 runs every batch norm
-// as it is instead of folded into its convolution.
+// network on a batch of 8×3×256×128 (or EDEMA_BENCH_INPUT) on the CPU,
+// under inference mode, as scripts/bench_models.py does in PyTorch, with
+// the settings of package benchenv (threads, host cache), and reports the
+// page faults per pass and the peak memory (run one network per process
+// for its own peak, as scripts/bench_cube.sh does). EDEMA_BENCH_FOLD=0
+// runs every batch norm as it is instead of folded into its convolution;
+// EDEMA_BENCH_CHANNELS_LAST=1 runs the network channels last, and
+// EDEMA_BENCH_PRECISION=bf16 in bfloat16 mixed precision.
 func BenchmarkForwardEval(b *testing.B) {
 	defer benchenv.Setup(b)()
 
@@ -30,13 +34,22 @@ func BenchmarkForwardEval(b *testing.B) {
 			if os.Getenv("EDEMA_BENCH_FOLD") == "0" {
 				m.Store().SetFolding(false)
 			}
+			if os.Getenv("EDEMA_BENCH_CHANNELS_LAST") == "1" {
+				if err := m.SetMemoryFormat(torch.ChannelsLast); err != nil {
+					b.Fatal(err)
+				}
+			}
 			m.Eval()
-			x := torch.Randn([]int64{8, 3, 256, 128}, torch.Float32CPU)
+			x := torch.Randn(benchenv.Input(b, []int64{8, 3, 256, 128}), torch.Float32CPU)
 			defer x.Free()
+			precision, err := ParsePrecision(os.Getenv("EDEMA_BENCH_PRECISION"))
+			if err != nil {
+				b.Fatal(err)
+			}
 			forward := func() {
 				torch.InferenceMode(func() {
 					torch.Scoped(func(*torch.Scope) {
-						if _, _, err := m.Forward(x); err != nil {
+						if _, _, err := precision.Forward(torch.CPU, func() (*torch.Tensor, *torch.Tensor, error) { return m.Forward(x) }); err != nil {
 							b.Fatal(err)
 						}
 					})
@@ -45,12 +58,13 @@ func BenchmarkForwardEval(b *testing.B) {
 			forward() // warm-up: first-call allocations and kernel selection
 			// CPU time as well as wall time: on a machine shared with other
 			// work the CPU time the pass takes varies much less.
-			start := cpuTime(b)
+			start, usage := cpuTime(b), benchenv.Usage(b)
 			b.ResetTimer()
 			for b.Loop() {
 				forward()
 			}
 			b.ReportMetric((cpuTime(b)-start).Seconds()*1e3/float64(b.N), "cpu-ms/op")
+			benchenv.ReportMemory(b, usage)
 			b.ReportMetric(float64(torch.NumThreads()), "threads")
 		})
 	}

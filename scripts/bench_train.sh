@@ -13,6 +13,9 @@
 #                        scripts/bench_env.sh
 #   EDEMA_PYTHON         the Python with PyTorch (default /usr/bin/python3)
 #   NAMES                the networks (default: all three)
+#   PT_PRELOAD           a malloc for the PyTorch side, LD_PRELOAD'ed (for
+#                        example /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4,
+#                        as PyTorch's performance guide advises)
 #   TRAIN_TEST           a prebuilt `go test -c` binary of ./train; without
 #                        it the script builds one (and needs Go)
 set -euo pipefail
@@ -35,12 +38,12 @@ for round in $(seq "$rounds"); do
     echo "round $round/$rounds: $name (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     (cd train && "$test_bin" -test.run '^$' -test.bench "^BenchmarkTrainStep/${name}\$" -test.benchtime "${steps}x") |
       awk -v n="$name" '/^BenchmarkTrainStep/ { for (i = 1; i < NF; i++) { if ($(i+1) == "ns/op") w = $i / 1e9; if ($(i+1) == "cpu-s/step") c = $i }; print "go", n, w, c }' >>"$results"
-    "$python" scripts/bench_train.py --names "$name" --steps "$steps" --threads "$threads" |
+    LD_PRELOAD=${PT_PRELOAD:-} "$python" scripts/bench_train.py --names "$name" --steps "$steps" --threads "$threads" |
       awk '{ print "pytorch", $1, $2, $6 }' >>"$results"
   done
 done
 
-echo "threads $threads, $bench_memory, $rounds rounds of $steps steps; best of the rounds, seconds per step"
+echo "threads $threads, $bench_memory${PT_PRELOAD:+, PyTorch with $PT_PRELOAD}, $rounds rounds of $steps steps; best of the rounds, seconds per step"
 printf '%-22s %9s %9s %7s %9s %9s %7s\n' network "Go wall" "PT wall" ratio "Go CPU" "PT CPU" ratio
 for name in $names; do
   awk -v n="$name" '

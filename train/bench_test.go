@@ -1,6 +1,7 @@
 package train
 
 import (
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ import (
 //	/usr/bin/python3 scripts/bench_train.py --steps 5
 //
 // Package benchenv applies EDEMA_BENCH_THREADS (as --threads does for the
-// script) and the host cache.
+// script) and the host cache; EDEMA_BENCH_PRECISION=bf16 trains in
+// bfloat16 mixed precision.
 const (
 	benchBatch  = 8
 	benchHeight = 256
@@ -95,7 +97,11 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			t := &trainer{cfg: Config{Device: torch.CPU}, model: m, opt: opt, loss: loss}
+			precision, err := models.ParsePrecision(os.Getenv("EDEMA_BENCH_PRECISION"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			t := &trainer{cfg: Config{Device: torch.CPU, Precision: precision}, model: m, opt: opt, loss: loss}
 			m.Train()
 			// Steps outside the timing: the first allocates the optimizer's
 			// state, and the first few are slower while the allocator

@@ -5,12 +5,19 @@
 //	EDEMA_BENCH_THREADS     libtorch's intra-op threads (default: all CPUs)
 //	EDEMA_BENCH_HOST_CACHE  0 to run without the host cache, which the
 //	                        edema command enables (torch.EnableHostCache)
+//	EDEMA_BENCH_INPUT       the input of the forward benchmarks, NxCxHxW
+//	                        (default 8x3x256x128)
+//
+// and measures what they report beside the time: the page faults and the
+// peak resident memory of the process.
 package benchenv
 
 import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/edema/edema/torch"
@@ -40,4 +47,46 @@ func Setup(b *testing.B) (restore func()) {
 		}
 		torch.SetNumThreads(prev)
 	}
+}
+
+// Input returns the shape of EDEMA_BENCH_INPUT, or def when it is unset.
+func Input(b *testing.B, def []int64) []int64 {
+	b.Helper()
+	s := os.Getenv("EDEMA_BENCH_INPUT")
+	if s == "" {
+		return def
+	}
+	fields := strings.Split(s, "x")
+	shape := make([]int64, len(fields))
+	for i, f := range fields {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || n < 1 {
+			b.Fatalf("EDEMA_BENCH_INPUT=%q: want positive sizes such as 8x3x256x128", s)
+		}
+		shape[i] = n
+	}
+	if len(shape) != 4 {
+		b.Fatalf("EDEMA_BENCH_INPUT=%q: want four sizes, NxCxHxW", s)
+	}
+	return shape
+}
+
+// Usage is the process's resource usage so far.
+func Usage(b *testing.B) syscall.Rusage {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru
+}
+
+// ReportMemory reports the minor page faults per iteration since before
+// (a snapshot of Usage taken when the timing started) and the process's
+// peak resident memory, as faults/op and peak-MiB.
+func ReportMemory(b *testing.B, before syscall.Rusage) {
+	b.Helper()
+	after := Usage(b)
+	b.ReportMetric(float64(after.Minflt-before.Minflt)/float64(b.N), "faults/op")
+	b.ReportMetric(float64(after.Maxrss)/1024, "peak-MiB")
 }
