@@ -109,15 +109,7 @@ func TestGradScalerRunResumesExactly(t *testing.T) {
 		require.True(t, a.Equal(b), "weights differ at %s", k)
 	}
 
-	cfg := tinyConfig(t)
-	cfg.Epochs = 1
-	_, err = Run(context.Background(), cfg, nil)
-	require.NoError(t, err)
-	cfg.Epochs = 2
-	cfg.Resume = filepath.Join(cfg.Out(), CheckpointDir, LatestName)
-	_, err = Run(context.Background(), cfg, nil)
-	require.NoError(t, err)
-	requireSameState(t, want, finalState(t, cfg))
+	requireSameState(t, want, oneEpochThenResume(t, tinyConfig(t)))
 
 	// A damaged state is refused, naming it.
 	for _, bad := range []any{"many", -1.0, 0.3} {
@@ -181,14 +173,21 @@ func TestChannelsLastRunResumesExactly(t *testing.T) {
 
 	cfg := tinyConfig(t)
 	cfg.ChannelsLast = true
+	requireSameState(t, want, oneEpochThenResume(t, cfg))
+}
+
+// oneEpochThenResume trains cfg's first epoch, resumes from its checkpoint
+// for the second and returns the state the two runs leave.
+func oneEpochThenResume(t *testing.T, cfg Config) runState {
+	t.Helper()
 	cfg.Epochs = 1
-	_, err = Run(context.Background(), cfg, nil)
+	_, err := Run(context.Background(), cfg, nil)
 	require.NoError(t, err)
 	cfg.Epochs = 2
 	cfg.Resume = filepath.Join(cfg.Out(), CheckpointDir, LatestName)
 	_, err = Run(context.Background(), cfg, nil)
 	require.NoError(t, err)
-	requireSameState(t, want, finalState(t, cfg))
+	return finalState(t, cfg)
 }
 
 // TestMixedPrecisionOnCUDA trains UNet on one batch in fp16 (with the
