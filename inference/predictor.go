@@ -170,11 +170,14 @@ func New(members []Member, opts Options) (*Predictor, error) {
 		return nil, err
 	}
 	if opts.ChannelsLast {
+		// Every member is checked before any changes.
 		for _, m := range members {
-			mm, ok := m.Network.(*models.Model)
-			if !ok {
+			if _, ok := m.Network.(*models.Model); !ok {
 				return nil, fmt.Errorf("%s cannot run channels last: only the networks of package models can", m.Network.Name())
 			}
+		}
+		for _, m := range members {
+			mm := m.Network.(*models.Model)
 			if err := mm.SetMemoryFormat(torch.ChannelsLast); err != nil {
 				return nil, fmt.Errorf("%s: channels last: %w", mm.Name(), err)
 			}

@@ -301,7 +301,8 @@ func TestFoldedEvaluationMatchesPlain(t *testing.T) {
 
 // TestChannelsLastMatchesContiguous runs each network twice from the
 // same weights, as it is and with its weights and input channels last, in
-// training and then in evaluation mode: the same outputs within 1e-4, and
+// training and then in evaluation mode: the same outputs within 1e-4 (but
+// for training mode's detection, whose dropout depends on the layout), and
 // the weights laid out channels last with the same values.
 func TestChannelsLastMatchesContiguous(t *testing.T) {
 	for _, name := range Names() {
@@ -347,7 +348,13 @@ func TestChannelsLastMatchesContiguous(t *testing.T) {
 			}
 			got := outputs(last)
 			for i, mode := range []string{"training", "evaluation"} {
-				assert.InDeltaSlice(t, want[i][1], got[i][1], 1e-4, "detection, %s", mode)
+				// The detection head's dropout draws its mask in memory
+				// order (libtorch 2.x does), so in training mode another
+				// layout drops other units: detection is compared in
+				// evaluation mode only.
+				if i == 1 {
+					assert.InDeltaSlice(t, want[i][1], got[i][1], 1e-4, "detection, %s", mode)
+				}
 				if want[i][0] != nil {
 					assert.InDeltaSlice(t, want[i][0], got[i][0], 1e-4, "segmentation, %s", mode)
 				}

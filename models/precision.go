@@ -38,15 +38,23 @@ func ParsePrecision(s string) (Precision, error) {
 
 // String returns the name, "fp32" for plain float32.
 func (p Precision) String() string {
-	if p == Float32 {
+	if p.normal() == Float32 {
 		return "fp32"
 	}
 	return string(p)
 }
 
+// normal is p with "fp32" read as Float32.
+func (p Precision) normal() Precision {
+	if p == "fp32" {
+		return Float32
+	}
+	return p
+}
+
 // DType is the narrow type of autocast, or Float32.
 func (p Precision) DType() torch.DType {
-	switch p {
+	switch p.normal() {
 	case BF16:
 		return torch.BFloat16
 	case FP16:
@@ -57,6 +65,9 @@ func (p Precision) DType() torch.DType {
 
 // Check says whether the precision runs on dev.
 func (p Precision) Check(dev torch.Device) error {
+	if _, err := ParsePrecision(string(p)); err != nil {
+		return err
+	}
 	if p == FP16 && !dev.IsCUDA() {
 		return fmt.Errorf("precision fp16 runs on CUDA only, not on the %v; use bf16 there", dev)
 	}
@@ -69,7 +80,7 @@ func (p Precision) Check(dev torch.Device) error {
 // inside torch.Autocast, and the conversion is part of the autograd graph,
 // so that gradients flow back through it.
 func (p Precision) Forward(dev torch.Device, forward func() (seg, det *torch.Tensor, err error)) (seg, det *torch.Tensor, err error) {
-	if p == Float32 {
+	if p.normal() == Float32 {
 		return forward()
 	}
 	if err := torch.Autocast(dev, p.DType(), func() { seg, det, err = forward() }); err != nil {

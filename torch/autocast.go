@@ -22,7 +22,7 @@ import (
 // each operation in the type its forward pass used.
 //
 // dtype is BFloat16 (CPU or CUDA) or Float16 (CUDA only; its range is
-// narrow enough that training needs a gradient scaler, see package amp).
+// narrow enough that training needs a gradient scaler, optim.GradScaler).
 func Autocast(dev Device, dtype DType, f func()) error {
 	if err := checkAutocast(dev, dtype); err != nil {
 		return err
@@ -30,19 +30,24 @@ func Autocast(dev Device, dtype DType, f func()) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	typ := C.int(dev.Type)
-	var wasOn, wasDType, depth C.int
+	var wasOn, wasDType C.int
 	check("autocast_enabled", C.et_autocast_enabled(typ, &wasOn))
 	check("autocast_dtype", C.et_autocast_dtype(typ, &wasDType))
+	// Each step of the setup is undone after f, or after the step that
+	// failed, so that the thread is left as it was found.
+	defer func() {
+		check("set_autocast_enabled", C.et_set_autocast_enabled(typ, wasOn))
+		check("set_autocast_dtype", C.et_set_autocast_dtype(typ, wasDType))
+	}()
 	check("set_autocast_dtype", C.et_set_autocast_dtype(typ, C.int(dtype.code())))
 	check("set_autocast_enabled", C.et_set_autocast_enabled(typ, 1))
+	var depth C.int
 	check("autocast_increment_nesting", C.et_autocast_increment_nesting(&depth))
 	defer func() {
 		check("autocast_decrement_nesting", C.et_autocast_decrement_nesting(&depth))
 		if depth == 0 {
 			check("autocast_clear_cache", C.et_autocast_clear_cache())
 		}
-		check("set_autocast_enabled", C.et_set_autocast_enabled(typ, wasOn))
-		check("set_autocast_dtype", C.et_set_autocast_dtype(typ, wasDType))
 	}()
 	f()
 	return nil

@@ -225,12 +225,12 @@ et_error et_cuda_synchronize(int device_index);
 et_error et_version(char **out);
 
 /* The host cache (host_cache.cpp): CPU tensors of 1 MiB or more take
- * blocks of memory segments that the cache keeps when the tensors are freed,
- * up to limit bytes of free memory, for later tensors. enable installs it as
- * libtorch's CPU allocator (or changes the limit), disable restores the
- * previous allocator and frees what is cached, empty frees what is cached.
- * stats fills out[0..5] with the bytes free, the limit, hits, misses, the
- * free blocks and the bytes of all segments. */
+ * blocks of an arena that the cache keeps when the tensors are freed, up to
+ * limit bytes of free resident memory, for later tensors. enable installs it
+ * as libtorch's CPU allocator (or changes the limit), disable restores the
+ * previous allocator and gives the free memory back, empty gives it back.
+ * stats fills out[0..5] with the free resident bytes, the limit, hits,
+ * misses, the free blocks and the resident bytes of the arena. */
 et_error et_host_cache_enable(int64_t limit);
 et_error et_host_cache_disable(void);
 et_error et_host_cache_empty(void);

@@ -18,36 +18,39 @@ import "syscall"
 // pass's CPU time. Tuning glibc does not cure it: with large aligned blocks
 // its heap can grow without bound instead.
 //
-// With the cache enabled, tensors of 1 MiB or more take blocks of memory
-// segments that the cache maps from the kernel and keeps, as PyTorch's CUDA
-// caching allocator does on the GPU: a tensor takes the smallest free block
-// that holds it and splits off the rest, and a freed block merges with its
-// free neighbours. So the next pass runs in the memory the last one left,
+// With the cache enabled, tensors of 1 MiB or more take blocks of one
+// arena of memory that the cache grows as the tensors need it and keeps,
+// as PyTorch's CUDA caching allocator does on the GPU with expandable
+// segments: a tensor takes the smallest free block that holds it and splits
+// off the rest, a freed block merges with its free neighbours, and when no
+// free block holds a tensor the arena grows at its end by what its last
+// free block lacks. So the next pass runs in the memory the last one left,
 // whatever its tensors' sizes, without a page fault, and the memory held
-// stays close to the most that the tensors ever used at once. Segments are
+// stays close to the most that the tensors ever used at once. The arena is
 // backed by transparent huge pages where the kernel allows it. Smaller
-// tensors go to malloc and back as before. The limit is on free memory:
-// beyond it the cache unmaps wholly free segments, largest first; the free
-// part of a segment in use stays until the rest of it is free. The edema
+// tensors, and any the arena's address space cannot hold, go to malloc and
+// back as before. The limit is on free resident memory: beyond it the
+// cache gives the pages of free blocks back to the kernel, largest block
+// first, and they fault in again when a tensor takes them. The edema
 // command enables the cache with DefaultHostCacheLimit. The cache is safe
 // to use from any goroutine; tensors may be freed on any of them.
 
 // EnableHostCache makes the host cache libtorch's CPU allocator, keeping
 // at most limit bytes of free memory, or changes the limit of an enabled
-// cache (unmapping free segments beyond the new limit). Tensors made before keep
+// cache (giving free memory beyond the new limit back to the kernel). Tensors made before keep
 // the allocator that made them.
 func EnableHostCache(limit int64) {
 	check("host_cache_enable", C.et_host_cache_enable(C.int64_t(limit)))
 }
 
-// DisableHostCache gives libtorch its own CPU allocator back and unmaps
-// the free segments. Tensors the cache made keep their blocks; a segment
-// is unmapped when its last tensor is freed.
+// DisableHostCache gives libtorch its own CPU allocator back and gives the
+// free memory of the cache back to the kernel. Tensors the cache made keep
+// their blocks, and theirs goes back when they are freed.
 func DisableHostCache() {
 	check("host_cache_disable", C.et_host_cache_disable())
 }
 
-// EmptyHostCache unmaps the wholly free segments and keeps the cache enabled, as
+// EmptyHostCache gives the cache's free memory back to the kernel and keeps the cache enabled, as
 // torch.cuda.empty_cache() does for the GPU's.
 func EmptyHostCache() {
 	check("host_cache_empty", C.et_host_cache_empty())
@@ -55,12 +58,12 @@ func EmptyHostCache() {
 
 // HostCacheStats describes the host cache.
 type HostCacheStats struct {
-	Cached   int64 // bytes of the segments that no tensor uses
-	Reserved int64 // bytes of all segments, in use or not
+	Cached   int64 // resident bytes of the arena that no tensor uses
+	Reserved int64 // resident bytes of the arena, in use or not
 	Limit    int64 // the most free bytes the cache keeps (0: disabled)
 	Blocks   int64 // free blocks
 	Hits     int64 // tensors of 1 MiB or more served from free blocks
-	Misses   int64 // tensors of 1 MiB or more that needed a new segment
+	Misses   int64 // tensors of 1 MiB or more that grew the arena
 }
 
 // HostCacheStatistics returns the host cache's figures so far.

@@ -80,27 +80,30 @@ func (s *GradScaler) Step(opt Optimizer, params []*torch.Tensor) (stepped bool, 
 	return true, opt.Step()
 }
 
-// unscale multiplies each gradient by the float32 reciprocal of the scale
-// (computed in float64, as PyTorch does) and says whether any gradient
-// holds an infinity or a NaN: the largest magnitude of all of them, which
-// a NaN anywhere makes NaN, brought to the host in one transfer.
+// unscale says whether any gradient holds an infinity or a NaN (the
+// largest magnitude of all of them, which a NaN anywhere makes NaN, in
+// float64, which holds every gradient's value, brought to the host in one
+// transfer) and multiplies each gradient by the float32 reciprocal of the
+// scale (computed in float64, as PyTorch does). The check comes first, so
+// that a failure leaves every gradient as it was.
 func (s *GradScaler) unscale(params []*torch.Tensor) (found bool, err error) {
 	defer torch.Recover(&err)
 	inv := float64(float32(1 / float64(s.scale)))
-	var peaks []*torch.Tensor
+	var grads, peaks []*torch.Tensor
 	torch.NoGrad(func() {
 		torch.Scoped(func(*torch.Scope) {
 			for _, p := range params {
-				g := p.Grad()
-				if g == nil {
-					continue
+				if g := p.Grad(); g != nil && g.Numel() > 0 {
+					grads = append(grads, g)
+					peaks = append(peaks, g.Abs().Max().To(torch.Float64))
 				}
-				peaks = append(peaks, g.Abs().Max().To(torch.Float32))
-				g.MulScalarInPlace(inv)
 			}
 			if len(peaks) > 0 {
 				peak := torch.Stack(peaks, 0).Max().ToDevice(torch.CPU).Item()
 				found = math.IsNaN(peak) || math.IsInf(peak, 0)
+			}
+			for _, g := range grads {
+				g.MulScalarInPlace(inv)
 			}
 		})
 	})

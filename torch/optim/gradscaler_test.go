@@ -196,3 +196,20 @@ func formatSpecial(v float64) string {
 	}
 	return "-inf"
 }
+
+// TestGradScalerEdgeGradients: an empty gradient has nothing to check, and
+// a float64 gradient beyond float32's range is finite, so the step runs.
+func TestGradScalerEdgeGradients(t *testing.T) {
+	empty := torch.FromSlice([]float32{}).SetRequiresGrad(true)
+	empty.BackwardWith(torch.FromSlice([]float32{}), false)
+	wide := torch.FromSlice([]float64{1}).SetRequiresGrad(true)
+	wide.BackwardWith(torch.FromSlice([]float64{1e300}), false)
+	opt, err := NewSGD([]*torch.Tensor{empty, wide}, SGDOptions{LR: 1e-300})
+	require.NoError(t, err)
+	s, err := NewGradScaler(GradScalerOptions{InitScale: 1, GrowthFactor: 2, BackoffFactor: 0.5, GrowthInterval: 10})
+	require.NoError(t, err)
+	stepped, err := s.Step(opt, []*torch.Tensor{empty, wide})
+	require.NoError(t, err)
+	assert.True(t, stepped)
+	assert.InDelta(t, 0, wide.Float64s()[0], 1e-12, "1 − 1e-300·1e300")
+}

@@ -47,9 +47,9 @@ struct Header {
   size_t size;    // bytes of data after the header
   Header *prev;   // the block before, in the arena
   Header *next;   // the block after, in the arena
-  bool cached;    // from the arena, else from malloc
+  size_t released;  // of a free block: bytes of it given back to the kernel
+  bool cached;      // from the arena, else from malloc
   bool free;
-  bool released;  // free, and its pages given back to the kernel
 };
 static_assert(sizeof(Header) <= kHeader, "the header must fit before the data");
 
@@ -99,38 +99,43 @@ class HostCache final : public c10::Allocator {
     TORCH_CHECK(posix_memalign(&base, kAlignment, kHeader + n) == 0, "not enough host memory: tried to allocate ",
                 n, " bytes");
     auto *h = static_cast<Header *>(base);
-    *h = Header{n, nullptr, nullptr, false, false, false};
+    *h = Header{n, nullptr, nullptr, 0, false, false};
     return h;
   }
 
   Header *from_arena(size_t size) {
-    std::lock_guard<std::mutex> lock(mu_);
-    Header *h = nullptr;
-    auto it = free_.lower_bound({size, nullptr});
-    if (it != free_.end()) {
-      h = it->second;
-      hits_++;
-    } else {
-      h = grow_locked(size);
-      misses_++;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Header *h = nullptr;
+      auto it = free_.lower_bound({size, nullptr});
+      if (it != free_.end()) {
+        h = it->second;
+        hits_++;
+      } else {
+        h = grow_locked(size);
+        misses_++;
+      }
+      if (h != nullptr) {
+        split_locked(h, size);
+        unlist_locked(h);
+        h->free = false;
+        h->released = 0;
+        in_use_ += kHeader + h->size;
+        return h;
+      }
     }
-    unlist_locked(h);
-    split_locked(h, size);
-    h->free = false;
-    h->released = false;
-    in_use_ += kHeader + h->size;
-    return h;
+    // The arena's address space is used up: malloc serves the rest.
+    return from_malloc(size);
   }
 
-  // grow_locked makes the arena's last block free and at least size bytes
-  // long, growing the arena, and returns it.
+  // grow_locked makes the arena's last block free, listed and at least
+  // size bytes long, growing the arena, and returns it; nullptr when the
+  // arena's address space cannot hold it.
   Header *grow_locked(size_t size) {
     if (base_ == nullptr) reserve_locked();
     bool extend = last_ != nullptr && last_->free;
     size_t bytes = round_up(extend ? size - last_->size : kHeader + size, kHugePage);
-    TORCH_CHECK(bytes <= reserved_ - committed_, "not enough host memory: tried to allocate ", size,
-                " bytes, and the host cache's ", reserved_ >> 30, " GiB of address space hold ", committed_ >> 20,
-                " MiB already");
+    if (bytes > reserved_ - committed_) return nullptr;
     char *end = base_ + committed_;
     if (mprotect(end, bytes, PROT_READ | PROT_WRITE) != 0) {
       // Out of memory: what the cache holds may be enough.
@@ -146,10 +151,10 @@ class HostCache final : public c10::Allocator {
       return last_;
     }
     auto *h = reinterpret_cast<Header *>(end);
-    *h = Header{bytes - kHeader, last_, nullptr, true, true, false};
+    *h = Header{bytes - kHeader, last_, nullptr, 0, true, true};
+    list_locked(h);
     if (last_ != nullptr) last_->next = h;
     last_ = h;
-    list_locked(h);
     return h;
   }
 
@@ -171,27 +176,40 @@ class HostCache final : public c10::Allocator {
       madvise(base_, reserved_, MADV_HUGEPAGE);
       return;
     }
-    TORCH_CHECK(false, "the host cache could not reserve address space for its arena");
+    // No address space to spare: malloc serves every tensor (grow_locked
+    // finds no room).
+    base_ = reinterpret_cast<char *>(kHugePage);
+    reserved_ = 0;
   }
 
-  // split_locked keeps size bytes in h, which is in no list, and makes the
-  // rest a free block of its own when the rest is worth it.
+  // split_locked keeps size bytes in h, a listed free block, and makes the
+  // rest a free block of its own when the rest is worth it; the rest takes
+  // as much of h's released bytes as it can hold.
   void split_locked(Header *h, size_t size) {
     if (h->size < size + kHeader + kMinSplit) return;
     auto *rest = reinterpret_cast<Header *>(data_of(h) + size);
-    *rest = Header{h->size - size - kHeader, h, h->next, true, true, h->released};
+    size_t rest_bytes = h->size - size;  // its header included
+    *rest = Header{rest_bytes - kHeader, h, h->next, std::min(h->released, rest_bytes), true, true};
+    list_locked(rest);  // first: it may throw, and nothing has changed yet
+    unlist_locked(h);
     if (h->next != nullptr) h->next->prev = rest;
     if (last_ == h) last_ = rest;
     h->next = rest;
     h->size = size;
-    list_locked(rest);
+    h->released -= rest->released;
+    list_locked(h);
   }
 
   static void give_back(void *data) {
     if (data == nullptr) return;
     auto *h = reinterpret_cast<Header *>(static_cast<char *>(data) - kHeader);
     if (h->cached) {
-      instance().release(h);
+      // Deleters must not throw: should the free set fail to grow, the
+      // block stays out of it, lost to the cache but not to its neighbours.
+      try {
+        instance().release(h);
+      } catch (...) {
+      }
     } else {
       std::free(h);
     }
@@ -212,12 +230,11 @@ class HostCache final : public c10::Allocator {
   }
 
   // merge_locked makes b, the listed free block after a, part of a, which
-  // is in no list. The merged block counts as resident unless both were
-  // released.
+  // is in no list; their released bytes add up.
   void merge_locked(Header *a, Header *b) {
     unlist_locked(b);
     a->size += kHeader + b->size;
-    a->released = a->released && b->released;
+    a->released += b->released;
     a->next = b->next;
     if (b->next != nullptr) b->next->prev = a;
     if (last_ == b) last_ = a;
@@ -227,10 +244,10 @@ class HostCache final : public c10::Allocator {
   // take it out, keeping count of the released bytes.
   void list_locked(Header *h) {
     free_.insert({h->size, h});
-    if (h->released) released_ += kHeader + h->size;
+    released_ += h->released;
   }
   void unlist_locked(Header *h) {
-    if (free_.erase({h->size, h}) != 0 && h->released) released_ -= kHeader + h->size;
+    if (free_.erase({h->size, h}) != 0) released_ -= h->released;
   }
 
   // idle_locked is the resident memory of the arena that no tensor holds.
@@ -243,12 +260,14 @@ class HostCache final : public c10::Allocator {
     static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     for (auto it = free_.end(); it != free_.begin() && idle_locked() > limit;) {
       Header *h = (--it)->second;
-      if (h->released) continue;
+      if (h->released == kHeader + h->size) continue;
       auto from = round_up(reinterpret_cast<uintptr_t>(data_of(h)), page);
       auto to = (reinterpret_cast<uintptr_t>(data_of(h)) + h->size) / page * page;
       if (to > from) madvise(reinterpret_cast<void *>(from), to - from, MADV_DONTNEED);
-      h->released = true;
-      released_ += kHeader + h->size;
+      // The header's page stays; counting it as given back keeps the
+      // figures simple, at the cost of a page a block.
+      released_ += kHeader + h->size - h->released;
+      h->released = kHeader + h->size;
     }
   }
 
