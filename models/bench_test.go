@@ -3,9 +3,7 @@ package models
 import (
 	"fmt"
 	"os"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/edema/edema/internal/benchenv"
 	"github.com/edema/edema/torch"
@@ -58,12 +56,12 @@ func BenchmarkForwardEval(b *testing.B) {
 			forward() // warm-up: first-call allocations and kernel selection
 			// CPU time as well as wall time: on a machine shared with other
 			// work the CPU time the pass takes varies much less.
-			start, usage := cpuTime(b), benchenv.Usage(b)
+			start, usage := benchenv.CPUTime(b), benchenv.Usage(b)
 			b.ResetTimer()
 			for b.Loop() {
 				forward()
 			}
-			b.ReportMetric((cpuTime(b)-start).Seconds()*1e3/float64(b.N), "cpu-ms/op")
+			b.ReportMetric((benchenv.CPUTime(b)-start).Seconds()*1e3/float64(b.N), "cpu-ms/op")
 			benchenv.ReportMemory(b, usage)
 			b.ReportMetric(float64(torch.NumThreads()), "threads")
 		})
@@ -98,26 +96,17 @@ func BenchmarkFoldedEval(b *testing.B) {
 					})
 				}
 				forward()
-				start := cpuTime(b)
+				start := benchenv.CPUTime(b)
 				b.ResetTimer()
 				for b.Loop() {
 					forward()
 				}
-				b.ReportMetric((cpuTime(b)-start).Seconds()*1e3/float64(b.N), "cpu-ms/op")
+				b.ReportMetric((benchenv.CPUTime(b)-start).Seconds()*1e3/float64(b.N), "cpu-ms/op")
 			})
 		}
 		x.Free()
 		m.Free()
 	}
-}
-
-// cpuTime returns the user and system CPU time of the process so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkLiveness times an evaluation forward pass and a training step
@@ -167,11 +156,7 @@ func BenchmarkLiveness(b *testing.B) {
 				for b.Loop() {
 					run()
 				}
-				var ru syscall.Rusage
-				if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-					b.Fatal(err)
-				}
-				b.ReportMetric(float64(ru.Maxrss)/1024, "peak-MiB")
+				b.ReportMetric(float64(benchenv.Usage(b).Maxrss)/1024, "peak-MiB")
 			})
 		}
 	}

@@ -2,9 +2,7 @@ package train
 
 import (
 	"os"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/edema/edema/internal/benchenv"
 	"github.com/edema/edema/losses"
@@ -112,26 +110,17 @@ func BenchmarkTrainStep(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
-			cpu := processCPU(b)
+			cpu := benchenv.CPUTime(b)
 			for b.Loop() {
 				if _, _, err := t.trainStep(batch); err != nil {
 					b.Fatal(err)
 				}
 			}
-			cpu = processCPU(b) - cpu
+			cpu = benchenv.CPUTime(b) - cpu
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
 			// The CPU time of the process (all threads), which a machine
 			// shared with other work disturbs less than the wall time.
 			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/step")
 		})
 	}
-}
-
-// processCPU returns the user and system CPU time the process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

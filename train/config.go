@@ -166,8 +166,6 @@ func (c Config) Validate() error {
 		return fieldErrorf("{MaxStepsPerEpoch} must not be negative, got %d", c.MaxStepsPerEpoch)
 	case c.Threads < 0:
 		return fieldErrorf("{Threads} must not be negative, got %d", c.Threads)
-	case !validPrecision(c.Precision):
-		return fieldErrorf("{Precision} %q: want bf16, fp16 or fp32", string(c.Precision))
 	case c.Precision.Check(c.Device) != nil:
 		return fieldErrorf("{Precision}: %v", c.Precision.Check(c.Device))
 	case c.Resume != "" && c.ModelPath != "":
@@ -225,10 +223,4 @@ func isDir(field, path string) error {
 		return fieldErrorf("%s: %w", field, err)
 	}
 	return nil
-}
-
-// validPrecision says whether p names a precision (models.ParsePrecision).
-func validPrecision(p models.Precision) bool {
-	_, err := models.ParsePrecision(string(p))
-	return err == nil
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/edema/edema/torch"
 )
@@ -79,6 +80,15 @@ func Usage(b *testing.B) syscall.Rusage {
 		b.Fatal(err)
 	}
 	return ru
+}
+
+// CPUTime is the user and system CPU time of the process so far, all
+// threads: a machine shared with other work disturbs it less than the
+// wall time.
+func CPUTime(b *testing.B) time.Duration {
+	b.Helper()
+	ru := Usage(b)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ReportMemory reports the minor page faults per iteration since before
