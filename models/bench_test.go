@@ -14,8 +14,9 @@ import (
 // under inference mode, as scripts/bench_models.py does in PyTorch, with
 // the settings of package benchenv (threads, host cache), and reports the
 // page faults per pass and the peak memory (run one network per process
-// for its own peak, as scripts/bench_cube.sh does). EDEMA_BENCH_FOLD=0
-// runs every batch norm as it is instead of folded into its convolution;
+// for its own peak, as scripts/bench_cube.sh does). EDEMA_BENCH_FAST_PATH=0
+// runs every layer as it is instead of taking the evaluation fast path
+// (nn.Store.SetFastPath);
 // EDEMA_BENCH_CHANNELS_LAST=1 runs the network channels last, and
 // EDEMA_BENCH_PRECISION=bf16 in bfloat16 mixed precision.
 func BenchmarkForwardEval(b *testing.B) {
@@ -29,8 +30,8 @@ func BenchmarkForwardEval(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer m.Free()
-			if os.Getenv("EDEMA_BENCH_FOLD") == "0" {
-				m.Store().SetFolding(false)
+			if os.Getenv("EDEMA_BENCH_FAST_PATH") == "0" {
+				m.Store().SetFastPath(false)
 			}
 			if os.Getenv("EDEMA_BENCH_CHANNELS_LAST") == "1" {
 				if err := m.SetMemoryFormat(torch.ChannelsLast); err != nil {
@@ -68,12 +69,12 @@ func BenchmarkForwardEval(b *testing.B) {
 	}
 }
 
-// BenchmarkFoldedEval times the evaluation forward pass of
-// BenchmarkForwardEval with the batch norms folded into the convolutions
-// (as New builds the networks) and run as they are, one after the other
-// in one process (run it with -count to alternate them), to measure what
-// folding saves.
-func BenchmarkFoldedEval(b *testing.B) {
+// BenchmarkFastEval times the evaluation forward pass of
+// BenchmarkForwardEval on the evaluation fast path (as New builds the
+// networks) and with every layer run as it is, one after the other in one
+// process (run it with -count to alternate them), to measure what the fast
+// path saves.
+func BenchmarkFastEval(b *testing.B) {
 	defer benchenv.Setup(b)()
 	for _, name := range segmenters() {
 		torch.ManualSeed(0)
@@ -83,9 +84,9 @@ func BenchmarkFoldedEval(b *testing.B) {
 		}
 		m.Eval()
 		x := torch.Randn([]int64{8, 3, 256, 128}, torch.Float32CPU)
-		for _, folded := range []bool{true, false} {
-			b.Run(fmt.Sprintf("%s/folded=%t", name, folded), func(b *testing.B) {
-				m.Store().SetFolding(folded)
+		for _, fast := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%s/fast=%t", name, fast), func(b *testing.B) {
+				m.Store().SetFastPath(fast)
 				forward := func() {
 					torch.InferenceMode(func() {
 						torch.Scoped(func(*torch.Scope) {

@@ -260,10 +260,11 @@ func assertLabelsOf(t *testing.T, seg *torch.Tensor, labels []uint8) {
 	assert.LessOrEqual(t, ties, len(labels)/1000, "too many near-ties")
 }
 
-// TestFoldedEvaluationMatchesPlain: in evaluation mode each network runs
-// with its batch norms folded into the convolutions before them, within
-// 1e-4 of running every layer as it is, and its state dict is the same.
-func TestFoldedEvaluationMatchesPlain(t *testing.T) {
+// TestFastEvaluationMatchesPlain: in evaluation mode each network takes
+// the fast path (batch norms folded into the convolutions before them,
+// transposed convolutions by phases), within 1e-4 of running every layer
+// as it is, and its state dict is the same.
+func TestFastEvaluationMatchesPlain(t *testing.T) {
 	for _, name := range segmenters() {
 		t.Run(name, func(t *testing.T) {
 			torch.ManualSeed(5)
@@ -285,11 +286,11 @@ func TestFoldedEvaluationMatchesPlain(t *testing.T) {
 				return seg, det
 			}
 			foldedSeg, foldedDet := outputs()
-			m.Store().SetFolding(false)
+			m.Store().SetFastPath(false)
 			plainSeg, plainDet := outputs()
 			assert.InDeltaSlice(t, plainSeg, foldedSeg, 1e-4)
 			assert.InDeltaSlice(t, plainDet, foldedDet, 1e-4)
-			assert.NotEqual(t, plainSeg, foldedSeg, "the folded path runs")
+			assert.NotEqual(t, plainSeg, foldedSeg, "the fast path runs")
 			after := m.StateDict()
 			require.Len(t, after, len(before))
 			for i := range before {

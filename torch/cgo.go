@@ -209,6 +209,8 @@ package torch
 #cgo nocallback et_stack
 #cgo noescape et_narrow
 #cgo nocallback et_narrow
+#cgo noescape et_slice
+#cgo nocallback et_slice
 #cgo noescape et_select
 #cgo nocallback et_select
 #cgo noescape et_index_select

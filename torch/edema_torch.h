@@ -141,6 +141,7 @@ et_error et_where(et_tensor cond, et_tensor a, et_tensor b, et_tensor *out);
 et_error et_cat(const et_tensor *ts, int64_t n, int64_t dim, et_tensor *out);
 et_error et_stack(const et_tensor *ts, int64_t n, int64_t dim, et_tensor *out);
 et_error et_narrow(et_tensor a, int64_t dim, int64_t start, int64_t length, et_tensor *out);
+et_error et_slice(et_tensor a, int64_t dim, int64_t start, int64_t end, int64_t step, et_tensor *out);
 et_error et_select(et_tensor a, int64_t dim, int64_t index, et_tensor *out);
 et_error et_index_select(et_tensor a, int64_t dim, et_tensor index, et_tensor *out);
 et_error et_flip(et_tensor a, const int64_t *dims, int64_t ndims, et_tensor *out);

@@ -471,6 +471,16 @@ func (t *Tensor) Narrow(dim, start, length int64) *Tensor {
 	return result("narrow", err, out)
 }
 
+// Slice returns the view of every step-th element along dim from start
+// up to, not including, end (t[..., start:end:step] in Python); end past
+// the dimension's size stops at its end.
+func (t *Tensor) Slice(dim, start, end, step int64) *Tensor {
+	var out C.et_tensor
+	err := C.et_slice(t.handle("slice"), C.int64_t(dim), C.int64_t(start), C.int64_t(end), C.int64_t(step), &out)
+	runtime.KeepAlive(t)
+	return result("slice", err, out)
+}
+
 // Select returns the view at index along dim, without that dimension.
 func (t *Tensor) Select(dim, index int64) *Tensor {
 	var out C.et_tensor

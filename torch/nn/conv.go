@@ -127,6 +127,11 @@ type ConvTranspose2d struct {
 	Weight *torch.Tensor
 	Bias   *torch.Tensor // nil without bias
 	opts   torch.Conv2dOptions
+	path   Path
+	// phases are the weight and bias of the convolution that computes the
+	// output's phases in the evaluation fast path, while the store holds
+	// them (phases.go).
+	phases [2]*torch.Tensor
 }
 
 // NewConvTranspose2d creates a transposed convolution from in to out
@@ -138,13 +143,21 @@ func NewConvTranspose2d(p Path, in, out int64, c Conv2dConfig) *ConvTranspose2d 
 	if c.OutputPadding >= c.Stride && c.OutputPadding >= c.Dilation {
 		panic(&torch.Error{Op: "conv_transpose2d", Msg: fmt.Sprintf("output padding %d must be smaller than stride %d or dilation %d", c.OutputPadding, c.Stride, c.Dilation)})
 	}
-	m := &ConvTranspose2d{opts: c.options()}
+	m := &ConvTranspose2d{opts: c.options(), path: p}
 	m.Weight, m.Bias = newConvParameters(p, []int64{in, out / c.Groups, c.Kernel, c.Kernel}, out, !c.NoBias)
 	p.register(m)
+	if byPhases(m.opts, c.Kernel) {
+		p.store.phased = append(p.store.phased, m)
+		p.store.refreshFastPath()
+	}
 	return m
 }
 
-// Forward applies the transposed convolution to x (N×in×H×W).
+// Forward applies the transposed convolution to x (N×in×H×W); in the
+// evaluation fast path, by phases.
 func (m *ConvTranspose2d) Forward(x *torch.Tensor) *torch.Tensor {
+	if m.phases[0] != nil && fastPath(m.path) && x.Dim() == 4 {
+		return m.forwardByPhases(x)
+	}
 	return torch.ConvTranspose2d(x, m.Weight, m.Bias, m.opts)
 }

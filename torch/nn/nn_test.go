@@ -363,9 +363,9 @@ func TestFoldBatchNorm(t *testing.T) {
 		t.Helper()
 		var plain, folded []float64
 		torch.NoGrad(func() { folded = values(seq.Forward(x)) })
-		s.SetFolding(false)
+		s.SetFastPath(false)
 		torch.NoGrad(func() { plain = values(seq.Forward(x)) })
-		s.SetFolding(true)
+		s.SetFastPath(true)
 		assertClose(t, plain, folded, 1e-5, what)
 		assert.NotEqual(t, plain, folded, "%s: the folded path computes differently, up to rounding", what)
 	}

@@ -64,7 +64,7 @@ func (s *Store) LoadStateDict(sd []Named, strict bool) (err error) {
 	if s.freed {
 		return fmt.Errorf("nn: load into a freed store")
 	}
-	defer s.refold()
+	defer s.refreshFastPath()
 	given := make(map[string]*torch.Tensor, len(sd))
 	le := &LoadError{}
 	for _, n := range sd {

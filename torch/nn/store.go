@@ -71,8 +71,11 @@ type Store struct {
 	root     *node
 	training bool
 	freed    bool
-	folds    []*Conv2d // the convolutions with a batch norm folded in (fold.go)
-	noFold   bool
+	// The layers of the evaluation fast path (fastpath.go): convolutions
+	// with a batch norm folded in, transposed convolutions by phases.
+	folds      []*Conv2d
+	phased     []*ConvTranspose2d
+	noFastPath bool
 }
 
 // NewStore returns an empty store in training mode, the mode of a freshly
@@ -240,18 +243,18 @@ func (s *Store) NumParameters() int64 {
 func (s *Store) Train() { s.SetTraining(true) }
 
 // Eval puts every layer in evaluation mode (running statistics, no
-// dropout), folding batch norms where a Sequential asked for it.
+// dropout), with the evaluation fast path's tensors (fastpath.go).
 func (s *Store) Eval() { s.SetTraining(false) }
 
 // SetTraining switches to training mode (true) or evaluation mode (false).
 func (s *Store) SetTraining(on bool) {
 	if s.training == on {
 		// Repeating a mode changes nothing: in particular, predictions
-		// running in evaluation mode keep their folded tensors.
+		// running in evaluation mode keep the fast path's tensors.
 		return
 	}
 	s.training = on
-	s.refold()
+	s.refreshFastPath()
 }
 
 // Training reports whether the store is in training mode.
@@ -288,7 +291,7 @@ func (s *Store) To(d torch.Device) (err error) {
 	s.convert(func(t *torch.Tensor) bool { return t.Device() != d }, func(t *torch.Tensor) *torch.Tensor {
 		return t.ToDevice(d)
 	})
-	s.refold()
+	s.refreshFastPath()
 	return nil
 }
 
@@ -304,7 +307,7 @@ func (s *Store) ToDType(dtype torch.DType) (err error) {
 		d := t.DType()
 		return d.IsFloatingPoint() && d != dtype
 	}, func(t *torch.Tensor) *torch.Tensor { return t.To(dtype) })
-	s.refold()
+	s.refreshFastPath()
 	return nil
 }
 
@@ -316,7 +319,7 @@ func (s *Store) SetMemoryFormat(f torch.MemoryFormat) (err error) {
 	defer torch.Recover(&err)
 	s.convert(func(t *torch.Tensor) bool { return t.Dim() == 4 && !t.IsContiguousAs(f) },
 		func(t *torch.Tensor) *torch.Tensor { return t.ContiguousAs(f) })
-	s.refold()
+	s.refreshFastPath()
 	return nil
 }
 
@@ -358,5 +361,5 @@ func (s *Store) Free() {
 		e.Tensor.Free()
 	}
 	s.freed = true
-	s.refold()
+	s.refreshFastPath()
 }

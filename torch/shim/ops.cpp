@@ -108,6 +108,10 @@ et_error et_stack(const et_tensor *ts, int64_t n, int64_t dim, et_tensor *out) {
 et_error et_narrow(et_tensor a, int64_t dim, int64_t start, int64_t length, et_tensor *out) {
   ET_TRY(*out = et_wrap(a->t.narrow(dim, start, length)))
 }
+
+et_error et_slice(et_tensor a, int64_t dim, int64_t start, int64_t end, int64_t step, et_tensor *out) {
+  ET_TRY(*out = et_wrap(a->t.slice(dim, start, end, step)))
+}
 et_error et_select(et_tensor a, int64_t dim, int64_t index, et_tensor *out) {
   ET_TRY(*out = et_wrap(a->t.select(dim, index)))
 }

@@ -1,0 +1,84 @@
+package nn
+
+import "github.com/edema/edema/torch"
+
+// A transposed convolution by phases, part of the evaluation fast path
+// (fastpath.go). With kernel 4, stride 2 and padding 1, output row 2m
+// takes input rows m−1 and m through kernel rows 3 and 1, and output row
+// 2m+1 input rows m and m+1 through kernel rows 2 and 0; columns likewise.
+// Each of the four phases (row parity a, column parity b) of the output is
+// thus a 2×2 correlation of the input padded by 1, and one ordinary
+// convolution with 4·out output channels computes all four over an
+// (H+1)×(W+1) grid: phase (a, b) is its channel block 2a+b, rows a..a+H−1
+// and columns b..b+W−1, written to the output's rows a, a+2, … and columns
+// b, b+2, …. The multiply-adds are those of the transposed convolution,
+// summed in another order.
+
+// phaseTaps are the kernel rows (or columns) of the two window offsets of
+// each phase.
+var phaseTaps = [2][2]int64{{3, 1}, {2, 0}}
+
+// byPhases reports whether a transposed convolution with options o can run
+// by phases.
+func byPhases(o torch.Conv2dOptions, kernel int64) bool {
+	return kernel == 4 && o.Stride == [2]int64{2, 2} && o.Padding == [2]int64{1, 1} &&
+		o.Dilation == [2]int64{1, 1} && o.OutputPadding == [2]int64{} && o.Groups == 1
+}
+
+// phaseWeights returns the weight (4·out×in×2×2, in the layout of m's
+// weight) and bias (4·out, nil without one) of the convolution that
+// computes m's phases, owned by no scope.
+func phaseWeights(m *ConvTranspose2d) (phases [2]*torch.Tensor) {
+	torch.Scoped(func(sc *torch.Scope) {
+		var blocks []*torch.Tensor
+		for _, rows := range phaseTaps {
+			for _, cols := range phaseTaps {
+				k := m.Weight.IndexSelect(2, torch.FromSlice(rows[:], 2)).IndexSelect(3, torch.FromSlice(cols[:], 2))
+				blocks = append(blocks, k.Transpose(0, 1))
+			}
+		}
+		format := torch.ContiguousFormat
+		if m.Weight.IsContiguousAs(torch.ChannelsLast) && !m.Weight.IsContiguous() {
+			format = torch.ChannelsLast
+		}
+		w := torch.Cat(blocks, 0).ContiguousAs(format)
+		sc.Keep(w)
+		w.Unscope()
+		phases[0] = w
+		if m.Bias != nil {
+			b := torch.Cat([]*torch.Tensor{m.Bias, m.Bias, m.Bias, m.Bias}, 0)
+			sc.Keep(b)
+			b.Unscope()
+			phases[1] = b
+		}
+	})
+	return phases
+}
+
+// forwardByPhases computes m on x (N×in×H×W) by phases, the output in x's
+// memory format.
+func (m *ConvTranspose2d) forwardByPhases(x *torch.Tensor) *torch.Tensor {
+	n, h, w := x.Size(0), x.Size(2), x.Size(3)
+	out := m.phases[0].Size(0) / 4
+	y := torch.Conv2d(x, m.phases[0], m.phases[1], torch.Conv2dOptions{
+		Stride: [2]int64{1, 1}, Padding: [2]int64{1, 1}, Dilation: [2]int64{1, 1}, Groups: 1})
+	defer y.Free()
+	o := torch.Options{DType: y.DType(), Device: y.Device()}
+	var res *torch.Tensor
+	if x.IsContiguousAs(torch.ChannelsLast) && !x.IsContiguous() {
+		nhwc := torch.Empty([]int64{n, 2 * h, 2 * w, out}, o)
+		res = nhwc.Permute(0, 3, 1, 2)
+		nhwc.Free()
+	} else {
+		res = torch.Empty([]int64{n, out, 2 * h, 2 * w}, o)
+	}
+	for a := range int64(2) {
+		for b := range int64(2) {
+			torch.Scoped(func(*torch.Scope) {
+				dst := res.Slice(2, a, 2*h, 2).Slice(3, b, 2*w, 2)
+				dst.CopyFrom(y.Narrow(1, (2*a+b)*out, out).Narrow(2, a, h).Narrow(3, b, w))
+			})
+		}
+	}
+	return res
+}
