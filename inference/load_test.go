@@ -73,6 +73,8 @@ func TestLoadRunsTheSavedNetworks(t *testing.T) {
 	legacyPath, _ := saveModel(t, dir, "unet_legacy.pth.tar", models.NameUNet, 5, pth.FormatLegacy)
 	const n, h, w = 3, 32, 16
 	x := testSlices(n, h, w)
+	// In the layout that Load gives its networks.
+	require.NoError(t, DefaultLayout.Apply(unet))
 	want := modelPredict(t, unet, x, n, h, w, 2)
 	for _, path := range []string{zipPath, legacyPath} {
 		p, err := Load([]Spec{{models.NameUNet, path, 1}}, torch.CPU, Options{BatchSize: 2})

@@ -101,10 +101,52 @@ type Options struct {
 	// Precision is the forward passes' arithmetic (models.Precision); the
 	// zero value is float32.
 	Precision models.Precision
-	// ChannelsLast lays every network's weights and inputs out channels
-	// last (models.Model.SetMemoryFormat); the networks must be
-	// models.Model's.
-	ChannelsLast bool
+	// Layout is the memory layout the networks run in; the zero value is
+	// DefaultLayout.
+	Layout Layout
+}
+
+// Layout is the memory layout of a predictor's networks: their weights
+// and the inputs of their passes (models.Model.SetMemoryFormat).
+type Layout string
+
+const (
+	// DefaultLayout is channels last on the CPU, where the evaluation fast
+	// path (nn.Store.SetFastPath) runs faster so (docs/BENCHMARKS.md,
+	// "Channels last"), and the networks' own elsewhere. It lays out only
+	// the networks of package models.
+	DefaultLayout Layout = ""
+	// Contiguous is PyTorch's default layout, N×C×H×W.
+	Contiguous Layout = "contiguous"
+	// ChannelsLast is N×H×W×C; the networks must be package models'.
+	ChannelsLast Layout = "channels-last"
+)
+
+// check returns an error for a layout that is none of the above.
+func (l Layout) check() error {
+	switch l {
+	case DefaultLayout, Contiguous, ChannelsLast:
+		return nil
+	}
+	return fmt.Errorf("unknown layout %q (want %s or %s)", string(l), Contiguous, ChannelsLast)
+}
+
+// Apply lays m out as l says, for m's device.
+func (l Layout) Apply(m *models.Model) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	format := torch.ChannelsLast
+	switch {
+	case l == Contiguous:
+		format = torch.ContiguousFormat
+	case l == DefaultLayout && m.Device() != torch.CPU:
+		return nil
+	}
+	if err := m.SetMemoryFormat(format); err != nil {
+		return fmt.Errorf("%s: memory layout: %w", m.Name(), err)
+	}
+	return nil
 }
 
 // weightTolerance is how far from 1 the sum of fusion weights may be: room
@@ -169,17 +211,21 @@ func New(members []Member, opts Options) (*Predictor, error) {
 	if err := opts.Precision.Check(device); err != nil {
 		return nil, err
 	}
-	if opts.ChannelsLast {
+	if err := opts.Layout.check(); err != nil {
+		return nil, err
+	}
+	if opts.Layout == ChannelsLast {
 		// Every member is checked before any changes.
 		for _, m := range members {
 			if _, ok := m.Network.(*models.Model); !ok {
 				return nil, fmt.Errorf("%s cannot run channels last: only the networks of package models can", m.Network.Name())
 			}
 		}
-		for _, m := range members {
-			mm := m.Network.(*models.Model)
-			if err := mm.SetMemoryFormat(torch.ChannelsLast); err != nil {
-				return nil, fmt.Errorf("%s: channels last: %w", mm.Name(), err)
+	}
+	for _, m := range members {
+		if mm, ok := m.Network.(*models.Model); ok {
+			if err := opts.Layout.Apply(mm); err != nil {
+				return nil, err
 			}
 		}
 	}

@@ -349,6 +349,34 @@ func TestPredictorMatchesModelPredict(t *testing.T) {
 	assert.InDeltaSlice(t, want.Detections, got.Detections, 1e-6)
 }
 
+// TestLayouts: a predictor lays its networks out channels last on the CPU
+// unless told otherwise, and leaves other networks as they are.
+func TestLayouts(t *testing.T) {
+	torch.ManualSeed(3)
+	m, err := models.New(models.NameUNet)
+	require.NoError(t, err)
+	defer m.Free()
+	other := constant("other", [4]float32{1, 0, 0, 0}, [3]float32{})
+	for _, tc := range []struct {
+		layout Layout
+		want   torch.MemoryFormat
+	}{
+		{DefaultLayout, torch.ChannelsLast},
+		{Contiguous, torch.ContiguousFormat},
+		{ChannelsLast, torch.ChannelsLast},
+		{DefaultLayout, torch.ChannelsLast},
+	} {
+		p, err := New([]Member{{m, 0.5}, {other, 0.5}}, Options{Layout: tc.layout})
+		if tc.layout == ChannelsLast {
+			require.ErrorContains(t, err, "other cannot run channels last")
+			p, err = New([]Member{{m, 1}}, Options{Layout: tc.layout})
+		}
+		require.NoError(t, err, tc.layout)
+		assert.Equal(t, tc.want, m.MemoryFormat(), tc.layout)
+		p.Free()
+	}
+}
+
 func TestNewRejects(t *testing.T) {
 	a, b := constant("a", [4]float32{1, 0, 0, 0}, [3]float32{}), constant("b", [4]float32{1, 0, 0, 0}, [3]float32{})
 	gpu := constant("g", [4]float32{1, 0, 0, 0}, [3]float32{})
@@ -368,6 +396,8 @@ func TestNewRejects(t *testing.T) {
 		{[]Member{{a, 1}}, Options{BatchSize: -1}, "batch size -1 is negative"},
 		{[]Member{{a, 1}}, Options{TTA: "rotate"}, `unknown test-time augmentation "rotate"`},
 		{[]Member{{nil, 1}}, Options{}, "no network"},
+		{[]Member{{a, 1}}, Options{Layout: "diagonal"}, `unknown layout "diagonal"`},
+		{[]Member{{a, 1}}, Options{Layout: ChannelsLast}, "a cannot run channels last"},
 	}
 	for _, tc := range tests {
 		_, err := New(tc.members, tc.opts)

@@ -4,8 +4,10 @@
 # at the synthetic default's size (8x3x256x128) and at the challenge's
 # (8x3x1024x512, a sixteenth of a 128-slice cube), on each side:
 #
-#   edema        BenchmarkForwardEval (models/bench_test.go), host cache on,
-#                as the edema command runs
+#   edema        BenchmarkForwardEval (models/bench_test.go) as the edema
+#                command runs on the CPU: host cache on, evaluation fast
+#                path, channels last (EDEMA_BENCH_CHANNELS_LAST=0 runs it
+#                contiguous)
 #   eager        PyTorch eager mode, glibc malloc, as users run it
 #   eager+tc     PyTorch eager mode with tcmalloc preloaded
 #   script+tc    PyTorch traced, frozen and optimize_for_inference'd, with
@@ -44,6 +46,7 @@ python=${EDEMA_PYTHON:-/usr/bin/python3}
 tcmalloc=${TCMALLOC:-/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4}
 [ -e "$tcmalloc" ] || { echo "no $tcmalloc (apt install libtcmalloc-minimal4): leaving out the +tc sides" >&2; tcmalloc=; }
 export EDEMA_BENCH_HOST_CACHE=1
+export EDEMA_BENCH_CHANNELS_LAST=${EDEMA_BENCH_CHANNELS_LAST:-1}
 . scripts/bench_env.sh
 test_bin=$(go_test_binary models "${MODELS_TEST:-}")
 sides="edema eager"
@@ -108,7 +111,7 @@ done
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB"
 echo "PyTorch $("$python" -c "import torch; print(torch.__version__)"); edema on libtorch-dev $(dpkg-query -W -f "\${Version}" libtorch-dev 2>/dev/null || echo "(not from Debian)")"
-echo "eval mode, inference mode, float32; $rounds round(s); ms = median over rounds"
+echo "eval mode, inference mode, float32; edema channels last: $EDEMA_BENCH_CHANNELS_LAST; $rounds round(s); ms = median over rounds"
 for threads in $thread_counts; do
   ceiling=$(awk -v t="$threads" '$3 == t { s += $4; n++ } END { printf "%.1f", s / n }' "$work/gemm")
   for size in $sizes; do

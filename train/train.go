@@ -678,7 +678,7 @@ func (t *trainer) validate(ctx context.Context) (metrics.Summary, error) {
 			return metrics.Summary{}, err
 		}
 	}
-	p, err := inference.New([]inference.Member{{Network: t.model, Weight: 1}}, inference.Options{BatchSize: ValBatchSize, Precision: t.cfg.Precision, ChannelsLast: t.cfg.ChannelsLast})
+	p, err := inference.New([]inference.Member{{Network: t.model, Weight: 1}}, inference.Options{BatchSize: ValBatchSize, Precision: t.cfg.Precision, Layout: t.layout()})
 	if err != nil {
 		return metrics.Summary{}, err
 	}
@@ -1133,4 +1133,13 @@ func copyFileAtomic(src, dst string) error {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
 	return nil
+}
+
+// layout is the memory layout of validation: training's, since validation
+// runs the network being trained.
+func (t *trainer) layout() inference.Layout {
+	if t.cfg.ChannelsLast {
+		return inference.ChannelsLast
+	}
+	return inference.Contiguous
 }

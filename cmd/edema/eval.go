@@ -125,13 +125,31 @@ func predictorFlags() []cli.Flag {
 		&cli.IntFlag{Name: "batch-size", Value: models.DefaultBatchSize, Usage: "slices per forward pass"},
 		&cli.IntFlag{Name: "in-flight", Value: 1, Usage: "batches of a cube predicted at once, each on its own goroutine (with --threads 1 and as many batches as cores, see docs/BENCHMARKS.md)"},
 		ampFlag(),
-		channelsLastFlag(),
+		layoutFlag(),
 	}
 }
 
-// channelsLastFlag lays the networks out channels last.
+// channelsLastFlag lays the networks out channels last in training,
+// where it is off unless given.
 func channelsLastFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "channels-last", Usage: "run the convolutions on channels-last (N×H×W×C) data: faster on GPUs' tensor cores, not always on a CPU (see docs/BENCHMARKS.md)"}
+	return &cli.BoolFlag{Name: "channels-last", Usage: "train on channels-last (N×H×W×C) weights and batches: for GPUs' tensor cores; slower on a CPU (see docs/BENCHMARKS.md)"}
+}
+
+// layoutFlag lays the networks out channels last or not for inference,
+// where the default depends on the device (inference.DefaultLayout).
+func layoutFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "channels-last", Usage: "run the convolutions on channels-last (N×H×W×C) data (default: on the CPU, where the evaluation fast path is faster so, see docs/BENCHMARKS.md; --channels-last=false turns it off)"}
+}
+
+// layoutFromFlags returns the layout that layoutFlag asks for.
+func layoutFromFlags(c *cli.Context) inference.Layout {
+	switch {
+	case !c.IsSet("channels-last"):
+		return inference.DefaultLayout
+	case c.Bool("channels-last"):
+		return inference.ChannelsLast
+	}
+	return inference.Contiguous
 }
 
 // ampFlag chooses the forward pass's precision (models.Precision).
@@ -180,7 +198,7 @@ func predictorFromFlags(c *cli.Context) (*inference.Predictor, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := inference.Load(specs, device, inference.Options{BatchSize: c.Int("batch-size"), TTA: tta, InFlight: c.Int("in-flight"), Precision: precision, ChannelsLast: c.Bool("channels-last")})
+	p, err := inference.Load(specs, device, inference.Options{BatchSize: c.Int("batch-size"), TTA: tta, InFlight: c.Int("in-flight"), Precision: precision, Layout: layoutFromFlags(c)})
 	if err != nil {
 		return nil, "", err
 	}

@@ -47,7 +47,7 @@ func forwardCommand() *cli.Command {
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu | cuda | cuda:N"},
 			&cli.IntFlag{Name: "batch-size", Value: models.DefaultBatchSize, Usage: "slices per forward pass"},
 			ampFlag(),
-			channelsLastFlag(),
+			layoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if err := runForward(c); err != nil {
@@ -114,10 +114,8 @@ func runForward(c *cli.Context) error {
 		return err
 	}
 	defer m.Free()
-	if c.Bool("channels-last") {
-		if err := m.SetMemoryFormat(torch.ChannelsLast); err != nil {
-			return fmt.Errorf("--channels-last: %w", err)
-		}
+	if err := layoutFromFlags(c).Apply(m); err != nil {
+		return fmt.Errorf("--channels-last: %w", err)
 	}
 
 	seg := make([]float32, n*4*h*w)

@@ -55,7 +55,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu | cuda | cuda:N"},
 			&cli.StringFlag{Name: "tta", Value: string(inference.NoTTA), Usage: "test-time augmentation: none | flip"},
 			ampFlag(),
-			channelsLastFlag(),
+			layoutFlag(),
 			&cli.IntFlag{Name: "max-batch", Usage: "most slices per forward pass (1: no batching)", DefaultText: "1 on the CPU, 8 on a GPU"},
 			&cli.DurationFlag{Name: "max-delay", Value: serve.DefaultMaxDelay, Usage: "longest wait of a pass's first slice for others"},
 			&cli.IntFlag{Name: "max-body-mb", Value: serve.DefaultMaxBodyBytes >> 20, Usage: "largest request body in MiB"},
@@ -229,7 +229,7 @@ func loadServed(c *cli.Context, device torch.Device, maxBatch int) (*inference.D
 	if err != nil {
 		return nil, err
 	}
-	opts := inference.Options{BatchSize: maxBatch, TTA: tta, Precision: precision, ChannelsLast: c.Bool("channels-last")}
+	opts := inference.Options{BatchSize: maxBatch, TTA: tta, Precision: precision, Layout: layoutFromFlags(c)}
 	if ckpt := c.String("checkpoint"); ckpt != "" {
 		return inference.LoadDeployment(ckpt, info, device, opts)
 	}
