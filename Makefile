@@ -53,7 +53,7 @@ test: deps $(SHIM)
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above are not formatted"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
-	$(GO) test -race -count=1 -run '^TestConcurrentPredictions$$' ./inference
+	$(GO) test -race -count=1 -run '^(TestConcurrentPredictions|TestPipelinedBatches|TestBatchesInFlight)$$' ./inference
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./torch/pth
 	for t in $(DATA_FUZZ); do \
 	  pkg=$${t%%:*}; rest=$${t#*:}; target=$${rest%%:*}; budget=$${rest#*:}; \

@@ -4,8 +4,11 @@
 // averaged, optionally with a horizontally mirrored second pass as
 // test-time augmentation; the predicted class of a pixel is the argmax.
 //
-// A [Predictor] does the work batch by batch into preallocated outputs, so
-// memory beyond a cube's labels and detections stays bounded by one batch.
+// A [Predictor] does the work batch by batch into preallocated outputs, as
+// a pipeline: the next batch's input is made while the current batch runs
+// (on a GPU it goes up from pinned memory without the host waiting, and
+// only labels and detections come back), so memory beyond a cube's own
+// data stays bounded by the batch.
 // On top of it, [Evaluate] scores the validation cubes as the original
 // evaluation script does (and as the challenge's official scoring does),
 // and [WriteSubmission] writes a test submission.
@@ -29,7 +32,6 @@ import (
 	"math"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/edema/edema/models"
 	"github.com/edema/edema/oct"
@@ -288,15 +290,21 @@ func (p *Predictor) String() string {
 }
 
 // PredictCube predicts every slice of a cube, normalised by norm, and
-// returns its labels and detection probabilities. One batch of input is
-// allocated and refilled, whatever the cube's size; ctx is checked between
-// batches, so a long cube stops soon after it is cancelled.
+// returns its labels and detection probabilities. The next batch is
+// normalised while the current one runs; one batch of input more than
+// Options.InFlight is allocated and refilled, whatever the cube's size.
+// ctx is checked between batches, so a long cube stops soon after it is
+// cancelled.
 func (p *Predictor) PredictCube(ctx context.Context, c *oct.Cube, norm *oct.Normalizer) (*models.Prediction, error) {
 	if c.Slices() == 0 {
 		return nil, fmt.Errorf("cube %s has no slice", c.Name)
 	}
 	size := 3 * c.H * c.W
-	pred, err := p.predict(ctx, c.Slices(), c.H, c.W, func(batch []float32, at, n int) []float32 {
+	pred, err := p.predict(ctx, c.Slices(), c.H, c.W, func(buf *[]float32, at, n int) []float32 {
+		if *buf == nil {
+			*buf = make([]float32, min(p.opts.BatchSize, c.Slices())*size)
+		}
+		batch := *buf
 		for k := range n {
 			norm.Fill(batch[k*size:(k+1)*size], c.Stacks[at+k], false)
 		}
@@ -319,38 +327,73 @@ func (p *Predictor) Predict(images []float32, slices, h, w int) (*models.Predict
 		return nil, fmt.Errorf("%d values for %d slices of 3×%d×%d, want %d", len(images), slices, h, w, want)
 	}
 	size := 3 * h * w
-	return p.predict(context.Background(), slices, h, w, func(_ []float32, at, n int) []float32 {
+	return p.predict(context.Background(), slices, h, w, func(_ *[]float32, at, n int) []float32 {
 		return images[at*size : (at+n)*size]
 	})
 }
 
-// predict is the one loop over the batches of a prediction, InFlight
-// batches at a time: input returns the normalised input of slices
-// [at, at+n), n×3×h×w values, in its own buf of room for a batch or
-// elsewhere. Each batch writes its own slices of the prediction.
-func (p *Predictor) predict(ctx context.Context, slices, h, w int, input func(buf []float32, at, n int) []float32) (*models.Prediction, error) {
+// batchInput is the input of one batch of a prediction: slices
+// [at, at+n) in images, held in buf when the input was made there.
+type batchInput struct {
+	at, n  int
+	images []float32
+	buf    []float32
+}
+
+// predict is the one loop over the batches of a prediction, a pipeline:
+// one goroutine makes each batch's input while InFlight others run the
+// batches before it. input returns the normalised input of slices
+// [at, at+n), n×3×h×w values, in *buf (which it allocates, room for a
+// batch, when nil) or elsewhere; InFlight+1 such buffers go round, so
+// that the next batch is ready when a pass ends and the memory stays
+// bounded by the batch. Each batch writes its own slices of the
+// prediction.
+func (p *Predictor) predict(ctx context.Context, slices, h, w int, input func(buf *[]float32, at, n int) []float32) (*models.Prediction, error) {
 	dst := models.NewPrediction(slices, h, w, false)
 	dst.Absent = oct.BothTasks &^ p.tasks
 	batch := p.opts.BatchSize
 	batches := (slices + batch - 1) / batch
+	inFlight := min(p.opts.InFlight, batches)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var next atomic.Int64
+	free := make(chan []float32, inFlight+1)
+	for range inFlight + 1 {
+		free <- nil
+	}
+	ready := make(chan batchInput)
 	var wg sync.WaitGroup
-	for range min(p.opts.InFlight, batches) {
+	wg.Go(func() {
+		defer close(ready)
+		for b := range batches {
+			var buf []float32
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return
+			}
+			if ctx.Err() != nil {
+				return // both were ready, and select chose the buffer
+			}
+			at := b * batch
+			n := min(batch, slices-at)
+			in := batchInput{at: at, n: n, images: input(&buf, at, n), buf: buf}
+			select {
+			case ready <- in:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	for range inFlight {
 		wg.Go(func() {
-			buf := make([]float32, min(batch, slices)*3*h*w)
-			for {
-				b := int(next.Add(1)) - 1
-				if b >= batches || ctx.Err() != nil {
-					return
+			for in := range ready {
+				if ctx.Err() != nil {
+					continue // drain: the producer stops at the cancellation
 				}
-				at := b * batch
-				n := min(batch, slices-at)
-				if err := p.predictInto(dst, at, input(buf, at, n), n); err != nil {
+				if err := p.predictInto(dst, in.at, in.images, in.n); err != nil {
 					cancel(err)
-					return
 				}
+				free <- in.buf
 			}
 		})
 	}
@@ -389,7 +432,12 @@ func (p *Predictor) predictInto(dst *models.Prediction, at int, images []float32
 	torch.InferenceMode(func() {
 		s := torch.NewScope()
 		defer s.Close()
-		x := torch.FromSlice(images, int64(n), 3, int64(h), int64(w)).ToDevice(p.device)
+		x := torch.FromSlice(images, int64(n), 3, int64(h), int64(w))
+		if p.device.IsCUDA() {
+			// From pinned memory the copy is queued without waiting, ahead
+			// of the pass, and the host goes on to queue the pass itself.
+			x = x.PinMemory().ToDeviceAsync(p.device)
+		}
 		var scores, det *torch.Tensor
 		if scores, det, err = p.forward(x); err != nil {
 			return

@@ -1,10 +1,15 @@
 package inference
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -575,4 +580,142 @@ func TestBatchesInFlight(t *testing.T) {
 	require.NoError(t, err)
 	_, err = p.Predict(images, n, h, w)
 	assert.ErrorContains(t, err, "refused")
+}
+
+// TestPipelinedBatches: the next batch's input is made while the current
+// batch runs (each pass here waits for it, and would wait in vain if the
+// two took turns), with InFlight+1 buffers of a batch, whatever the number
+// of batches; an error in a pass, or a cancellation, stops the making of
+// inputs.
+func TestPipelinedBatches(t *testing.T) {
+	const n, h, w, batch = 9, 16, 16, 2
+	batches := (n + batch - 1) / batch
+	images := testSlices(n, h, w)
+	size := 3 * h * w
+	for _, inFlight := range []int{1, 2} {
+		t.Run(fmt.Sprint(inFlight, " in flight"), func(t *testing.T) {
+			var mu sync.Mutex
+			made := map[int]chan struct{}{}
+			madeOf := func(b int) chan struct{} {
+				mu.Lock()
+				defer mu.Unlock()
+				if made[b] == nil {
+					made[b] = make(chan struct{})
+				}
+				return made[b]
+			}
+			var buffers atomic.Int32
+			net := &stub{name: "waits", probs: func(x []float32, h, w int) ([]float32, []float32) {
+				p := make([]float32, 4*h*w)
+				for i := range h * w {
+					p[i] = 1
+				}
+				return p, []float32{x[0], 0, 0}
+			}}
+			gated := &gate{stub: net, before: func(first float32) error {
+				at := int(first)
+				if next := at/batch + inFlight; next < batches {
+					select {
+					case <-madeOf(next):
+					case <-time.After(10 * time.Second):
+						return fmt.Errorf("batch %d ran, batch %d's input was not made meanwhile", at/batch, next)
+					}
+				}
+				return nil
+			}}
+			p, err := New([]Member{{gated, 1}}, Options{BatchSize: batch, InFlight: inFlight})
+			require.NoError(t, err)
+			pred, err := p.predict(context.Background(), n, h, w, func(buf *[]float32, at, k int) []float32 {
+				if *buf == nil {
+					buffers.Add(1)
+					*buf = make([]float32, batch*size)
+				}
+				copy(*buf, images[at*size:(at+k)*size])
+				for i := range k {
+					(*buf)[i*size] = float32(at + i) // the slice's number, for the passes
+				}
+				close(madeOf(at / batch))
+				return (*buf)[:k*size]
+			})
+			require.NoError(t, err)
+			for i := range n {
+				assert.Equal(t, float32(i), pred.Detections[i*3], "slice %d", i)
+			}
+			assert.Equal(t, int32(inFlight+1), buffers.Load(), "buffers")
+		})
+	}
+
+	// A failing pass stops the making of inputs.
+	var madeInputs atomic.Int32
+	failing := &gate{stub: constant("c", [4]float32{1, 0, 0, 0}, [3]float32{}), before: func(float32) error {
+		return errors.New("refused")
+	}}
+	p, err := New([]Member{{failing, 1}}, Options{BatchSize: 1})
+	require.NoError(t, err)
+	_, err = p.predict(context.Background(), n, h, w, func(_ *[]float32, at, k int) []float32 {
+		madeInputs.Add(1)
+		return images[at*size : (at+k)*size]
+	})
+	assert.ErrorContains(t, err, "refused")
+	assert.LessOrEqual(t, madeInputs.Load(), int32(2), "the failing batch's and the next")
+
+	// So does a cancellation.
+	ctx, cancel := context.WithCancel(context.Background())
+	madeInputs.Store(0)
+	p, err = New([]Member{{constant("c", [4]float32{1, 0, 0, 0}, [3]float32{}), 1}}, Options{BatchSize: 1})
+	require.NoError(t, err)
+	_, err = p.predict(ctx, n, h, w, func(_ *[]float32, at, k int) []float32 {
+		if madeInputs.Add(1) == 2 {
+			cancel()
+		}
+		return images[at*size : (at+k)*size]
+	})
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, int32(2), madeInputs.Load(), "none after the cancellation")
+}
+
+// gate runs before on the first input value of each batch, then the stub;
+// an error from before is the pass's.
+type gate struct {
+	*stub
+	before func(first float32) error
+}
+
+func (g *gate) Forward(x *torch.Tensor) (seg, det *torch.Tensor, err error) {
+	if err := g.before(x.Float32s()[0]); err != nil {
+		return nil, nil, err
+	}
+	return g.stub.Forward(x)
+}
+
+// TestPredictOnCUDA: on a GPU the batches go up from pinned memory without
+// waiting and only labels and detections come back; the prediction is the
+// CPU's up to the GPU's rounding.
+func TestPredictOnCUDA(t *testing.T) {
+	if !torch.CUDAIsAvailable() {
+		t.Skip("no CUDA device")
+	}
+	torch.ManualSeed(12)
+	m, err := models.New(models.NameUNet)
+	require.NoError(t, err)
+	defer m.Free()
+	const n, h, w = 5, 64, 32
+	x := testSlices(n, h, w)
+	cpu, err := New([]Member{{m, 1}}, Options{BatchSize: 2})
+	require.NoError(t, err)
+	want, err := cpu.Predict(x, n, h, w)
+	require.NoError(t, err)
+	require.NoError(t, m.To(torch.CUDA(0)))
+	gpu, err := New([]Member{{m, 1}}, Options{BatchSize: 2})
+	require.NoError(t, err)
+	got, err := gpu.Predict(x, n, h, w)
+	require.NoError(t, err)
+	same := 0
+	for i := range want.Labels {
+		if want.Labels[i] == got.Labels[i] {
+			same++
+		}
+	}
+	assert.GreaterOrEqual(t, float64(same), 0.999*float64(len(want.Labels)))
+	assert.InDeltaSlice(t, want.Detections, got.Detections, 1e-3)
 }

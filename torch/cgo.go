@@ -37,6 +37,12 @@ package torch
 #cgo nocallback et_to_string
 #cgo noescape et_from_data
 #cgo nocallback et_from_data
+#cgo noescape et_to_device_async
+#cgo nocallback et_to_device_async
+#cgo noescape et_pin_memory
+#cgo nocallback et_pin_memory
+#cgo noescape et_is_pinned
+#cgo nocallback et_is_pinned
 #cgo noescape et_zeros
 #cgo nocallback et_zeros
 #cgo noescape et_ones

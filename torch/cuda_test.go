@@ -117,3 +117,31 @@ func TestOpsOnCUDAMatchCPU(t *testing.T) {
 		})
 	}
 }
+
+// TestPinnedAsyncCopy: a batch copied to the GPU from pinned memory
+// without waiting arrives whole before the work queued after it, and
+// comes back the same; on the CPU, ToDeviceAsync is a plain move.
+func TestPinnedAsyncCopy(t *testing.T) {
+	x := Randn([]int64{4, 3, 64, 32}, Float32CPU)
+	same := x.ToDeviceAsync(CPU)
+	assert.Equal(t, x.Float32s(), same.Float32s(), "CPU to CPU")
+	needCUDA(t)
+	pinned := x.PinMemory()
+	assert.True(t, pinned.IsPinned())
+	assert.False(t, x.IsPinned())
+	gpu := pinned.ToDeviceAsync(CUDA(0))
+	pinned.Free() // libtorch keeps the block until the copy is done
+	assert.Equal(t, CUDA(0), gpu.Device())
+	assert.Equal(t, x.MulScalar(2).Float32s(), gpu.MulScalar(2).Float32s())
+}
+
+// TestPinMemoryWithoutCUDA: pinning needs a GPU; without one it is an
+// error that says so, not a crash.
+func TestPinMemoryWithoutCUDA(t *testing.T) {
+	if CUDAIsAvailable() {
+		t.Skip("a CUDA device is present")
+	}
+	err := Try(func() { FromSlice([]float32{1, 2}).PinMemory() })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "pin_memory")
+}

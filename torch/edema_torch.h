@@ -60,6 +60,9 @@ et_error et_item(et_tensor t, double *out);
 
 /* Conversion and copies. */
 et_error et_to(et_tensor t, int dtype, int dev_type, int dev_index, et_tensor *out);
+et_error et_to_device_async(et_tensor t, int dev_type, int dev_index, et_tensor *out);
+et_error et_pin_memory(et_tensor t, et_tensor *out);
+et_error et_is_pinned(et_tensor t, int *out);
 et_error et_contiguous(et_tensor t, et_tensor *out);
 /* t in a memory format (a c10::MemoryFormat code: 0 contiguous, 2 channels
  * last), and whether it is laid out so. */

@@ -375,6 +375,39 @@ func (t *Tensor) ToOptions(o Options) *Tensor {
 	return result("to", err, out)
 }
 
+// ToDeviceAsync moves the tensor to another device without waiting for
+// the copy, when that can be: from pinned memory (PinMemory) to a GPU,
+// the copy is queued on the current stream, ahead of the work queued
+// after it, and the host goes on; libtorch keeps the pinned block until
+// the copy is done even if the tensor is freed first. Otherwise it is
+// ToDevice.
+func (t *Tensor) ToDeviceAsync(d Device) *Tensor {
+	var out C.et_tensor
+	err := C.et_to_device_async(t.handle("to"), C.int(d.Type), C.int(d.Index), &out)
+	runtime.KeepAlive(t)
+	return result("to", err, out)
+}
+
+// PinMemory returns a copy of the CPU tensor t in page-locked (pinned)
+// host memory, from libtorch's cache of such blocks, which a GPU reads
+// without the driver staging it: the source of ToDeviceAsync. It needs a
+// CUDA device, and panics with a *Error without one.
+func (t *Tensor) PinMemory() *Tensor {
+	var out C.et_tensor
+	err := C.et_pin_memory(t.handle("pin_memory"), &out)
+	runtime.KeepAlive(t)
+	return result("pin_memory", err, out)
+}
+
+// IsPinned reports whether t is in pinned host memory.
+func (t *Tensor) IsPinned() bool {
+	var out C.int
+	err := C.et_is_pinned(t.handle("is_pinned"), &out)
+	runtime.KeepAlive(t)
+	check("is_pinned", err)
+	return out != 0
+}
+
 // Contiguous returns the tensor with a dense row-major layout.
 func (t *Tensor) Contiguous() *Tensor {
 	var out C.et_tensor

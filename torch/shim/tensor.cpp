@@ -90,6 +90,13 @@ et_error et_to(et_tensor t, int dtype, int dev_type, int dev_index, et_tensor *o
   ET_TRY(*out = et_wrap(t->t.to(et_options(dtype, dev_type, dev_index))))
 }
 
+et_error et_to_device_async(et_tensor t, int dev_type, int dev_index, et_tensor *out) {
+  ET_TRY(*out = et_wrap(t->t.to(et_options(static_cast<int>(t->t.scalar_type()), dev_type, dev_index), /*non_blocking=*/true)))
+}
+
+et_error et_pin_memory(et_tensor t, et_tensor *out) { ET_TRY(*out = et_wrap(t->t.pin_memory())) }
+et_error et_is_pinned(et_tensor t, int *out) { ET_TRY(*out = t->t.is_pinned() ? 1 : 0) }
+
 et_error et_contiguous(et_tensor t, et_tensor *out) { ET_TRY(*out = et_wrap(t->t.contiguous())) }
 et_error et_contiguous_as(et_tensor t, int format, et_tensor *out) {
   ET_TRY(*out = et_wrap(t->t.contiguous(static_cast<at::MemoryFormat>(format))))
