@@ -18,6 +18,7 @@ shared with other work disturbs less than the wall time.
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -29,14 +30,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "models", "testdata"))
 from reference_models import NETWORKS  # noqa: E402
 
-BATCH, HEIGHT, WIDTH = 8, 256, 128
 WEIGHTS = torch.tensor([1.0, 5.0, 10.0, 20.0])
 RECIPE_LOSS = {"unet": "mix_3", "unet_nested": "mix_33", "unet_nested_dilated": "mix_33"}
 
 
-def batch():
+def batch(n, h, w):
     """The batch of train/bench_test.go's benchBatchData."""
-    n, h, w = BATCH, HEIGHT, WIDTH
     i = torch.arange(n * 3 * h * w, dtype=torch.int64)
     images = (((i * 2654435761) % 1000).float() / 500 - 1).reshape(n, 3, h, w)
     labels = torch.zeros(n, h, w, dtype=torch.int64)
@@ -79,9 +78,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
     ap.add_argument("--names", default=",".join(NETWORKS), help="networks, comma-separated")
+    ap.add_argument("--batch", type=int, nargs=4, default=[8, 3, 256, 128], metavar=("N", "C", "H", "W"),
+                    help="the batch geometry (C must be 3)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    images, labels, targets = batch()
+    n, _, h, w = args.batch
+    images, labels, targets = batch(n, h, w)
     for name in args.names.split(","):
         torch.manual_seed(1234)
         net = NETWORKS[name]()
@@ -113,8 +115,9 @@ def main():
             times.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
         med = statistics.median(times)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{name}\t{med:.3f} s/step\t{1 / med:.3f} steps/s\t{statistics.median(cpu):.3f} cpu-s/step"
-              f"\t(threads {args.threads}, {args.steps} steps)", flush=True)
+              f"\t{peak:.0f} peak-MiB\t(threads {args.threads}, {args.steps} steps)", flush=True)
 
 
 if __name__ == "__main__":

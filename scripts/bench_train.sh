@@ -13,6 +13,8 @@
 #                        scripts/bench_env.sh
 #   EDEMA_PYTHON         the Python with PyTorch (default /usr/bin/python3)
 #   NAMES                the networks (default: all three)
+#   EDEMA_BENCH_INPUT    the batch, NxCxHxW (default 8x3x256x128; the
+#                        challenge's slices are 8x3x1024x512)
 #   PT_PRELOAD           a malloc for the PyTorch side, LD_PRELOAD'ed (for
 #                        example /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4,
 #                        as PyTorch's performance guide advises)
@@ -31,27 +33,33 @@ export EDEMA_BENCH_THREADS=$threads OMP_NUM_THREADS=$threads
 test_bin=$(go_test_binary train "${TRAIN_TEST:-}")
 names=${NAMES:-unet unet_nested unet_nested_dilated}
 
-# Lines "<impl> <network> <wall s> <cpu s>" per step time measured.
+input=${EDEMA_BENCH_INPUT:-8x3x256x128}
+export EDEMA_BENCH_INPUT=$input
+
+# Lines "<impl> <network> <wall s> <cpu s> <peak MiB>" per step time measured.
 results=$work/results
 for round in $(seq "$rounds"); do
   for name in $names; do
     echo "round $round/$rounds: $name (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     (cd train && "$test_bin" -test.run '^$' -test.bench "^BenchmarkTrainStep/${name}\$" -test.benchtime "${steps}x") |
-      awk -v n="$name" '/^BenchmarkTrainStep/ { for (i = 1; i < NF; i++) { if ($(i+1) == "ns/op") w = $i / 1e9; if ($(i+1) == "cpu-s/step") c = $i }; print "go", n, w, c }' >>"$results"
-    LD_PRELOAD=${PT_PRELOAD:-} "$python" scripts/bench_train.py --names "$name" --steps "$steps" --threads "$threads" |
-      awk '{ print "pytorch", $1, $2, $6 }' >>"$results"
+      awk -v n="$name" '/^BenchmarkTrainStep/ { for (i = 1; i < NF; i++) { if ($(i+1) == "ns/op") w = $i / 1e9
+        if ($(i+1) == "cpu-s/step") c = $i; if ($(i+1) == "peak-MiB") m = $i }; print "go", n, w, c, m }' >>"$results"
+    # shellcheck disable=SC2086
+    LD_PRELOAD=${PT_PRELOAD:-} "$python" scripts/bench_train.py --names "$name" --steps "$steps" --threads "$threads" --batch ${input//x/ } |
+      awk '{ print "pytorch", $1, $2, $6, $8 }' >>"$results"
   done
 done
 
-echo "threads $threads, $bench_memory${PT_PRELOAD:+, PyTorch with $PT_PRELOAD}, $rounds rounds of $steps steps; best of the rounds, seconds per step"
-printf '%-22s %9s %9s %7s %9s %9s %7s\n' network "Go wall" "PT wall" ratio "Go CPU" "PT CPU" ratio
+echo "batch $input, threads $threads, $bench_memory${PT_PRELOAD:+, PyTorch with $PT_PRELOAD}, $rounds rounds of $steps steps; best of the rounds, seconds per step; peak resident MiB"
+printf '%-22s %9s %9s %7s %9s %9s %7s %8s %8s\n' network "Go wall" "PT wall" ratio "Go CPU" "PT CPU" ratio "Go peak" "PT peak"
 for name in $names; do
   awk -v n="$name" '
     $2 == n && (!(($1, "w") in best) || $3 < best[$1, "w"]) { best[$1, "w"] = $3 }
     $2 == n && (!(($1, "c") in best) || $4 < best[$1, "c"]) { best[$1, "c"] = $4 }
+    $2 == n && $5 > peak[$1] { peak[$1] = $5 }
     END {
-      printf "%-22s %9.3f %9.3f %7.2f %9.3f %9.3f %7.2f\n", n,
+      printf "%-22s %9.3f %9.3f %7.2f %9.3f %9.3f %7.2f %8.0f %8.0f\n", n,
         best["go", "w"], best["pytorch", "w"], best["go", "w"] / best["pytorch", "w"],
-        best["go", "c"], best["pytorch", "c"], best["go", "c"] / best["pytorch", "c"]
+        best["go", "c"], best["pytorch", "c"], best["go", "c"] / best["pytorch", "c"], peak["go"], peak["pytorch"]
     }' "$results"
 done

@@ -22,19 +22,17 @@ import (
 //	/usr/bin/python3 scripts/bench_train.py --steps 5
 //
 // Package benchenv applies EDEMA_BENCH_THREADS (as --threads does for the
-// script) and the host cache; EDEMA_BENCH_PRECISION=bf16 trains in
-// bfloat16 mixed precision.
-const (
-	benchBatch  = 8
-	benchHeight = 256
-	benchWidth  = 128
-	benchWarmup = 3 // untimed steps first
-)
+// script), the host cache and EDEMA_BENCH_INPUT (another batch geometry,
+// such as the challenge's 8x3x1024x512, as --batch does);
+// EDEMA_BENCH_PRECISION=bf16 trains in bfloat16 mixed precision.
+const benchWarmup = 3 // untimed steps first
 
-// benchBatchData is a deterministic batch in which every class occurs:
-// the same as scripts/bench_train.py makes.
-func benchBatchData() *oct.Batch {
-	n, h, w := benchBatch, benchHeight, benchWidth
+// benchInput is the published batch geometry.
+var benchInput = []int64{8, 3, 256, 128}
+
+// benchBatchData is a deterministic batch of n slices of h×w in which
+// every class occurs: the same as scripts/bench_train.py makes.
+func benchBatchData(n, h, w int) *oct.Batch {
 	b := &oct.Batch{N: n, H: h, W: w,
 		Images:  make([]float32, n*3*h*w),
 		Labels:  make([]int64, n*h*w),
@@ -78,7 +76,8 @@ var recipeLoss = map[string]string{
 
 func BenchmarkTrainStep(b *testing.B) {
 	defer benchenv.Setup(b)()
-	batch := benchBatchData()
+	shape := benchenv.Input(b, benchInput)
+	batch := benchBatchData(int(shape[0]), int(shape[2]), int(shape[3]))
 	for _, name := range models.Names() {
 		b.Run(name, func(b *testing.B) {
 			torch.ManualSeed(1234)
@@ -110,7 +109,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
-			cpu := benchenv.CPUTime(b)
+			cpu, usage := benchenv.CPUTime(b), benchenv.Usage(b)
 			for b.Loop() {
 				if _, _, err := t.trainStep(batch); err != nil {
 					b.Fatal(err)
@@ -121,6 +120,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			// The CPU time of the process (all threads), which a machine
 			// shared with other work disturbs less than the wall time.
 			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/step")
+			benchenv.ReportMemory(b, usage)
 		})
 	}
 }
