@@ -76,12 +76,17 @@ func HostCacheStatistics() HostCacheStats {
 }
 
 // DefaultHostCacheLimit is the limit the edema command gives the host
-// cache: a quarter of the machine's memory, which holds a training step's
-// activations several times over at the networks' usual sizes.
+// cache: half of the machine's memory. A quarter was too little for a
+// training step at the challenge's size: UNet's, batch 8 of 1024×512,
+// leaves more than that free at its end on a 23 GiB machine, so the cache
+// gave it back and the next step faulted it in again, 3 s of its 20 s
+// (docs/BENCHMARKS.md, "Host memory"). Free memory is at most what the
+// process's tensors once held together, as with PyTorch's CUDA caching
+// allocator, which keeps all of it.
 func DefaultHostCacheLimit() int64 {
 	var si syscall.Sysinfo_t
 	if err := syscall.Sysinfo(&si); err != nil || si.Totalram == 0 {
 		return 1 << 30
 	}
-	return int64(si.Totalram) * int64(si.Unit) / 4
+	return int64(si.Totalram) * int64(si.Unit) / 2
 }
