@@ -61,7 +61,7 @@ func BenchmarkCubeThreads(b *testing.B) {
 // faults and the peak resident memory, and cube-MiB, the memory of the
 // cube's own data (its slices with their neighbours, and the labels): the
 // peak less that is what prediction holds, which the batch bounds.
-// Compare the peak of a short cube with a long one, each in a process of
+// EDEMA_BENCH_IN_FLIGHT sets Options.InFlight (default 1). Compare the peak of a short cube with a long one, each in a process of
 // its own:
 //
 //	for s in 16 128; do EDEMA_BENCH_CUBE=$s ./inference.test -test.run '^$' -test.bench BenchmarkCube$ -test.benchtime 1x; done
@@ -98,7 +98,13 @@ func BenchmarkCube(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Free()
-	p, err := New([]Member{{m, 1}}, Options{BatchSize: batch})
+	inFlight := 1
+	if s := os.Getenv("EDEMA_BENCH_IN_FLIGHT"); s != "" {
+		if inFlight, err = strconv.Atoi(s); err != nil || inFlight < 1 {
+			b.Fatalf("EDEMA_BENCH_IN_FLIGHT=%q is not a positive integer", s)
+		}
+	}
+	p, err := New([]Member{{m, 1}}, Options{BatchSize: batch, InFlight: inFlight})
 	if err != nil {
 		b.Fatal(err)
 	}
