@@ -13,7 +13,7 @@ import "github.com/edema/edema/torch"
 //     runs as one ordinary convolution that computes its four output
 //     phases, interleaved afterwards (phases.go): libtorch 1.13 computes a
 //     transposed convolution on the CPU with im2col and a GEMM (the "slow"
-//     path), and oneDNN's convolution is about 1.5× as fast at the
+//     path), and oneDNN's convolution takes about half its time at the
 //     decoders' sizes (BenchmarkEvalLayers).
 //
 // PyTorch's frozen TorchScript modules fold batch norm the same way
@@ -39,14 +39,10 @@ func (s *Store) SetFastPath(on bool) {
 // store calls it whenever the tensors or the mode change.
 func (s *Store) refreshFastPath() {
 	for _, conv := range s.folds {
-		conv.folded[0].Free()
-		conv.folded[1].Free()
-		conv.folded = [2]*torch.Tensor{}
+		drop(&conv.folded)
 	}
 	for _, up := range s.phased {
-		up.phases[0].Free()
-		up.phases[1].Free()
-		up.phases = [2]*torch.Tensor{}
+		drop(&up.phases)
 	}
 	if s.training || s.noFastPath || s.freed {
 		return
@@ -69,4 +65,11 @@ func (s *Store) refreshFastPath() {
 // only with the fast path on).
 func fastPath(p Path) bool {
 	return !p.Training() && !torch.GradEnabled()
+}
+
+// drop frees a weight and bias of the fast path and forgets them.
+func drop(p *[2]*torch.Tensor) {
+	p[0].Free()
+	p[1].Free()
+	*p = [2]*torch.Tensor{}
 }

@@ -37,11 +37,7 @@ func phaseWeights(m *ConvTranspose2d) (phases [2]*torch.Tensor) {
 				blocks = append(blocks, k.Transpose(0, 1))
 			}
 		}
-		format := torch.ContiguousFormat
-		if m.Weight.IsContiguousAs(torch.ChannelsLast) && !m.Weight.IsContiguous() {
-			format = torch.ChannelsLast
-		}
-		w := torch.Cat(blocks, 0).ContiguousAs(format)
+		w := torch.Cat(blocks, 0).ContiguousAs(layoutOf(m.Weight))
 		sc.Keep(w)
 		w.Unscope()
 		phases[0] = w
@@ -65,7 +61,7 @@ func (m *ConvTranspose2d) forwardByPhases(x *torch.Tensor) *torch.Tensor {
 	defer y.Free()
 	o := torch.Options{DType: y.DType(), Device: y.Device()}
 	var res *torch.Tensor
-	if x.IsContiguousAs(torch.ChannelsLast) && !x.IsContiguous() {
+	if layoutOf(x) == torch.ChannelsLast {
 		nhwc := torch.Empty([]int64{n, 2 * h, 2 * w, out}, o)
 		res = nhwc.Permute(0, 3, 1, 2)
 		nhwc.Free()
@@ -81,4 +77,13 @@ func (m *ConvTranspose2d) forwardByPhases(x *torch.Tensor) *torch.Tensor {
 		}
 	}
 	return res
+}
+
+// layoutOf is the memory format t is laid out in: channels last when it is
+// so and not also contiguous, as a tensor of one channel or one pixel is.
+func layoutOf(t *torch.Tensor) torch.MemoryFormat {
+	if t.IsContiguousAs(torch.ChannelsLast) && !t.IsContiguous() {
+		return torch.ChannelsLast
+	}
+	return torch.ContiguousFormat
 }
