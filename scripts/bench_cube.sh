@@ -15,8 +15,8 @@
 #
 # Each side, network, size and thread count runs in a process of its own, so
 # that peak memory is its own; the sides alternate within a round. The
-# float32 GEMM ceiling (4096x4096 matrices, torch.mm) is measured in the same
-# run at each thread count, and each pass's achieved GFLOP/s (its
+# float32 GEMM ceiling (4096x4096 matrices, see gemm_gflops) is measured in
+# the same run at each thread count, and each pass's achieved GFLOP/s (its
 # convolutions' operations, counted by scripts/bench_models.py --gflops) is
 # set against it. Prints one table per size and thread count: ms per pass
 # (median of the rounds), edema's time over the side's (below 1: edema is
@@ -83,15 +83,25 @@ run_side() {
   esac
 }
 
-# gemm_gflops THREADS prints the best float32 4096² GEMM rate of 5.
+# gemm_gflops THREADS prints the best float32 4096² GEMM rate of 5, over
+# torch.mm (OpenBLAS) and oneDNN's inner product (mkldnn_linear), and on a
+# CPU with AVX-512 also over torch.mm with OpenBLAS's SkylakeX kernels:
+# OpenBLAS 0.3.21 falls back to its generic Prescott kernels on CPUs it
+# does not know, which would make the ceiling a fraction of the machine's.
 gemm_gflops() {
-  OMP_NUM_THREADS=$1 "$python" -c '
+  local cores=("")
+  grep -qw avx512f /proc/cpuinfo && cores+=(SkylakeX)
+  for core in "${cores[@]}"; do
+    OPENBLAS_CORETYPE=$core OMP_NUM_THREADS=$1 "$python" -c '
 import sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
 a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
-torch.mm(a, b)
-best = min((lambda s: (torch.mm(a, b), time.perf_counter() - s)[1])(time.perf_counter()) for _ in range(5))
-print("%.1f" % (2 * 4096 ** 3 / best / 1e9))' "$1"
+am, bm = a.to_mkldnn(), b.to_mkldnn()
+for f in (lambda: torch.mm(a, b), lambda: torch._C._nn.mkldnn_linear(am, bm, None)):
+    f()
+    best = min((lambda s: (f(), time.perf_counter() - s)[1])(time.perf_counter()) for _ in range(5))
+    print("%.1f" % (2 * 4096 ** 3 / best / 1e9))' "$1"
+  done | sort -g | tail -1
 }
 
 for ((r = 1; r <= rounds; r++)); do

@@ -13,6 +13,9 @@
 #                        scripts/bench_env.sh
 #   EDEMA_PYTHON         the Python with PyTorch (default /usr/bin/python3)
 #   NAMES                the networks (default: all three)
+#   EDEMA_BENCH_FAST_PATH  1: the Go side trains with `edema train --fast-path`
+#                        (transposed convolutions by phases; not bit for bit
+#                        PyTorch's); default 0, as `edema train` runs
 #   EDEMA_BENCH_INPUT    the batch, NxCxHxW (default 8x3x256x128; the
 #                        challenge's slices are 8x3x1024x512)
 #   PT_PRELOAD           a malloc for the PyTorch side, LD_PRELOAD'ed (for
@@ -50,7 +53,7 @@ for round in $(seq "$rounds"); do
   done
 done
 
-echo "batch $input, threads $threads, $bench_memory${PT_PRELOAD:+, PyTorch with $PT_PRELOAD}, $rounds rounds of $steps steps; best of the rounds, seconds per step; peak resident MiB"
+echo "batch $input, threads $threads, Go fast path ${EDEMA_BENCH_FAST_PATH:-0}, $bench_memory${PT_PRELOAD:+, PyTorch with $PT_PRELOAD}, $rounds rounds of $steps steps; best of the rounds, seconds per step; peak resident MiB"
 printf '%-22s %9s %9s %7s %9s %9s %7s %8s %8s\n' network "Go wall" "PT wall" ratio "Go CPU" "PT CPU" ratio "Go peak" "PT peak"
 for name in $names; do
   awk -v n="$name" '

@@ -35,6 +35,8 @@ void et_free_many(const et_tensor *ts, int64_t n);
 et_error et_dim(et_tensor t, int64_t *out);
 /* et_shape sets *ndim and, when ndim <= cap, copies the sizes into out. */
 et_error et_shape(et_tensor t, int64_t *out, int64_t cap, int64_t *ndim);
+/* et_strides likewise, with the strides in elements. */
+et_error et_strides(et_tensor t, int64_t *out, int64_t cap, int64_t *ndim);
 et_error et_dtype(et_tensor t, int *out);
 et_error et_device(et_tensor t, int *type, int *index);
 et_error et_numel(et_tensor t, int64_t *out);
@@ -145,6 +147,9 @@ et_error et_cat(const et_tensor *ts, int64_t n, int64_t dim, et_tensor *out);
 et_error et_stack(const et_tensor *ts, int64_t n, int64_t dim, et_tensor *out);
 et_error et_narrow(et_tensor a, int64_t dim, int64_t start, int64_t length, et_tensor *out);
 et_error et_slice(et_tensor a, int64_t dim, int64_t start, int64_t end, int64_t step, et_tensor *out);
+/* et_as_strided views a's storage with the given sizes and strides from a's
+   own storage offset. */
+et_error et_as_strided(et_tensor a, const int64_t *shape, const int64_t *strides, int64_t ndim, et_tensor *out);
 et_error et_select(et_tensor a, int64_t dim, int64_t index, et_tensor *out);
 et_error et_index_select(et_tensor a, int64_t dim, et_tensor index, et_tensor *out);
 et_error et_flip(et_tensor a, const int64_t *dims, int64_t ndims, et_tensor *out);

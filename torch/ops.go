@@ -5,7 +5,10 @@ package torch
 */
 import "C"
 
-import "runtime"
+import (
+	"fmt"
+	"runtime"
+)
 
 // Every operation calls its shim function directly, rather than through a
 // helper taking a function value: only a direct call lets the compiler keep
@@ -479,6 +482,21 @@ func (t *Tensor) Slice(dim, start, end, step int64) *Tensor {
 	err := C.et_slice(t.handle("slice"), C.int64_t(dim), C.int64_t(start), C.int64_t(end), C.int64_t(step), &out)
 	runtime.KeepAlive(t)
 	return result("slice", err, out)
+}
+
+// AsStrided returns the view of t's storage with the given sizes and
+// strides (in elements), from t's own storage offset: torch.as_strided.
+// The caller keeps it within the storage; autograd differentiates it.
+func (t *Tensor) AsStrided(shape, strides []int64) *Tensor {
+	if len(shape) != len(strides) {
+		fail("as_strided", fmt.Sprintf("%d sizes but %d strides", len(shape), len(strides)))
+	}
+	p, n := int64s(shape)
+	q, _ := int64s(strides)
+	var out C.et_tensor
+	err := C.et_as_strided(t.handle("as_strided"), p, q, n, &out)
+	runtime.KeepAlive(t)
+	return result("as_strided", err, out)
 }
 
 // Select returns the view at index along dim, without that dimension.

@@ -122,6 +122,17 @@ func (t *Tensor) Shape() []int64 {
 	return shape
 }
 
+// Strides returns the step in elements between neighbours along every
+// dimension.
+func (t *Tensor) Strides() []int64 {
+	strides := make([]int64, t.Dim())
+	var n C.int64_t
+	err := C.et_strides(t.handle("strides"), (*C.int64_t)(unsafe.Pointer(unsafe.SliceData(strides))), C.int64_t(len(strides)), &n)
+	runtime.KeepAlive(t)
+	check("strides", err)
+	return strides[:n]
+}
+
 // Size returns the size of dimension dim (negative counts from the end).
 func (t *Tensor) Size(dim int) int64 {
 	shape := t.Shape()

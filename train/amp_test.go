@@ -178,6 +178,35 @@ func TestChannelsLastRunResumesExactly(t *testing.T) {
 	requireSameState(t, want, oneEpochThenResume(t, cfg))
 }
 
+// TestFastPathRunResumesExactly trains with the transposed convolutions by
+// phases (Config.FastPath): the losses are those of the exact run up to
+// rounding but not bit for bit, so the phases ran, and the run resumes
+// exactly.
+func TestFastPathRunResumesExactly(t *testing.T) {
+	plain := tinyConfig(t)
+	_, err := Run(context.Background(), plain, nil)
+	require.NoError(t, err)
+
+	straight := tinyConfig(t)
+	straight.FastPath = true
+	_, err = Run(context.Background(), straight, nil)
+	require.NoError(t, err)
+	want := finalState(t, straight)
+	base := finalState(t, plain)
+	require.Len(t, want.rows, len(base.rows))
+	for i, r := range want.rows {
+		assert.InDelta(t, base.rows[i].TrainLoss, r.TrainLoss, 1e-3*base.rows[i].TrainLoss, "epoch %d", i)
+	}
+	a, _ := base.checkpoint.StateDict.Get("up_concat1.up.weight")
+	b, _ := want.checkpoint.StateDict.Get("up_concat1.up.weight")
+	require.NotNil(t, a)
+	assert.False(t, a.Equal(b), "the phases sum in another order")
+
+	cfg := tinyConfig(t)
+	cfg.FastPath = true
+	requireSameState(t, want, oneEpochThenResume(t, cfg))
+}
+
 // oneEpochThenResume trains cfg's first epoch, resumes from its checkpoint
 // for the second and returns the state the two runs leave.
 func oneEpochThenResume(t *testing.T, cfg Config) runState {

@@ -74,6 +74,9 @@ var recipeLoss = map[string]string{
 	models.NameUNetNestedDilated: losses.Mix33,
 }
 
+// BenchmarkTrainStep times the trainer's step of each network on
+// benchInput's batch (EDEMA_BENCH_INPUT), as scripts/bench_train.sh runs it
+// against PyTorch; EDEMA_BENCH_PRECISION picks the precision.
 func BenchmarkTrainStep(b *testing.B) {
 	defer benchenv.Setup(b)()
 	shape := benchenv.Input(b, benchInput)
@@ -98,7 +101,10 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			t := &trainer{cfg: Config{Device: torch.CPU, Precision: precision}, model: m, opt: opt, loss: loss}
+			// EDEMA_BENCH_FAST_PATH=1: train with Config.FastPath.
+			fast := os.Getenv("EDEMA_BENCH_FAST_PATH") == "1"
+			m.Store().SetPhasedTraining(fast)
+			t := &trainer{cfg: Config{Device: torch.CPU, Precision: precision, FastPath: fast}, model: m, opt: opt, loss: loss}
 			m.Train()
 			// Steps outside the timing: the first allocates the optimizer's
 			// state, and the first few are slower while the allocator

@@ -83,7 +83,13 @@ type Config struct {
 	// ChannelsLast trains on channels-last weights and batches
 	// (models.Model.SetMemoryFormat).
 	ChannelsLast bool
-	Seed         uint64
+	// FastPath computes the transposed convolutions by phases, as
+	// evaluation does, in the training steps too
+	// (nn.Store.SetPhasedTraining): faster steps on the CPU, with results
+	// equal to PyTorch's up to rounding rather than bit for bit. Off by
+	// default, so that a run is PyTorch's to the bit. No effect on CUDA.
+	FastPath bool
+	Seed     uint64
 	// MaxStepsPerEpoch caps the training steps of an epoch; 0 runs all.
 	MaxStepsPerEpoch int
 	// Threads is the number of libtorch threads inside one operation; 0

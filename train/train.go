@@ -306,6 +306,7 @@ func newTrainer(cfg Config, obs Observer) (_ *trainer, pos position, err error) 
 			return nil, pos, err
 		}
 	}
+	t.model.Store().SetPhasedTraining(cfg.FastPath)
 	if cfg.ChannelsLast {
 		if err := t.model.SetMemoryFormat(torch.ChannelsLast); err != nil {
 			return nil, pos, fieldErrorf("{ChannelsLast}: %w", err)

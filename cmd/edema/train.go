@@ -75,6 +75,7 @@ func trainCommand() *cli.Command {
 			&cli.BoolFlag{Name: "sync-bn", Usage: "in a job of several processes, normalise batches with the statistics of all the ranks' batches together (SyncBatchNorm)"},
 			ampFlag(),
 			channelsLastFlag(),
+			&cli.BoolFlag{Name: "fast-path", Usage: "compute the transposed convolutions by phases, as evaluation does: faster steps on the CPU (see docs/BENCHMARKS.md), equal to PyTorch's up to rounding instead of bit for bit"},
 		}, jobFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -99,7 +100,7 @@ func trainCommand() *cli.Command {
 				Optimizer: train.Optimizer(c.String("optimizer")), LR: c.Float64("lr"), LRMode: train.LRMode(c.String("lr-mode")), Step: c.Int("step"),
 				Momentum: c.Float64("momentum"), WeightDecay: c.Float64("weight-decay"), Loss: c.String("loss"),
 				Resume: c.String("resume"), ModelPath: c.String("model-path"), Pretrained: c.String("pretrained"), SaveEveryCheckpoint: c.Bool("save-every-checkpoint"), Overwrite: c.Bool("overwrite"),
-				Device: device, Precision: precision, ChannelsLast: c.Bool("channels-last"), Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
+				Device: device, Precision: precision, ChannelsLast: c.Bool("channels-last"), FastPath: c.Bool("fast-path"), Seed: c.Uint64("seed"), MaxStepsPerEpoch: c.Int("max-steps-per-epoch"), Threads: c.Int("threads"),
 				SyncBN: c.Bool("sync-bn"),
 				Augment: oct.Augment{
 					Resize: c.Int("resize"), Rotate: c.Int("random-rotate"), Scale: c.Float64("random-scale"), Crop: c.Int("crop-size"),
@@ -147,7 +148,7 @@ var trainFlags = map[string]string{
 	"Optimizer": "--optimizer", "OptimizerLayout": "--optimizer-layout", "LR": "--lr", "LRMode": "--lr-mode", "Step": "--step",
 	"Momentum": "--momentum", "WeightDecay": "--weight-decay", "Loss": "--loss",
 	"Resume": "--resume", "ModelPath": "--model-path", "Pretrained": "--pretrained", "SaveEveryCheckpoint": "--save-every-checkpoint",
-	"Overwrite": "--overwrite", "Device": "--device", "Precision": "--amp", "ChannelsLast": "--channels-last", "Seed": "--seed",
+	"Overwrite": "--overwrite", "Device": "--device", "Precision": "--amp", "ChannelsLast": "--channels-last", "FastPath": "--fast-path", "Seed": "--seed",
 	"MaxStepsPerEpoch": "--max-steps-per-epoch", "Threads": "--threads",
 	"Augment.Resize": "--resize", "Augment.Rotate": "--random-rotate",
 	"Augment.Scale": "--random-scale", "Augment.Crop": "--crop-size",

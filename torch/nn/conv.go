@@ -132,6 +132,8 @@ type ConvTranspose2d struct {
 	// output's phases in the evaluation fast path, while the store holds
 	// them (phases.go).
 	phases [2]*torch.Tensor
+	// byPhases says whether its kernel, stride and padding allow that.
+	byPhases bool
 }
 
 // NewConvTranspose2d creates a transposed convolution from in to out
@@ -146,18 +148,26 @@ func NewConvTranspose2d(p Path, in, out int64, c Conv2dConfig) *ConvTranspose2d 
 	m := &ConvTranspose2d{opts: c.options(), path: p}
 	m.Weight, m.Bias = newConvParameters(p, []int64{in, out / c.Groups, c.Kernel, c.Kernel}, out, !c.NoBias)
 	p.register(m)
-	if byPhases(m.opts, c.Kernel) {
+	if m.byPhases = byPhases(m.opts, c.Kernel); m.byPhases {
 		p.store.phased = append(p.store.phased, m)
 		p.store.refreshFastPath()
 	}
 	return m
 }
 
-// Forward applies the transposed convolution to x (N×in×H×W); in the
-// evaluation fast path, by phases.
+// Forward applies the transposed convolution to x (N×in×H×W); by phases
+// in the evaluation fast path, and on the CPU with autograd on too when the
+// store says so (Store.SetPhasedTraining).
 func (m *ConvTranspose2d) Forward(x *torch.Tensor) *torch.Tensor {
-	if m.phases[0] != nil && fastPath(m.path) && x.Dim() == 4 {
-		return m.forwardByPhases(x)
+	if m.byPhases && x.Dim() == 4 {
+		if m.phases[0] != nil && fastPath(m.path) {
+			return m.forwardByPhases(x, m.phases)
+		}
+		if m.path.store.phasedTraining && x.Device() == torch.CPU {
+			phases := phaseWeights(m)
+			defer drop(&phases)
+			return m.forwardByPhases(x, phases)
+		}
 	}
 	return torch.ConvTranspose2d(x, m.Weight, m.Bias, m.opts)
 }

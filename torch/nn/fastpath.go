@@ -34,6 +34,18 @@ func (s *Store) SetFastPath(on bool) {
 	s.refreshFastPath()
 }
 
+// SetPhasedTraining makes the transposed convolutions that the fast path
+// computes by phases do so on the CPU with autograd on as well, in
+// training mode and out of it (off by default). The gradients flow through
+// the phases' convolution and the strided copy that interleaves them to
+// the layers' own weight and bias. It trades PyTorch's bits for speed:
+// libtorch 1.13 runs a transposed convolution and its backward pass on the
+// CPU with im2col and OpenBLAS's GEMM, several times as slow as oneDNN's
+// convolution of the phases (docs/BENCHMARKS.md, "Training"), and the
+// phases sum the same products in another order, so that a training run
+// is no longer PyTorch's bit for bit, only up to rounding.
+func (s *Store) SetPhasedTraining(on bool) { s.phasedTraining = on }
+
 // refreshFastPath makes the fast path's tensors when the store is in
 // evaluation mode with the fast path on, and drops them otherwise. The
 // store calls it whenever the tensors or the mode change.

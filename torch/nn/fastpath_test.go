@@ -17,6 +17,50 @@ import (
 // phases with the outputs of libtorch's, up to rounding, with or without
 // bias, channels last or not, on odd sizes too; other settings, training
 // mode and autograd run libtorch's.
+// TestPhasedTraining: with Store.SetPhasedTraining, a transposed
+// convolution in training mode runs by phases, and its output and the
+// gradients of its input, weight and bias match libtorch's own up to
+// rounding, in both layouts.
+func TestPhasedTraining(t *testing.T) {
+	for _, channelsLast := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cl=%t", channelsLast), func(t *testing.T) {
+			torch.ManualSeed(5)
+			s := NewStore()
+			defer s.Free()
+			up := NewConvTranspose2d(s.Root(), 6, 4, Conv2dConfig{Kernel: 4, Stride: 2, Padding: 1})
+			x := torch.Randn([]int64{3, 6, 5, 7}, torch.Float32CPU)
+			g := torch.Randn([]int64{3, 4, 10, 14}, torch.Float32CPU)
+			if channelsLast {
+				require.NoError(t, s.SetMemoryFormat(torch.ChannelsLast))
+				x = x.ContiguousAs(torch.ChannelsLast)
+			}
+			x.SetRequiresGrad(true)
+			// pass returns the output and the gradients of x, the weight
+			// and the bias for the output gradient g.
+			pass := func() [][]float64 {
+				for _, p := range []*torch.Tensor{x, up.Weight, up.Bias} {
+					if grad := p.Grad(); grad != nil {
+						grad.ZeroInPlace()
+					}
+				}
+				y := up.Forward(x)
+				y.BackwardWith(g, false)
+				return [][]float64{values(y), values(x.Grad()), values(up.Weight.Grad()), values(up.Bias.Grad())}
+			}
+			want := pass()
+			s.SetPhasedTraining(true)
+			got := pass()
+			assert.Equal(t, channelsLast, layoutOf(up.Forward(x)) == torch.ChannelsLast, "the input's layout")
+			for i, name := range []string{"output", "input gradient", "weight gradient", "bias gradient"} {
+				assertClose(t, want[i], got[i], 1e-5, name)
+			}
+			assert.NotEqual(t, want[2], got[2], "the phases sum in another order")
+			s.SetPhasedTraining(false)
+			assert.Equal(t, want, pass(), "off: libtorch's own, bit for bit")
+		})
+	}
+}
+
 func TestTransposedConvolutionByPhases(t *testing.T) {
 	cases := []struct {
 		in, out, h, w int64

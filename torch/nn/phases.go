@@ -51,32 +51,32 @@ func phaseWeights(m *ConvTranspose2d) (phases [2]*torch.Tensor) {
 	return phases
 }
 
-// forwardByPhases computes m on x (N×in×H×W) by phases, the output in x's
-// memory format.
-func (m *ConvTranspose2d) forwardByPhases(x *torch.Tensor) *torch.Tensor {
+// forwardByPhases computes m on x (N×in×H×W) by phases with the phases'
+// weight and bias, the output in x's memory format. With autograd on, the
+// gradients flow through the convolution and the one strided copy that
+// interleaves its phases.
+func (m *ConvTranspose2d) forwardByPhases(x *torch.Tensor, phases [2]*torch.Tensor) *torch.Tensor {
 	n, h, w := x.Size(0), x.Size(2), x.Size(3)
-	out := m.phases[0].Size(0) / 4
-	y := torch.Conv2d(x, m.phases[0], m.phases[1], torch.Conv2dOptions{
+	out := phases[0].Size(0) / 4
+	y := torch.Conv2d(x, phases[0], phases[1], torch.Conv2dOptions{
 		Stride: [2]int64{1, 1}, Padding: [2]int64{1, 1}, Dilation: [2]int64{1, 1}, Groups: 1})
 	defer y.Free()
-	o := torch.Options{DType: y.DType(), Device: y.Device()}
-	var res *torch.Tensor
+	// Output pixel (2i+a, 2j+b) of channel c is y's channel (2a+b)·out+c
+	// at (a+i, b+j): a view of y with dimensions (n, c, i, a, j, b), whose
+	// strides add up what each index moves in y.
+	s := y.Strides()
+	sn, sc, sh, sw := s[0], s[1], s[2], s[3]
+	v := y.AsStrided([]int64{n, out, h, 2, w, 2}, []int64{sn, sc, sh, 2*out*sc + sh, sw, out*sc + sw})
+	defer v.Free()
 	if layoutOf(x) == torch.ChannelsLast {
-		nhwc := torch.Empty([]int64{n, 2 * h, 2 * w, out}, o)
-		res = nhwc.Permute(0, 3, 1, 2)
-		nhwc.Free()
-	} else {
-		res = torch.Empty([]int64{n, out, 2 * h, 2 * w}, o)
+		var res *torch.Tensor
+		torch.Scoped(func(sc *torch.Scope) {
+			res = v.Permute(0, 2, 3, 4, 5, 1).Contiguous().View(n, 2*h, 2*w, out).Permute(0, 3, 1, 2)
+			sc.Keep(res)
+		})
+		return res
 	}
-	for a := range int64(2) {
-		for b := range int64(2) {
-			torch.Scoped(func(*torch.Scope) {
-				dst := res.Slice(2, a, 2*h, 2).Slice(3, b, 2*w, 2)
-				dst.CopyFrom(y.Narrow(1, (2*a+b)*out, out).Narrow(2, a, h).Narrow(3, b, w))
-			})
-		}
-	}
-	return res
+	return v.Reshape(n, out, 2*h, 2*w)
 }
 
 // layoutOf is the memory format t is laid out in: channels last when it is

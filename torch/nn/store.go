@@ -76,6 +76,9 @@ type Store struct {
 	folds      []*Conv2d
 	phased     []*ConvTranspose2d
 	noFastPath bool
+	// phasedTraining runs the transposed convolutions by phases with
+	// autograd on as well (SetPhasedTraining).
+	phasedTraining bool
 }
 
 // NewStore returns an empty store in training mode, the mode of a freshly

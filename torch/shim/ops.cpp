@@ -112,6 +112,9 @@ et_error et_narrow(et_tensor a, int64_t dim, int64_t start, int64_t length, et_t
 et_error et_slice(et_tensor a, int64_t dim, int64_t start, int64_t end, int64_t step, et_tensor *out) {
   ET_TRY(*out = et_wrap(a->t.slice(dim, start, end, step)))
 }
+et_error et_as_strided(et_tensor a, const int64_t *shape, const int64_t *strides, int64_t ndim, et_tensor *out) {
+  ET_TRY(*out = et_wrap(a->t.as_strided(et_dims(shape, ndim), et_dims(strides, ndim))))
+}
 et_error et_select(et_tensor a, int64_t dim, int64_t index, et_tensor *out) {
   ET_TRY(*out = et_wrap(a->t.select(dim, index)))
 }

@@ -27,6 +27,11 @@ et_error et_shape(et_tensor t, int64_t *out, int64_t cap, int64_t *ndim) {
          if (*ndim <= cap) std::copy(sizes.begin(), sizes.end(), out))
 }
 
+et_error et_strides(et_tensor t, int64_t *out, int64_t cap, int64_t *ndim) {
+  ET_TRY(auto strides = t->t.strides(); *ndim = static_cast<int64_t>(strides.size());
+         if (*ndim <= cap) std::copy(strides.begin(), strides.end(), out))
+}
+
 et_error et_dtype(et_tensor t, int *out) { ET_TRY(*out = static_cast<int>(t->t.scalar_type())) }
 
 et_error et_device(et_tensor t, int *type, int *index) {
