@@ -23,6 +23,8 @@ package torch
 #cgo nocallback et_dim
 #cgo noescape et_shape
 #cgo nocallback et_shape
+#cgo noescape et_strides
+#cgo nocallback et_strides
 #cgo noescape et_dtype
 #cgo nocallback et_dtype
 #cgo noescape et_device
@@ -217,6 +219,8 @@ package torch
 #cgo nocallback et_narrow
 #cgo noescape et_slice
 #cgo nocallback et_slice
+#cgo noescape et_as_strided
+#cgo nocallback et_as_strided
 #cgo noescape et_select
 #cgo nocallback et_select
 #cgo noescape et_index_select
