@@ -54,7 +54,11 @@ func TestPhasedTraining(t *testing.T) {
 			for i, name := range []string{"output", "input gradient", "weight gradient", "bias gradient"} {
 				assertClose(t, want[i], got[i], 1e-5, name)
 			}
-			assert.NotEqual(t, want[2], got[2], "the phases sum in another order")
+			if !channelsLast {
+				// Channels last, libtorch 2.x's oneDNN transposed convolution
+				// sums the weight gradient in the phases' order.
+				assert.NotEqual(t, want[2], got[2], "the phases sum in another order")
+			}
 			s.SetPhasedTraining(false)
 			assert.Equal(t, want, pass(), "off: libtorch's own, bit for bit")
 		})
