@@ -156,17 +156,7 @@ func TestPrecisionConfig(t *testing.T) {
 // TestChannelsLastRunResumesExactly trains channels last: the run's
 // losses are close to the contiguous run's, and it resumes exactly.
 func TestChannelsLastRunResumesExactly(t *testing.T) {
-	plain := tinyConfig(t)
-	_, err := Run(context.Background(), plain, nil)
-	require.NoError(t, err)
-
-	straight := tinyConfig(t)
-	straight.ChannelsLast = true
-	_, err = Run(context.Background(), straight, nil)
-	require.NoError(t, err)
-	want := finalState(t, straight)
-	base := finalState(t, plain)
-	require.Len(t, want.rows, len(base.rows))
+	base, want := runBesidePlain(t, func(c *Config) { c.ChannelsLast = true })
 	for i, r := range want.rows {
 		// Not equal: the detection head's dropout draws its mask in
 		// memory order, which the layout changes (libtorch 2.x).
@@ -183,17 +173,7 @@ func TestChannelsLastRunResumesExactly(t *testing.T) {
 // rounding but not bit for bit, so the phases ran, and the run resumes
 // exactly.
 func TestFastPathRunResumesExactly(t *testing.T) {
-	plain := tinyConfig(t)
-	_, err := Run(context.Background(), plain, nil)
-	require.NoError(t, err)
-
-	straight := tinyConfig(t)
-	straight.FastPath = true
-	_, err = Run(context.Background(), straight, nil)
-	require.NoError(t, err)
-	want := finalState(t, straight)
-	base := finalState(t, plain)
-	require.Len(t, want.rows, len(base.rows))
+	base, want := runBesidePlain(t, func(c *Config) { c.FastPath = true })
 	for i, r := range want.rows {
 		assert.InDelta(t, base.rows[i].TrainLoss, r.TrainLoss, 1e-3*base.rows[i].TrainLoss, "epoch %d", i)
 	}
@@ -205,6 +185,23 @@ func TestFastPathRunResumesExactly(t *testing.T) {
 	cfg := tinyConfig(t)
 	cfg.FastPath = true
 	requireSameState(t, want, oneEpochThenResume(t, cfg))
+}
+
+// runBesidePlain runs tinyConfig as it is and with set applied, and returns
+// the states the two runs leave, with as many rows each.
+func runBesidePlain(t *testing.T, set func(*Config)) (plain, changed runState) {
+	t.Helper()
+	cfg := tinyConfig(t)
+	_, err := Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	plain = finalState(t, cfg)
+	cfg = tinyConfig(t)
+	set(&cfg)
+	_, err = Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	changed = finalState(t, cfg)
+	require.Len(t, changed.rows, len(plain.rows))
+	return plain, changed
 }
 
 // oneEpochThenResume trains cfg's first epoch, resumes from its checkpoint

@@ -12,11 +12,6 @@ import (
 	"github.com/edema/edema/torch"
 )
 
-// TestTransposedConvolutionByPhases: in evaluation mode without autograd a
-// transposed convolution with kernel 4, stride 2 and padding 1 runs by
-// phases with the outputs of libtorch's, up to rounding, with or without
-// bias, channels last or not, on odd sizes too; other settings, training
-// mode and autograd run libtorch's.
 // TestPhasedTraining: with Store.SetPhasedTraining, a transposed
 // convolution in training mode runs by phases, and its output and the
 // gradients of its input, weight and bias match libtorch's own up to
@@ -65,6 +60,11 @@ func TestPhasedTraining(t *testing.T) {
 	}
 }
 
+// TestTransposedConvolutionByPhases: in evaluation mode without autograd a
+// transposed convolution with kernel 4, stride 2 and padding 1 runs by
+// phases with the outputs of libtorch's, up to rounding, with or without
+// bias, channels last or not, on odd sizes too; other settings, training
+// mode and autograd run libtorch's.
 func TestTransposedConvolutionByPhases(t *testing.T) {
 	cases := []struct {
 		in, out, h, w int64

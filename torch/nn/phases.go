@@ -3,7 +3,7 @@ package nn
 import "github.com/edema/edema/torch"
 
 // A transposed convolution by phases, part of the evaluation fast path
-// (fastpath.go). With kernel 4, stride 2 and padding 1, output row 2m
+// (fastpath.go) and of training with Store.SetPhasedTraining. With kernel 4, stride 2 and padding 1, output row 2m
 // takes input rows m−1 and m through kernel rows 3 and 1, and output row
 // 2m+1 input rows m and m+1 through kernel rows 2 and 0; columns likewise.
 // Each of the four phases (row parity a, column parity b) of the output is
