@@ -257,17 +257,30 @@ func (g *Group) failed(op, cause string) *Error {
 		return g.error(op, cause+" (the store cannot be reached either: rank 0, its host, has likely stopped)")
 	}
 	deadline := time.Now().Add(reportWindow)
-	for {
-		var silent []string
+	var silent []string
+	for scanned := false; ; scanned = true {
+		// The store's host, rank 0, may end its own window and exit
+		// before this one ends: the last answers it gave stand then.
+		now, closed := []string(nil), false
 		for r := range g.size {
-			if v, err := g.store.Add(key(r), 0); err == nil && v == 0 {
-				silent = append(silent, strconv.Itoa(r))
+			v, err := g.store.Add(key(r), 0)
+			if err != nil {
+				closed = true
+				break
 			}
+			if v == 0 {
+				now = append(now, strconv.Itoa(r))
+			}
+		}
+		if !closed {
+			silent = now
+		} else if !scanned {
+			return g.error(op, cause+" (the store closed before the other ranks' reports could be read)")
 		}
 		if len(silent) == 0 {
 			return g.error(op, cause+" (every rank reports the failure)")
 		}
-		if time.Now().After(deadline) {
+		if closed || time.Now().After(deadline) {
 			ranks := "rank " + silent[0]
 			if len(silent) > 1 {
 				ranks = "ranks " + strings.Join(silent, ", ")
