@@ -108,7 +108,7 @@ func BenchmarkCube(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	usage := benchenv.Usage(b)
+	usage := benchenv.Take(b)
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := p.PredictCube(context.Background(), cube, norm); err != nil {

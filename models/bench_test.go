@@ -57,7 +57,7 @@ func BenchmarkForwardEval(b *testing.B) {
 			forward() // warm-up: first-call allocations and kernel selection
 			// CPU time as well as wall time: on a machine shared with other
 			// work the CPU time the pass takes varies much less.
-			start, usage := benchenv.CPUTime(b), benchenv.Usage(b)
+			start, usage := benchenv.CPUTime(b), benchenv.Take(b)
 			b.ResetTimer()
 			for b.Loop() {
 				forward()

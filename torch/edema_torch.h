@@ -238,8 +238,10 @@ et_error et_version(char **out);
  * limit bytes of free resident memory, for later tensors. enable installs it
  * as libtorch's CPU allocator (or changes the limit), disable restores the
  * previous allocator and gives the free memory back, empty gives it back.
- * stats fills out[0..5] with the free resident bytes, the limit, hits,
- * misses, the free blocks and the resident bytes of the arena. */
+ * stats fills out[0..7] with the free resident bytes, the limit, hits,
+ * misses, the free blocks, the resident bytes of the arena, the most bytes
+ * its tensors have held at once and the bytes of pages moved from free
+ * blocks into new tensors. */
 et_error et_host_cache_enable(int64_t limit);
 et_error et_host_cache_disable(void);
 et_error et_host_cache_empty(void);

@@ -24,10 +24,14 @@ import "syscall"
 // segments: a tensor takes the smallest free block that holds it and splits
 // off the rest, a freed block merges with its free neighbours, and when no
 // free block holds a tensor the arena grows at its end by what its last
-// free block lacks. So the next pass runs in the memory the last one left,
-// whatever its tensors' sizes, without a page fault, and the memory held
-// stays close to the most that the tensors ever used at once. The arena is
-// backed by transparent huge pages where the kernel allows it. Smaller
+// free block lacks. Growing adds address space, not memory: the new
+// tensor's memory is the pages of free blocks, moved in 2 MiB at a time
+// (mremap, Linux 5.13 or later) rather than faulted in, so the holes that
+// fitting leaves between tensors hold no memory once a larger tensor needs
+// it. So the next pass runs in the memory the last one left, whatever its
+// tensors' sizes, without a page fault, and the memory held stays close to
+// the most that the tensors ever used at once. The arena is backed by
+// transparent huge pages where the kernel allows it. Smaller
 // tensors, and any the arena's address space cannot hold, go to malloc and
 // back as before. The limit is on free resident memory: beyond it the
 // cache gives the pages of free blocks back to the kernel, largest block
@@ -64,23 +68,30 @@ type HostCacheStats struct {
 	Blocks   int64 // free blocks
 	Hits     int64 // tensors of 1 MiB or more served from free blocks
 	Misses   int64 // tensors of 1 MiB or more that grew the arena
+	// The most bytes of the arena that tensors have held at once: Reserved
+	// beyond it is free memory that the limit lets the arena keep.
+	PeakInUse int64
+	// Bytes of pages moved from free blocks into new tensors, instead of
+	// faulted in (0 where the kernel cannot move them).
+	Moved int64
 }
 
 // HostCacheStatistics returns the host cache's figures so far.
 func HostCacheStatistics() HostCacheStats {
-	var out [6]C.int64_t
+	var out [8]C.int64_t
 	check("host_cache_stats", C.et_host_cache_stats(&out[0]))
 	return HostCacheStats{Cached: int64(out[0]), Limit: int64(out[1]),
 		Hits: int64(out[2]), Misses: int64(out[3]), Blocks: int64(out[4]),
-		Reserved: int64(out[5])}
+		Reserved: int64(out[5]), PeakInUse: int64(out[6]), Moved: int64(out[7])}
 }
 
 // DefaultHostCacheLimit is the limit the edema command gives the host
-// cache: half of the machine's memory. A quarter was too little for a
-// training step at the challenge's size: UNet's, batch 8 of 1024×512,
-// leaves more than that free at its end on a 23 GiB machine, so the cache
-// gave it back and the next step faulted it in again, 3 s of its 20 s
-// (docs/BENCHMARKS.md, "Host memory"). Free memory is at most what the
+// cache: three quarters of the machine's memory. A training step at the
+// challenge's size (batch 8 of 1024×512) frees nearly all it held at its
+// end, and the cache gave what passed the limit back to the kernel, so the
+// next step faulted it in again: with a quarter, 3 s of a UNet step's 20 s
+// on a 23 GiB machine; with half, UNet++'s 14 GiB step still passed it
+// (docs/BENCHMARKS.md, "Training"). Free memory is at most what the
 // process's tensors once held together, as with PyTorch's CUDA caching
 // allocator, which keeps all of it.
 func DefaultHostCacheLimit() int64 {
@@ -88,5 +99,5 @@ func DefaultHostCacheLimit() int64 {
 	if err := syscall.Sysinfo(&si); err != nil || si.Totalram == 0 {
 		return 1 << 30
 	}
-	return int64(si.Totalram) * int64(si.Unit) / 2
+	return int64(si.Totalram) * int64(si.Unit) / 4 * 3
 }

@@ -2,6 +2,7 @@ package torch
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,11 +65,11 @@ func TestHostCacheReusesBlocks(t *testing.T) {
 // mib makes a float32 tensor of n MiB.
 func mib(n int64) *Tensor { return Zeros([]int64{n, 1 << 18}, Float32CPU) }
 
-// The cache's arena grows in steps of 2 MiB, and each block has a header
-// of 64 bytes before its data.
+// The cache's arena grows and counts its memory in chunks of 2 MiB, its
+// huge pages, and each block has a header of 64 bytes before its data.
 const (
-	growStep = 2 << 20
-	header   = 64
+	chunk  = 2 << 20
+	header = 64
 )
 
 func TestHostCacheSplitsAndMerges(t *testing.T) {
@@ -81,6 +82,7 @@ func TestHostCacheSplitsAndMerges(t *testing.T) {
 
 	a := mib(64)
 	s := HostCacheStatistics()
+	assert.GreaterOrEqual(t, s.PeakInUse, int64(64<<20)+header, "a's block is in use")
 	if start.Blocks == 0 {
 		assert.Equal(t, int64(66<<20), s.Reserved, "64 MiB and a header, in whole steps")
 	}
@@ -95,6 +97,7 @@ func TestHostCacheSplitsAndMerges(t *testing.T) {
 	assert.Equal(t, s.Reserved, s2.Reserved, "both fit in the freed memory")
 	assert.Equal(t, s.Hits+2, s2.Hits)
 	assert.Equal(t, s.Reserved-(48<<20)-2*header, s2.Cached, "what they hold, headers included")
+	assert.GreaterOrEqual(t, s2.PeakInUse, s.PeakInUse, "the peak stays when tensors are freed")
 	b.Free()
 	assert.Equal(t, int64(2), HostCacheStatistics().Blocks, "b's block and the rest after c, apart")
 	c.Free()
@@ -109,22 +112,23 @@ func TestHostCacheSplitsAndMerges(t *testing.T) {
 	assert.Equal(t, s3.Misses+1, s4.Misses)
 	dBytes := d.Numel() * 4
 	assert.GreaterOrEqual(t, s4.Reserved, dBytes)
-	assert.Less(t, s4.Reserved, dBytes+growStep+2*header, "the arena holds d and less than a step more, not d beside the old block")
+	assert.Less(t, s4.Reserved, dBytes+chunk+2*header, "the arena holds d and less than a step more, not d beside the old block")
 	assert.Equal(t, float64(0), d.Sum().Item())
 	d.Free()
 
-	// A lower limit gives free blocks back to the kernel, largest first;
-	// blocks in use keep their memory.
+	// A lower limit gives free blocks back to the kernel, largest first,
+	// in whole chunks; blocks in use keep their memory, and so do the
+	// chunks they share with free blocks.
 	x1, sep1, x2, sep2 := mib(16), mib(2), mib(32), mib(2)
 	x1.Free()
 	x2.Free()
 	s5 := HostCacheStatistics()
 	EnableHostCache(s5.Cached - 30<<20)
 	s6 := HostCacheStatistics()
-	assert.Equal(t, s5.Reserved-32<<20-header, s6.Reserved, "x2's block went back, and no other")
+	assert.Equal(t, s5.Reserved-15*chunk, s6.Reserved, "the 15 chunks inside x2's block went back, and no other")
 	assert.Equal(t, s5.Blocks, s6.Blocks)
 	EnableHostCache(0)
-	assert.Equal(t, int64(4<<20+2*header), HostCacheStatistics().Reserved, "only the blocks in use stay")
+	assert.Equal(t, int64(4*chunk), HostCacheStatistics().Reserved, "only the chunks of the blocks in use stay, two each")
 	sum := sep1.Add(sep2)
 	assert.Equal(t, float64(0), sum.Sum().Item(), "their memory is still their own")
 	sum.Free()
@@ -137,7 +141,7 @@ func TestHostCacheSplitsAndMerges(t *testing.T) {
 	s7 := HostCacheStatistics()
 	y := mib(40)
 	assert.Equal(t, s7.Misses, HostCacheStatistics().Misses)
-	assert.Equal(t, int64(40<<20+header), HostCacheStatistics().Reserved)
+	assert.Equal(t, int64(21*chunk), HostCacheStatistics().Reserved, "40 MiB and a header, in chunks")
 	assert.Equal(t, float64(0), y.Sum().Item())
 	y.Free()
 
@@ -145,6 +149,61 @@ func TestHostCacheSplitsAndMerges(t *testing.T) {
 	s8 := HostCacheStatistics()
 	FromSlice([]float32{1, 2, 3}).Free()
 	assert.Equal(t, s8, HostCacheStatistics())
+}
+
+// TestHostCacheMovesPages frees two tensors between others in use and
+// then makes one larger than either hole: the new tensor's memory is the
+// holes' pages, moved rather than faulted in, so the arena's memory does
+// not grow by it, and the tensors in use keep their values.
+func TestHostCacheMovesPages(t *testing.T) {
+	EnableHostCache(1 << 30)
+	defer DisableHostCache()
+	EmptyHostCache()
+	a, sep1, b, sep2 := mib(32), Full([]int64{2, 1 << 18}, 1, Float32CPU), mib(32), Full([]int64{2, 1 << 18}, 2, Float32CPU)
+	defer sep1.Free()
+	defer sep2.Free()
+	a.Free()
+	b.Free()
+	before := HostCacheStatistics()
+	c := Full([]int64{48, 1 << 18}, 3, Float32CPU)
+	defer c.Free()
+	after := HostCacheStatistics()
+	if after.Moved == before.Moved && !kernelAtLeast(t, 5, 13) {
+		t.Skip("the kernel cannot move pages between mappings (mremap's MREMAP_DONTUNMAP needs Linux 5.13)")
+	}
+	assert.GreaterOrEqual(t, after.Moved-before.Moved, int64(22*chunk), "the chunks inside c took the holes' pages")
+	assert.LessOrEqual(t, after.Reserved, before.Reserved+2*chunk, "the arena's memory grew by c's two end chunks at most")
+	assert.Equal(t, float64(48<<18*3), c.Sum().Item())
+	assert.Equal(t, float64(2<<18*1), sep1.Sum().Item(), "the tensors beside the holes keep their values")
+	assert.Equal(t, float64(2<<18*2), sep2.Sum().Item())
+
+	// Its memory freed and taken again, c needs no moves.
+	c.Free()
+	again := Full([]int64{48, 1 << 18}, 4, Float32CPU)
+	defer again.Free()
+	s := HostCacheStatistics()
+	assert.Equal(t, after.Moved, s.Moved)
+	assert.Equal(t, after.Reserved, s.Reserved)
+	assert.Equal(t, float64(48<<18*4), again.Sum().Item())
+}
+
+// kernelAtLeast says whether the running Linux kernel's version is at
+// least major.minor.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	var u syscall.Utsname
+	require.NoError(t, syscall.Uname(&u))
+	var release []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		release = append(release, byte(c))
+	}
+	var got [2]int
+	for i, f := range strings.SplitN(string(release), ".", 3)[:2] {
+		got[i], _ = strconv.Atoi(strings.TrimRightFunc(f, func(r rune) bool { return r < '0' || r > '9' }))
+	}
+	return got[0] > major || got[0] == major && got[1] >= minor
 }
 
 // TestHostCacheKeepsWhatFitsTheLimit frees a tensor beside a block whose

@@ -115,7 +115,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
-			cpu, usage := benchenv.CPUTime(b), benchenv.Usage(b)
+			cpu, usage := benchenv.CPUTime(b), benchenv.Take(b)
 			for b.Loop() {
 				if _, _, err := t.trainStep(batch); err != nil {
 					b.Fatal(err)

@@ -83,7 +83,7 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.Int64Flag{
 				Name:    "host-cache-mb",
-				Usage:   "MiB of freed CPU tensor memory kept for reuse (0: none; default: half of the machine's memory)",
+				Usage:   "MiB of freed CPU tensor memory kept for reuse (0: none; default: three quarters of the machine's memory)",
 				EnvVars: []string{"EDEMA_HOST_CACHE_MB"},
 				Value:   -1,
 			},

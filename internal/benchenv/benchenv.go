@@ -8,8 +8,8 @@
 //	EDEMA_BENCH_INPUT       the input of the forward benchmarks, NxCxHxW
 //	                        (default 8x3x256x128)
 //
-// and measures what they report beside the time: the page faults and the
-// peak resident memory of the process.
+// and measures what they report beside the time: the page faults, the
+// peak resident memory of the process and the host cache's memory.
 package benchenv
 
 import (
@@ -91,12 +91,34 @@ func CPUTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// Snapshot is what ReportMemory measures from: the process's resource
+// usage and the host cache's moved pages when the timing started.
+type Snapshot struct {
+	usage syscall.Rusage
+	moved int64
+}
+
+// Take takes a Snapshot.
+func Take(b *testing.B) Snapshot {
+	b.Helper()
+	return Snapshot{usage: Usage(b), moved: torch.HostCacheStatistics().Moved}
+}
+
 // ReportMemory reports the minor page faults per iteration since before
-// (a snapshot of Usage taken when the timing started) and the process's
-// peak resident memory, as faults/op and peak-MiB.
-func ReportMemory(b *testing.B, before syscall.Rusage) {
+// and the process's peak resident memory, as faults/op and peak-MiB; with
+// the host cache on, also its arena's resident memory at the end, the most
+// of it that tensors held at once and the pages it moved into new tensors
+// per iteration instead of faulting them in, as arena-MiB, arena-used-MiB
+// and moved-MiB/op: the first two differ by the free memory the arena
+// keeps.
+func ReportMemory(b *testing.B, before Snapshot) {
 	b.Helper()
 	after := Usage(b)
-	b.ReportMetric(float64(after.Minflt-before.Minflt)/float64(b.N), "faults/op")
+	b.ReportMetric(float64(after.Minflt-before.usage.Minflt)/float64(b.N), "faults/op")
 	b.ReportMetric(float64(after.Maxrss)/1024, "peak-MiB")
+	if s := torch.HostCacheStatistics(); s.Limit > 0 {
+		b.ReportMetric(float64(s.Reserved)/(1<<20), "arena-MiB")
+		b.ReportMetric(float64(s.PeakInUse)/(1<<20), "arena-used-MiB")
+		b.ReportMetric(float64(s.Moved-before.moved)/(1<<20)/float64(b.N), "moved-MiB/op")
+	}
 }

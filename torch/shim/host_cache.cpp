@@ -11,19 +11,28 @@
 // fit) and splits off the rest when the rest is worth keeping; a freed
 // block merges with its free neighbours; when no free block holds a
 // request, the arena grows at its end by what its free last block lacks.
-// So a pass runs in the memory the last pass left, whatever its tensors'
-// sizes, without page faults, and the memory used stays close to the most
-// the tensors ever held at once. The arena asks for transparent huge
-// pages, so even the first pass faults its memory in 2 MiB at a time where
-// the kernel allows. Free memory beyond the limit goes back to the kernel
-// (MADV_DONTNEED), largest free block first; the address space stays.
-// Smaller tensors go to malloc and back at once.
+//
+// Memory is counted in chunks of 2 MiB, the arena's huge pages. Growing
+// the arena adds address space, not memory: a new tensor's chunks that
+// hold no memory take the pages of chunks inside free blocks, moved with
+// mremap (MREMAP_DONTUNMAP, Linux 5.13) in microseconds instead of
+// faulted in and zeroed. So the free holes that best fit leaves between
+// tensors hold no memory once a larger tensor needs it, and the arena's
+// memory stays at the most its tensors held at once, plus the chunks at
+// blocks' ends, which a free block shares with its neighbours. Free
+// memory beyond the limit goes back to the kernel (MADV_DONTNEED),
+// largest free block first; the address space stays. Smaller tensors go
+// to malloc and back at once.
 //
 // The policy (when to enable the cache, its limit) is Go's: see
 // torch/hostcache.go.
-#include <set>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <mutex>
+#include <set>
 #include <utility>
+#include <vector>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -32,6 +41,10 @@
 
 #include "shim.hpp"
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4  // Linux's value; older C libraries lack the name
+#endif
+
 namespace {
 
 constexpr size_t kAlignment = 64;      // c10's alignment of tensor data
@@ -39,22 +52,27 @@ constexpr size_t kHeader = kAlignment; // block header, before the data
 constexpr size_t kMinCached = 1 << 20; // smaller tensors are not cached
 constexpr size_t kRound = 512;         // cached sizes are multiples
 constexpr size_t kMinSplit = 1 << 20;  // smaller remainders stay with the block
-constexpr size_t kHugePage = 2 << 20;  // the arena grows by multiples, aligned
+constexpr size_t kChunk = 2 << 20;     // a huge page: the arena's unit of memory
 
 // Every block starts with a header, so the deleter needs only the data
 // pointer. The arena's blocks are a list in address order.
 struct Header {
-  size_t size;    // bytes of data after the header
-  Header *prev;   // the block before, in the arena
-  Header *next;   // the block after, in the arena
-  size_t released;  // of a free block: bytes of it given back to the kernel
-  bool cached;      // from the arena, else from malloc
+  size_t size;   // bytes of data after the header
+  Header *prev;  // the block before, in the arena
+  Header *next;  // the block after, in the arena
+  bool cached;   // from the arena, else from malloc
   bool free;
 };
 static_assert(sizeof(Header) <= kHeader, "the header must fit before the data");
 
 inline char *data_of(Header *h) { return reinterpret_cast<char *>(h) + kHeader; }
+inline char *end_of(Header *h) { return data_of(h) + h->size; }
 inline size_t round_up(size_t n, size_t unit) { return (n + unit - 1) / unit * unit; }
+
+// A range of chunks, [first, last).
+struct Chunks {
+  size_t first, last;
+};
 
 class HostCache final : public c10::Allocator {
  public:
@@ -76,14 +94,16 @@ class HostCache final : public c10::Allocator {
     std::lock_guard<std::mutex> lock(mu_);
     trim_locked(0);
   }
-  void stats(int64_t out[6]) {
+  void stats(int64_t out[8]) {
     std::lock_guard<std::mutex> lock(mu_);
     out[0] = static_cast<int64_t>(idle_locked());
     out[1] = static_cast<int64_t>(limit_);
     out[2] = hits_;
     out[3] = misses_;
     out[4] = static_cast<int64_t>(free_.size());
-    out[5] = static_cast<int64_t>(committed_ - released_);
+    out[5] = static_cast<int64_t>(resident_locked());
+    out[6] = static_cast<int64_t>(peak_in_use_);
+    out[7] = static_cast<int64_t>(moved_ * kChunk);
   }
 
  private:
@@ -99,7 +119,7 @@ class HostCache final : public c10::Allocator {
     TORCH_CHECK(posix_memalign(&base, kAlignment, kHeader + n) == 0, "not enough host memory: tried to allocate ",
                 n, " bytes");
     auto *h = static_cast<Header *>(base);
-    *h = Header{n, nullptr, nullptr, 0, false, false};
+    *h = Header{n, nullptr, nullptr, false, false};
     return h;
   }
 
@@ -116,11 +136,16 @@ class HostCache final : public c10::Allocator {
         misses_++;
       }
       if (h != nullptr) {
-        split_locked(h, size);
         unlist_locked(h);
+        split_locked(h, size);
         h->free = false;
-        h->released = 0;
+        // h's chunks, and the one of the rest's header, are no longer
+        // inside a free block.
+        auto span = spanned(h);
+        donors_.erase(donors_.lower_bound(span.first), donors_.upper_bound(chunk_at(end_of(h))));
         in_use_ += kHeader + h->size;
+        peak_in_use_ = std::max(peak_in_use_, in_use_);
+        back_locked(h);
         return h;
       }
     }
@@ -134,7 +159,7 @@ class HostCache final : public c10::Allocator {
   Header *grow_locked(size_t size) {
     if (base_ == nullptr) reserve_locked();
     bool extend = last_ != nullptr && last_->free;
-    size_t bytes = round_up(extend ? size - last_->size : kHeader + size, kHugePage);
+    size_t bytes = round_up(extend ? size - last_->size : kHeader + size, kChunk);
     if (bytes > reserved_ - committed_) return nullptr;
     char *end = base_ + committed_;
     if (mprotect(end, bytes, PROT_READ | PROT_WRITE) != 0) {
@@ -143,6 +168,7 @@ class HostCache final : public c10::Allocator {
       TORCH_CHECK(mprotect(end, bytes, PROT_READ | PROT_WRITE) == 0, "not enough host memory: tried to allocate ",
                   size, " bytes");
     }
+    backed_.resize((committed_ + bytes) / kChunk, false);  // may throw: nothing has changed yet
     committed_ += bytes;
     if (extend) {
       unlist_locked(last_);
@@ -151,7 +177,8 @@ class HostCache final : public c10::Allocator {
       return last_;
     }
     auto *h = reinterpret_cast<Header *>(end);
-    *h = Header{bytes - kHeader, last_, nullptr, 0, true, true};
+    *h = Header{bytes - kHeader, last_, nullptr, true, true};
+    touch_locked(h);
     list_locked(h);
     if (last_ != nullptr) last_->next = h;
     last_ = h;
@@ -166,38 +193,37 @@ class HostCache final : public c10::Allocator {
     size_t ram = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
     for (size_t want = round_up(4 * std::max(ram, size_t(1) << 30), 1 << 30); want >= (size_t(1) << 30);
          want /= 2) {
-      void *p = mmap(nullptr, want + kHugePage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      void *p = mmap(nullptr, want + kChunk, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
       if (p == MAP_FAILED) continue;
       // Aligned to a huge page, so that the kernel can back all of it with
       // them; advice only, where huge pages are off the arena has small ones.
       auto addr = reinterpret_cast<uintptr_t>(p);
-      base_ = reinterpret_cast<char *>(round_up(addr, kHugePage));
+      base_ = reinterpret_cast<char *>(round_up(addr, kChunk));
       reserved_ = want;
       madvise(base_, reserved_, MADV_HUGEPAGE);
       return;
     }
     // No address space to spare: malloc serves every tensor (grow_locked
     // finds no room).
-    base_ = reinterpret_cast<char *>(kHugePage);
+    base_ = reinterpret_cast<char *>(kChunk);
     reserved_ = 0;
   }
 
-  // split_locked keeps size bytes in h, a listed free block, and makes the
-  // rest a free block of its own when the rest is worth it; the rest takes
-  // as much of h's released bytes as it can hold.
+  // split_locked keeps size bytes in h, a free block just taken out of
+  // the free set, and makes the rest a listed free block of its own when
+  // the rest is worth it.
   void split_locked(Header *h, size_t size) {
     if (h->size < size + kHeader + kMinSplit) return;
     auto *rest = reinterpret_cast<Header *>(data_of(h) + size);
-    size_t rest_bytes = h->size - size;  // its header included
-    *rest = Header{rest_bytes - kHeader, h, h->next, std::min(h->released, rest_bytes), true, true};
-    list_locked(rest);  // first: it may throw, and nothing has changed yet
-    unlist_locked(h);
+    *rest = Header{h->size - size - kHeader, h, h->next, true, true};
+    touch_locked(rest);
     if (h->next != nullptr) h->next->prev = rest;
     if (last_ == h) last_ = rest;
     h->next = rest;
     h->size = size;
-    h->released -= rest->released;
-    list_locked(h);
+    // Should the free set fail to grow, the rest is lost to the cache until
+    // a neighbour merges with it, and h is not.
+    list_locked(rest);
   }
 
   static void give_back(void *data) {
@@ -219,6 +245,9 @@ class HostCache final : public c10::Allocator {
     std::lock_guard<std::mutex> lock(mu_);
     in_use_ -= kHeader + h->size;
     h->free = true;
+    // The chunks that may join the inside of a free block: h's, and the
+    // one of the next block's header.
+    Chunks joined{spanned(h).first, chunk_at(end_of(h)) + 1};
     if (Header *next = h->next; next != nullptr && next->free) merge_locked(h, next);
     if (Header *prev = h->prev; prev != nullptr && prev->free) {
       unlist_locked(prev);
@@ -226,48 +255,106 @@ class HostCache final : public c10::Allocator {
       h = prev;
     }
     list_locked(h);
+    auto in = inner(h);
+    for (size_t i = std::max(joined.first, in.first); i < std::min(joined.last, in.last); i++) {
+      if (backed_[i]) donors_.insert(i);
+    }
     if (idle_locked() > limit_) trim_locked(limit_);
   }
 
   // merge_locked makes b, the listed free block after a, part of a, which
-  // is in no list; their released bytes add up.
+  // is in no list.
   void merge_locked(Header *a, Header *b) {
     unlist_locked(b);
     a->size += kHeader + b->size;
-    a->released += b->released;
     a->next = b->next;
     if (b->next != nullptr) b->next->prev = a;
     if (last_ == b) last_ = a;
   }
 
+  // The chunks of the arena: those that lie inside a block's data, which
+  // hold nothing else, and those that it touches, which may hold other
+  // blocks' bytes too.
+  Chunks inner(Header *h) const {
+    auto first = round_up(static_cast<size_t>(data_of(h) - base_), kChunk) / kChunk;
+    auto last = static_cast<size_t>(end_of(h) - base_) / kChunk;
+    return {first, std::max(first, last)};
+  }
+  Chunks spanned(Header *h) const {
+    return {chunk_at(reinterpret_cast<char *>(h)), round_up(static_cast<size_t>(end_of(h) - base_), kChunk) / kChunk};
+  }
+  char *chunk(size_t i) const { return base_ + i * kChunk; }
+  size_t chunk_at(const char *p) const { return static_cast<size_t>(p - base_) / kChunk; }
+
   // list_locked and unlist_locked add a free block to the free set and
-  // take it out, keeping count of the released bytes.
-  void list_locked(Header *h) {
-    free_.insert({h->size, h});
-    released_ += h->released;
-  }
-  void unlist_locked(Header *h) {
-    if (free_.erase({h->size, h}) != 0) released_ -= h->released;
+  // take it out. The donors, the chunks inside free blocks that hold
+  // memory, whose pages may move into a new tensor's chunks, change only
+  // where blocks are taken and freed, by the chunks those touch.
+  void list_locked(Header *h) { free_.insert({h->size, h}); }
+  void unlist_locked(Header *h) { free_.erase({h->size, h}); }
+
+  // touch_locked counts the chunk of a header just written as holding
+  // memory: the write faulted it in.
+  void touch_locked(Header *h) { set_backed_locked(chunk_at(reinterpret_cast<char *>(h)), true); }
+
+  // back_locked gives memory to the chunks of h, a block just taken: its
+  // inner chunks without any take a donor's pages where the kernel can
+  // move them; the rest fault theirs in when the tensor writes them.
+  void back_locked(Header *h) {
+    auto [first, last] = spanned(h);
+    auto in = inner(h);
+    for (size_t i = first; i < last; i++) {
+      if (backed_[i]) continue;
+      if (i >= in.first && i < in.last && movable_ && !donors_.empty()) {
+        size_t d = *donors_.rbegin();
+        if (mremap(chunk(d), kChunk, kChunk, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, chunk(i)) !=
+            MAP_FAILED) {
+          set_backed_locked(d, false);
+          moved_++;
+        } else if (errno == EINVAL) {
+          movable_ = false;  // a kernel before 5.13: pages fault in as before
+        }
+      }
+      set_backed_locked(i, true);
+    }
   }
 
+  void set_backed_locked(size_t i, bool backed) {
+    if (!backed) donors_.erase(i);
+    if (backed_[i] == backed) return;
+    backed_[i] = backed;
+    resident_ += backed ? 1 : 0;
+    resident_ -= backed ? 0 : 1;
+  }
+
+  size_t resident_locked() const { return resident_ * kChunk; }
   // idle_locked is the resident memory of the arena that no tensor holds.
-  size_t idle_locked() const { return committed_ - released_ - in_use_; }
+  size_t idle_locked() const { return resident_locked() - in_use_; }
 
-  // trim_locked gives the pages of free blocks back to the kernel, largest
-  // block first, until the idle memory is at most limit. A block keeps its
-  // header's page, and the next block's.
+  // trim_locked gives the memory of free blocks back to the kernel,
+  // largest block first, until the idle memory is at most limit: first
+  // their inner chunks; then, with the limit not met, the whole pages of
+  // their data in the chunks they share, of which those that hold nothing
+  // else (the arena's first and last, say) count as given back.
   void trim_locked(size_t limit) {
+    for (auto it = free_.end(); it != free_.begin() && idle_locked() > limit;) {
+      auto [first, last] = inner((--it)->second);
+      for (auto d = donors_.lower_bound(first); d != donors_.end() && *d < last && idle_locked() > limit;) {
+        size_t i = *d++;
+        madvise(chunk(i), kChunk, MADV_DONTNEED);
+        set_backed_locked(i, false);
+      }
+    }
     static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     for (auto it = free_.end(); it != free_.begin() && idle_locked() > limit;) {
       Header *h = (--it)->second;
-      if (h->released == kHeader + h->size) continue;
       auto from = round_up(reinterpret_cast<uintptr_t>(data_of(h)), page);
-      auto to = (reinterpret_cast<uintptr_t>(data_of(h)) + h->size) / page * page;
+      auto to = reinterpret_cast<uintptr_t>(end_of(h)) / page * page;
       if (to > from) madvise(reinterpret_cast<void *>(from), to - from, MADV_DONTNEED);
-      // The header's page stays; counting it as given back keeps the
-      // figures simple, at the cost of a page a block.
-      released_ += kHeader + h->size - h->released;
-      h->released = kHeader + h->size;
+      auto [first, last] = spanned(h);
+      for (size_t i = first; i < last; i++) {
+        if (chunk(i) >= reinterpret_cast<char *>(h) && chunk(i) + kChunk <= end_of(h)) set_backed_locked(i, false);
+      }
     }
   }
 
@@ -282,14 +369,18 @@ class HostCache final : public c10::Allocator {
  private:
   std::mutex mu_;
   std::set<std::pair<size_t, Header *>> free_;  // (size, block) of free blocks
-  char *base_ = nullptr;  // the arena
-  size_t reserved_ = 0;   // bytes of address space reserved for it
-  size_t committed_ = 0;  // bytes of it made usable, from base_
-  Header *last_ = nullptr;  // the block that ends at base_ + committed_
-  size_t released_ = 0;   // bytes of free blocks given back to the kernel
-  size_t in_use_ = 0;     // bytes of blocks that tensors hold, headers included
+  std::set<size_t> donors_;    // chunks inside free blocks that hold memory
+  std::vector<bool> backed_;   // per chunk of the arena: holds memory
+  char *base_ = nullptr;       // the arena
+  size_t reserved_ = 0;        // bytes of address space reserved for it
+  size_t committed_ = 0;       // bytes of it made usable, from base_
+  Header *last_ = nullptr;     // the block that ends at base_ + committed_
+  size_t resident_ = 0;        // chunks that hold memory
+  size_t in_use_ = 0;          // bytes of blocks that tensors hold, headers included
+  size_t peak_in_use_ = 0;     // the most in_use_ has been
   size_t limit_ = 0;
-  int64_t hits_ = 0, misses_ = 0;
+  bool movable_ = true;        // the kernel moves pages between chunks
+  int64_t hits_ = 0, misses_ = 0, moved_ = 0;
 };
 
 // libtorch's CPU allocator before the cache replaced it.
