@@ -141,8 +141,8 @@ class HostCache final : public c10::Allocator {
         h->free = false;
         // h's chunks, and the one of the rest's header, are no longer
         // inside a free block.
-        auto span = spanned(h);
-        donors_.erase(donors_.lower_bound(span.first), donors_.upper_bound(chunk_at(end_of(h))));
+        auto [first, last] = touched(h);
+        donors_.erase(donors_.lower_bound(first), donors_.lower_bound(last));
         in_use_ += kHeader + h->size;
         peak_in_use_ = std::max(peak_in_use_, in_use_);
         back_locked(h);
@@ -245,9 +245,8 @@ class HostCache final : public c10::Allocator {
     std::lock_guard<std::mutex> lock(mu_);
     in_use_ -= kHeader + h->size;
     h->free = true;
-    // The chunks that may join the inside of a free block: h's, and the
-    // one of the next block's header.
-    Chunks joined{spanned(h).first, chunk_at(end_of(h)) + 1};
+    // The chunks that may join the inside of a free block.
+    Chunks joined = touched(h);
     if (Header *next = h->next; next != nullptr && next->free) merge_locked(h, next);
     if (Header *prev = h->prev; prev != nullptr && prev->free) {
       unlist_locked(prev);
@@ -283,6 +282,9 @@ class HostCache final : public c10::Allocator {
   Chunks spanned(Header *h) const {
     return {chunk_at(reinterpret_cast<char *>(h)), round_up(static_cast<size_t>(end_of(h) - base_), kChunk) / kChunk};
   }
+  // The chunks whose place inside or outside free blocks changes when h
+  // is taken or freed: h's own and the one of the header after it.
+  Chunks touched(Header *h) const { return {chunk_at(reinterpret_cast<char *>(h)), chunk_at(end_of(h)) + 1}; }
   char *chunk(size_t i) const { return base_ + i * kChunk; }
   size_t chunk_at(const char *p) const { return static_cast<size_t>(p - base_) / kChunk; }
 
@@ -323,8 +325,11 @@ class HostCache final : public c10::Allocator {
     if (!backed) donors_.erase(i);
     if (backed_[i] == backed) return;
     backed_[i] = backed;
-    resident_ += backed ? 1 : 0;
-    resident_ -= backed ? 0 : 1;
+    if (backed) {
+      resident_++;
+    } else {
+      resident_--;
+    }
   }
 
   size_t resident_locked() const { return resident_ * kChunk; }
